@@ -1,0 +1,1 @@
+"""Language models on WavTokenizer token streams (token LMs, TTS-LM, alignment probes)."""

@@ -1,0 +1,98 @@
+"""Read any audio file soundfile can read, validate it, resample and mix down; write audio atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from .atomic import atomic_path
+from .errors import WavTokenizerError
+
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64", ".rf64", ".wv"}
+)
+
+
+def is_audio_path(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Return `(waveform (channels, samples) float32, sampling_rate)` of a file, or raise a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise WavTokenizerError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise WavTokenizerError(f"{path} is a directory, expected an audio file")
+    try:
+        data, sampling_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        formats = ", ".join(sorted(sf.available_formats()))
+        raise WavTokenizerError(
+            f"{path}: not a readable audio file ({str(err).strip() or err.__class__.__name__}); "
+            f"soundfile reads: {formats}"
+        ) from None
+    waveform = torch.from_numpy(np.ascontiguousarray(data.T))
+    validate_waveform(waveform, str(path))
+    return waveform, int(sampling_rate)
+
+
+def validate_waveform(waveform: torch.Tensor, what: str = "audio") -> None:
+    """Reject empty audio and NaN/Inf samples."""
+    if waveform.numel() == 0 or waveform.shape[-1] == 0:
+        raise WavTokenizerError(f"{what}: the audio is empty (0 samples)")
+    if not torch.isfinite(waveform).all():
+        bad = int((~torch.isfinite(waveform)).sum())
+        raise WavTokenizerError(f"{what}: {bad} sample(s) are NaN or Inf; only finite values are accepted")
+
+
+def as_channels_first(waveform: torch.Tensor | np.ndarray, what: str = "audio") -> torch.Tensor:
+    """Accept `(samples,)` or `(channels, samples)` float audio and return a float32 `(channels, samples)` tensor."""
+    if isinstance(waveform, np.ndarray):
+        waveform = torch.from_numpy(np.ascontiguousarray(waveform))
+    if not isinstance(waveform, torch.Tensor):
+        raise WavTokenizerError(f"{what}: expected a torch.Tensor or numpy array, got {type(waveform).__name__}")
+    if not waveform.is_floating_point():
+        raise WavTokenizerError(
+            f"{what}: dtype {waveform.dtype} is not accepted; pass float audio in [-1, 1] "
+            "(convert integer PCM by dividing by its full scale)"
+        )
+    if waveform.dim() == 1:
+        waveform = waveform.unsqueeze(0)
+    if waveform.dim() != 2:
+        raise WavTokenizerError(
+            f"{what}: shape {tuple(waveform.shape)} is not accepted; pass (samples,) or (channels, samples)"
+        )
+    waveform = waveform.to(torch.float32)
+    validate_waveform(waveform, what)
+    return waveform
+
+
+def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Band-limited resampling (torchaudio's sinc interpolation); a no-op at equal rates."""
+    if orig_rate <= 0:
+        raise WavTokenizerError(f"sampling rate must be positive, got {orig_rate}")
+    if orig_rate == new_rate:
+        return waveform
+    return AF.resample(waveform, orig_rate, new_rate)
+
+
+def write_audio(path: str | Path, waveform: torch.Tensor, sampling_rate: int, overwrite: bool = False) -> Path:
+    """Write `(channels, samples)` or `(samples,)` audio; format from the suffix (wav, flac, ogg, ...)."""
+    path = Path(path)
+    data = waveform.detach().cpu().to(torch.float32)
+    if data.dim() == 1:
+        data = data.unsqueeze(0)
+    subtype = "FLOAT" if path.suffix.lower() == ".wav" else None
+    kind = path.suffix.lstrip(".").upper()
+    if kind not in sf.available_formats():
+        raise WavTokenizerError(
+            f"{path}: cannot write '{path.suffix}' files; use one of " + ", ".join(f".{f.lower()}" for f in ("wav", "flac", "ogg"))
+        )
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        sf.write(tmp, data.T.numpy(), sampling_rate, subtype=subtype, format=kind)
+    return path

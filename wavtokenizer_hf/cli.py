@@ -1,0 +1,158 @@
+"""The `wavtokenizer` command: a thin layer over the package's modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import WavTokenizerError
+
+DEFAULT_MODEL = os.environ.get("WAVTOKENIZER_MODEL", "wavtokenizer")
+
+
+def _add_io(parser: argparse.ArgumentParser, what_in: str, what_out: str) -> None:
+    parser.add_argument("input", type=Path, help=f"{what_in} file, or a directory (searched recursively)")
+    parser.add_argument("output", type=Path, help=f"{what_out} file, or a directory for directory input")
+    parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL),
+                        help="Hugging Face WavTokenizer directory (default: $WAVTOKENIZER_MODEL or ./wavtokenizer)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wavtokenizer", description="WavTokenizer codec tools (Hugging Face format).")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="authors' .ckpt + .yaml -> Hugging Face directory")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("config", type=Path, help="the authors' YAML config of that checkpoint")
+    p.add_argument("output", type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("export-original", help="Hugging Face directory -> authors' .ckpt (and .yaml beside it)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("output", type=Path, help="output .ckpt path; the YAML is written with the same stem")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("encode", help="audio -> codes file(s)")
+    _add_io(p, "audio", "codes")
+    p.add_argument("--keep-channels", action="store_true", help="encode each channel instead of mixing down")
+
+    p = sub.add_parser("decode", help="codes file(s) -> audio")
+    _add_io(p, "codes", "audio")
+    p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for directory output")
+    p.add_argument("--source-rate", action="store_true", help="resample back to the encoded file's original rate")
+    p.add_argument("--allow-other-model", action="store_true",
+                   help="decode codes made by a different model with the same codebook size and framing")
+
+    p = sub.add_parser("reconstruct", help="audio -> codes -> audio (copy synthesis)")
+    _add_io(p, "audio", "audio")
+    p.add_argument("--keep-channels", action="store_true")
+    p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for directory output")
+
+    p = sub.add_parser("info", help="describe a model directory or a codes file")
+    p.add_argument("path", type=Path)
+    return parser
+
+
+def _convert(args) -> None:
+    from .convert import convert_original_checkpoint
+
+    report = convert_original_checkpoint(args.checkpoint, args.config, args.output, overwrite=args.overwrite)
+    print(report.summary())
+    print(f"wrote {args.output} (load with transformers.AutoModel.from_pretrained)")
+
+
+def _export(args) -> None:
+    from .convert import export_original_checkpoint
+
+    out = export_original_checkpoint(args.model_dir, args.output, overwrite=args.overwrite)
+    print(f"wrote {out} and {out.with_suffix('.yaml')}")
+
+
+def _codec_jobs(args) -> None:
+    from .audio_io import is_audio_path, read_audio, write_audio
+    from .codec import Codec
+    from .codes_file import CODES_SUFFIX, AudioCodes
+    from .file_jobs import run_job
+
+    codec = Codec.from_pretrained(args.model, device=args.device)
+    audio_suffix = "." + getattr(args, "format", "wav")
+
+    def encode(src: Path, dst: Path) -> None:
+        waveform, rate = read_audio(src)
+        codec.encode(waveform, rate, keep_channels=args.keep_channels, what=str(src)).save(dst, args.overwrite)
+
+    def decode(src: Path, dst: Path) -> None:
+        codes = AudioCodes.load(src)
+        if args.source_rate:
+            audio, rate = codec.decode_to_source_rate(codes, args.allow_other_model), codes.source_sampling_rate
+        else:
+            audio, rate = codec.decode(codes, args.allow_other_model), codec.sampling_rate
+        write_audio(dst, audio, rate, overwrite=args.overwrite)
+
+    def reconstruct(src: Path, dst: Path) -> None:
+        waveform, rate = read_audio(src)
+        codes = codec.encode(waveform, rate, keep_channels=args.keep_channels, what=str(src))
+        write_audio(dst, codec.decode_to_source_rate(codes), rate, overwrite=args.overwrite)
+
+    is_codes = lambda p: p.name.endswith(CODES_SUFFIX)  # noqa: E731
+    jobs = {
+        "encode": (encode, is_audio_path, "", CODES_SUFFIX),
+        "decode": (decode, is_codes, CODES_SUFFIX, audio_suffix),
+        "reconstruct": (reconstruct, is_audio_path, "", audio_suffix),
+    }
+    job, accepts, in_suffix, out_suffix = jobs[args.command]
+    if args.input.is_file() and args.output.exists() and not args.output.is_dir() and not args.overwrite:
+        raise WavTokenizerError(f"{args.output} already exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    summary = run_job(job, args.input, args.output, accepts, in_suffix, out_suffix, args.overwrite, args.command)
+    print(summary.report())
+    print(f"{args.command}: {time.perf_counter() - start:.1f} s with model {codec.name} ({codec.frame_rate:g} tokens/s)")
+    if summary.skipped and not summary.done:
+        raise SystemExit(1)
+
+
+def _info(args) -> None:
+    from .codes_file import CODES_SUFFIX, AudioCodes
+    from .convert import load_hf_state
+    from .model_card import describe_config
+
+    if args.path.is_dir():
+        config, state = load_hf_state(args.path)
+        facts = describe_config(config)
+        facts["parameters"] = f"{sum(t.numel() for t in state.values()):,} numbers"
+    elif args.path.name.endswith(CODES_SUFFIX):
+        codes = AudioCodes.load(args.path)
+        facts = {k: str(v) for k, v in codes.metadata().items()}
+        facts["shape"] = str(tuple(codes.audio_codes.shape))
+    else:
+        raise WavTokenizerError(f"{args.path}: expected a model directory or a *{CODES_SUFFIX} file")
+    for key, value in facts.items():
+        print(f"{key}: {value}")
+
+
+COMMANDS = {"convert": _convert, "export-original": _export, "encode": _codec_jobs, "decode": _codec_jobs,
+            "reconstruct": _codec_jobs, "info": _info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except WavTokenizerError as err:
+        if args.debug:
+            raise
+        print(f"wavtokenizer {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Run one per-file job (encode, decode, reconstruct) over a file or a directory tree, with a progress bar and a
+summary of what was done and what was skipped, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from .errors import WavTokenizerError
+
+
+@dataclass
+class JobSummary:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"done: {len(self.done)} file(s), skipped: {len(self.skipped)}"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def output_path_for(input_path: Path, input_root: Path, output_root: Path, in_suffix: str, out_suffix: str) -> Path:
+    relative = input_path.relative_to(input_root)
+    name = relative.name[: -len(in_suffix)] if in_suffix and relative.name.endswith(in_suffix) else relative.stem
+    return output_root / relative.parent / (name + out_suffix)
+
+
+def run_job(
+    job: Callable[[Path, Path], None],
+    input_path: Path,
+    output_path: Path,
+    accepts: Callable[[Path], bool],
+    in_suffix: str,
+    out_suffix: str,
+    overwrite: bool,
+    desc: str,
+) -> JobSummary:
+    """Apply `job(input, output)` to one file, or to every accepted file under a directory (recursively).
+
+    A single file's error is raised; in directory mode each failing file is skipped with its reason.
+    """
+    summary = JobSummary()
+    if not input_path.exists():
+        raise WavTokenizerError(f"input not found: {input_path}")
+    if input_path.is_file():
+        if output_path.is_dir():
+            output_path = output_path / output_path_for(input_path, input_path.parent, Path(), in_suffix, out_suffix)
+        job(input_path, output_path)
+        summary.done.append(output_path)
+        return summary
+
+    if output_path.exists() and not output_path.is_dir():
+        raise WavTokenizerError(f"input {input_path} is a directory, so the output {output_path} must be one too")
+    files = sorted(p for p in input_path.rglob("*") if p.is_file() and accepts(p))
+    if not files:
+        raise WavTokenizerError(f"no input files found under {input_path}")
+    for path in tqdm(files, desc=desc, unit="file"):
+        target = output_path_for(path, input_path, output_path, in_suffix, out_suffix)
+        if target.exists() and not overwrite:
+            summary.skipped.append((path, f"{target} exists (use --overwrite)"))
+            continue
+        try:
+            job(path, target)
+        except WavTokenizerError as err:
+            summary.skipped.append((path, str(err)))
+        else:
+            summary.done.append(target)
+    return summary
