@@ -80,6 +80,8 @@ def _codec_jobs(args) -> None:
     from .codes_file import CODES_SUFFIX, AudioCodes
     from .file_jobs import run_job
 
+    if not args.input.exists():
+        raise WavTokenizerError(f"input not found: {args.input}")
     codec = Codec.from_pretrained(args.model, device=args.device)
     audio_suffix = "." + getattr(args, "format", "wav")
 
@@ -113,7 +115,7 @@ def _codec_jobs(args) -> None:
     summary = run_job(job, args.input, args.output, accepts, in_suffix, out_suffix, args.overwrite, args.command)
     print(summary.report())
     print(f"{args.command}: {time.perf_counter() - start:.1f} s with model {codec.name} ({codec.frame_rate:g} tokens/s)")
-    if summary.skipped and not summary.done:
+    if summary.failed:
         raise SystemExit(1)
 
 
@@ -142,6 +144,9 @@ COMMANDS = {"convert": _convert, "export-original": _export, "encode": _codec_jo
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bars report the work that matters
     try:
         COMMANDS[args.command](args)
     except WavTokenizerError as err:

@@ -15,11 +15,18 @@ from .errors import WavTokenizerError
 @dataclass
 class JobSummary:
     done: list[Path] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    existing: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
 
     def report(self) -> str:
-        lines = [f"done: {len(self.done)} file(s), skipped: {len(self.skipped)}"]
-        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        lines = [
+            f"done: {len(self.done)} file(s), skipped: {len(self.existing) + len(self.failed)} "
+            f"({len(self.existing)} already written, {len(self.failed)} failed)"
+        ]
+        lines += [f"  skipped {path}: output exists (use --overwrite to redo it)" for path in self.existing]
+        # errors already name their file; name it here only when they do not
+        lines += [f"  failed {reason if reason.startswith(str(path)) else f'{path}: {reason}'}"
+                  for path, reason in self.failed]
         return "\n".join(lines)
 
 
@@ -41,7 +48,8 @@ def run_job(
 ) -> JobSummary:
     """Apply `job(input, output)` to one file, or to every accepted file under a directory (recursively).
 
-    A single file's error is raised; in directory mode each failing file is skipped with its reason.
+    A single file's error is raised; in directory mode each failing file is skipped with its reason, and existing
+    outputs are kept (so an interrupted run can simply be started again).
     """
     summary = JobSummary()
     if not input_path.exists():
@@ -61,12 +69,12 @@ def run_job(
     for path in tqdm(files, desc=desc, unit="file"):
         target = output_path_for(path, input_path, output_path, in_suffix, out_suffix)
         if target.exists() and not overwrite:
-            summary.skipped.append((path, f"{target} exists (use --overwrite)"))
+            summary.existing.append(path)
             continue
         try:
             job(path, target)
         except WavTokenizerError as err:
-            summary.skipped.append((path, str(err)))
+            summary.failed.append((path, str(err)))
         else:
             summary.done.append(target)
     return summary

@@ -1,0 +1,90 @@
+"""The Python API and the encode/decode/reconstruct commands on files and directories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from wavtokenizer_hf import AudioCodes, Codec
+from wavtokenizer_hf.cli import main
+
+from conftest import write_tone
+
+
+@pytest.fixture(scope="module")
+def codec(converted_dir):
+    return Codec.from_pretrained(converted_dir)
+
+
+def test_encode_matches_stock_model_and_decode_restores_length(codec, fixture_array):
+    wav = torch.from_numpy(fixture_array("input_wav"))[0]
+    codes = codec.encode(wav, 24000)
+    assert torch.equal(codes.audio_codes, torch.from_numpy(fixture_array("codes"))[0])
+    assert (codes.num_samples, codes.num_frames, codes.frame_rate) == (31250, 98, 75.0)
+    audio = codec.decode(codes)
+    assert audio.shape == (1, 31250)
+    assert (audio - torch.from_numpy(fixture_array("audio"))[:, :31250]).abs().max() <= 1e-5
+
+
+def test_resampling_and_channels(codec):
+    t = torch.arange(16000) / 16000
+    stereo = torch.stack([torch.sin(2 * torch.pi * 200 * t), 0.5 * torch.sin(2 * torch.pi * 330 * t)]) * 0.3
+    mixed = codec.encode(stereo, 16000)
+    assert mixed.num_channels == 1 and mixed.num_samples == 24000 and mixed.num_frames == 75
+    assert mixed.source_sampling_rate == 16000 and mixed.source_num_samples == 16000
+    both = codec.encode(stereo, 16000, keep_channels=True)
+    assert both.num_channels == 2
+    assert torch.equal(both.audio_codes[1], codec.encode(stereo[1], 16000).audio_codes[0])
+    assert codec.decode(both).shape == (2, 24000)
+    back = codec.decode_to_source_rate(both)
+    assert back.shape == (2, 16000)
+
+
+def test_codes_file_round_trip(codec, tmp_path):
+    codes = codec.encode(np.random.default_rng(0).normal(0, 0.1, 7000).astype(np.float32), 22050)
+    path = codes.save(tmp_path / "x.codes.safetensors")
+    loaded = AudioCodes.load(path)
+    assert torch.equal(loaded.audio_codes, codes.audio_codes)
+    for name in ("codebook_size", "sampling_rate", "hop_length", "num_samples", "source_sampling_rate",
+                 "source_num_samples", "model_name", "model_fingerprint"):
+        assert getattr(loaded, name) == getattr(codes, name), name
+    assert loaded.model_fingerprint == codec.fingerprint and len(codec.fingerprint) == 16
+    assert torch.equal(codec.decode(loaded), codec.decode(codes))
+
+
+def test_cli_on_a_directory_tree(converted_dir, tmp_path, capsys):
+    src = tmp_path / "audio"
+    write_tone(src / "a.wav", seconds=0.4)
+    write_tone(src / "sub" / "b.flac", seconds=0.7, rate=16000, channels=2)
+    (src / "sub" / "broken.wav").write_text("not audio")
+    (src / "notes.txt").write_text("ignored: not an audio suffix")
+    codes_dir, out_dir = tmp_path / "codes", tmp_path / "decoded"
+
+    assert main(["encode", str(src), str(codes_dir), "--model", str(converted_dir)]) == 1  # one file failed
+    report = capsys.readouterr().out
+    assert "done: 2 file(s), skipped: 1 (0 already written, 1 failed)" in report
+    assert "broken.wav: not a readable audio file" in report
+    assert sorted(p.relative_to(codes_dir).as_posix() for p in codes_dir.rglob("*")) == [
+        "a.codes.safetensors", "sub", "sub/b.codes.safetensors"]
+
+    assert main(["decode", str(codes_dir), str(out_dir), "--model", str(converted_dir), "--source-rate"]) == 0
+    b, rate = sf.read(out_dir / "sub" / "b.wav")
+    assert rate == 16000 and b.shape == (int(0.7 * 16000),)  # mixed down, original rate and length restored
+    a, rate = sf.read(out_dir / "a.wav")
+    assert rate == 24000 and a.shape == (int(0.4 * 24000),)
+
+    # a second run skips what exists instead of overwriting it
+    (src / "sub" / "broken.wav").unlink()
+    assert main(["encode", str(src), str(codes_dir), "--model", str(converted_dir)]) == 0
+    assert "done: 0 file(s), skipped: 2 (2 already written, 0 failed)" in capsys.readouterr().out
+
+
+def test_cli_reconstruct_single_file(converted_dir, tmp_path):
+    src = write_tone(tmp_path / "in.wav", seconds=0.5, rate=44100, channels=2)
+    out = tmp_path / "out.flac"
+    assert main(["reconstruct", str(src), str(out), "--model", str(converted_dir), "--keep-channels"]) == 0
+    data, rate = sf.read(out)
+    assert rate == 44100 and data.shape == (int(0.5 * 44100), 2)
+    assert main(["info", str(converted_dir)]) == 0

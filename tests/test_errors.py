@@ -1,0 +1,199 @@
+"""Bad input: one readable line, a non-zero exit, and no partial output left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from wavtokenizer_hf import AudioCodes, Codec, WavTokenizerError
+from wavtokenizer_hf.cli import main
+from wavtokenizer_hf.convert import convert_original_checkpoint, load_torch_checkpoint
+
+from conftest import CKPT, YAML, write_tone
+
+
+def leftovers(directory):
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+# --- conversion -------------------------------------------------------------------------------------------------
+
+def save_state(tmp_path, state, name="bad.ckpt"):
+    path = tmp_path / name
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.update({"mystery.weight": torch.zeros(3)}), "unexpected key in checkpoint: 'mystery.weight'"),
+        (lambda s: s.pop("backbone.embed.bias"), "missing 1 key(s) the model needs: 'backbone.embed.bias' (64,)"),
+        (lambda s: s.update({"head.out.bias": torch.zeros(7)}), "shape mismatch for 'head.out.bias': checkpoint has (7,)"),
+        (lambda s: s["feature_extractor.encodec.quantizer.vq.layers.0._codebook.inited"].zero_(), "never initialised"),
+    ],
+)
+def test_bad_checkpoint_contents(tmp_path, capsys, edit, message):
+    state = load_torch_checkpoint(CKPT)
+    edit(state)
+    out = tmp_path / "out"
+    code, err = run_cli(["convert", save_state(tmp_path, state), YAML, out], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not [p for p in leftovers(tmp_path) if p.startswith(".out")]
+
+
+def test_plain_state_dict_is_accepted(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save(load_torch_checkpoint(CKPT), path)
+    report = convert_original_checkpoint(path, YAML, tmp_path / "out")
+    assert len(report.mapped) == 136
+
+
+def test_truncated_and_non_checkpoint_files(tmp_path, capsys):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(CKPT.read_bytes()[: 1_000_000])
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    for path in (truncated, text, tmp_path / "missing.ckpt"):
+        code, err = run_cli(["convert", path, YAML, tmp_path / "out"], capsys)
+        assert code == 2 and str(path) in err and "Traceback" not in err
+    assert leftovers(tmp_path) == ["notes.ckpt", "truncated.ckpt"]
+
+
+def yaml_with(tmp_path, edit):
+    data = yaml.safe_load(YAML.read_text())
+    edit(data)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["model"]["init_args"].pop("backbone"), "missing key 'backbone'"),
+        (lambda d: d["model"]["init_args"]["feature_extractor"]["init_args"].pop("vq_bins"), "missing key 'vq_bins'"),
+        (lambda d: d["model"]["init_args"]["feature_extractor"]["init_args"].update(num_quantizers=2), "one codebook"),
+        (lambda d: d["model"]["init_args"]["head"]["init_args"].update(n_fft=1024), "n_fft = 4 x hop = 1280"),
+        (lambda d: d["model"]["init_args"]["backbone"].update(class_path="decoder.models.VocosResNetBackbone"), "not supported"),
+        (lambda d: d["model"]["init_args"]["backbone"]["init_args"].pop("adanorm_num_embeddings"), "AdaLayerNorm"),
+        (lambda d: d["model"]["init_args"]["feature_extractor"]["init_args"].update(vq_bins=1024),
+         "shape mismatch for 'feature_extractor.encodec.quantizer.vq.layers.0._codebook.cluster_size'"),
+    ],
+)
+def test_bad_yaml(tmp_path, capsys, edit, message):
+    code, err = run_cli(["convert", CKPT, yaml_with(tmp_path, edit), tmp_path / "out"], capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code, err = run_cli(["convert", CKPT, YAML, out], capsys)
+    assert code == 2 and "--overwrite" in err
+    assert leftovers(out) == ["precious.txt"]
+    assert run_cli(["convert", CKPT, YAML, out, "--overwrite"], capsys)[0] == 0
+    assert "precious.txt" not in leftovers(out) and "model.safetensors" in leftovers(out)
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "wavtokenizer_hf.cli", "convert", str(tmp_path / "nope.ckpt"), str(YAML), str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"wavtokenizer convert: error: checkpoint not found: {tmp_path / 'nope.ckpt'}"]
+
+
+# --- audio and codes ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def codec(converted_dir):
+    return Codec.from_pretrained(converted_dir)
+
+
+def test_bad_audio_files(tmp_path, capsys, converted_dir):
+    not_audio = tmp_path / "text.wav"
+    not_audio.write_text("hello")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 24000)
+    short = write_tone(tmp_path / "short.wav", seconds=0.01)  # 240 samples < 321
+    nan = tmp_path / "nan.wav"
+    data = np.zeros(4800, np.float32)
+    data[100] = np.nan
+    sf.write(nan, data, 24000, subtype="FLOAT")
+    cases = {
+        tmp_path / "missing.wav": "input not found",
+        not_audio: "not a readable audio file",
+        empty: "the audio is empty",
+        short: "too short; at least 321 samples",
+        nan: "1 sample(s) are NaN or Inf",
+    }
+    for path, message in cases.items():
+        out = tmp_path / "out" / (path.stem + ".codes.safetensors")
+        code, err = run_cli(["encode", path, out, "--model", converted_dir], capsys)
+        assert code == 2 and message in err, (path, err)
+        assert len(err.strip().splitlines()) == 1
+        assert leftovers(tmp_path / "out") == []
+
+
+def test_bad_arrays(codec):
+    with pytest.raises(WavTokenizerError, match="dtype torch.int16 is not accepted"):
+        codec.encode(torch.zeros(4800, dtype=torch.int16), 24000)
+    with pytest.raises(WavTokenizerError, match=r"shape \(1, 1, 4800\) is not accepted"):
+        codec.encode(torch.zeros(1, 1, 4800), 24000)
+    with pytest.raises(WavTokenizerError, match="sampling_rate must be a positive integer"):
+        codec.encode(torch.zeros(4800), 0)
+
+
+def test_bad_codes(codec):
+    with pytest.raises(WavTokenizerError, match=r"ids range over \[0, 512\], outside \[0, 512\)"):
+        codec.decode(torch.tensor([0, 5, 512]))
+    with pytest.raises(WavTokenizerError, match=r"ids range over \[-1, 5\]"):
+        codec.decode(torch.tensor([-1, 5, 3]))
+    with pytest.raises(WavTokenizerError, match="torch.float32 is not accepted"):
+        codec.decode(torch.tensor([1.0, 2.0]))
+    with pytest.raises(WavTokenizerError, match=r"shape \(1, 1, 3\) is not accepted"):
+        codec.decode(torch.zeros(1, 1, 3, dtype=torch.long))
+    with pytest.raises(WavTokenizerError, match="at least 2 are needed"):
+        codec.decode(torch.tensor([3]))
+
+
+def test_codes_from_an_incompatible_model_are_refused(codec, tmp_path, capsys, converted_dir):
+    codes = codec.encode(torch.randn(9600) * 0.1, 24000)
+    other = AudioCodes(**{**codes.__dict__, "codebook_size": 4096, "model_name": "other"})
+    with pytest.raises(WavTokenizerError, match="incompatible model \\('other'\\): codebook_size 4096 != 512"):
+        codec.decode(other)
+    foreign = AudioCodes(**{**codes.__dict__, "model_fingerprint": "0123456789abcdef", "model_name": "foreign"})
+    path = foreign.save(tmp_path / "foreign.codes.safetensors")
+    code, err = run_cli(["decode", path, tmp_path / "x.wav", "--model", converted_dir], capsys)
+    assert code == 2 and "made by model 'foreign'" in err and not (tmp_path / "x.wav").exists()
+    code, _ = run_cli(["decode", path, tmp_path / "x.wav", "--model", converted_dir, "--allow-other-model"], capsys)
+    assert code == 0 and (tmp_path / "x.wav").exists()
+
+
+def test_corrupt_codes_file(tmp_path, capsys, converted_dir):
+    bad = tmp_path / "bad.codes.safetensors"
+    bad.write_bytes(b"\x00" * 20)
+    code, err = run_cli(["decode", bad, tmp_path / "x.wav", "--model", converted_dir], capsys)
+    assert code == 2 and "not a readable codes file" in err
+
+
+def test_missing_model_directory(tmp_path, capsys):
+    wav = write_tone(tmp_path / "a.wav")
+    code, err = run_cli(["encode", wav, tmp_path / "a.codes.safetensors", "--model", tmp_path / "nomodel"], capsys)
+    assert code == 2 and "model directory not found" in err
