@@ -1,0 +1,31 @@
+"""Build the offline speech + non-speech corpus as a Hugging Face dataset (train/validation/test)."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wavtokenizer_hf.corpus import build_corpus
+from wavtokenizer_hf.errors import WavTokenizerError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("runs/corpus"), help="output dataset directory")
+    parser.add_argument("--hours", type=float, default=0.05, help="total hours of audio (all splits)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: all cores)")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args()
+    try:
+        summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite)
+    except WavTokenizerError as err:
+        print(f"build_corpus: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

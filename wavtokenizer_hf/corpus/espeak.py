@@ -1,0 +1,157 @@
+"""eSpeak NG through ctypes (library and data from the `espeakng-loader` wheel): audio plus exact word and phone
+start times from the synthesiser's own events.
+
+libespeak-ng keeps internal state between utterances and misbehaves when initialised twice in one process, so
+`synthesize` is meant to run in a fresh process per utterance (see `builder.py`): that keeps output reproducible.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+INITIALIZE_PHONEME_EVENTS = 0x0001
+EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_PHONEME = 0, 1, 7
+PARAM_RATE, PARAM_PITCH, PARAM_RANGE = 1, 3, 4
+CHARS_UTF8 = 1
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass
+class Synthesis:
+    """Raw synthesiser output: int16 audio, its rate, and (kind, seconds, text byte offset, byte length, phone)."""
+
+    audio: np.ndarray
+    sampling_rate: int
+    events: list[tuple[int, float, int, int, str]]
+
+
+def available() -> bool:
+    try:
+        import espeakng_loader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def version() -> str:
+    import espeakng_loader
+
+    lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    lib.espeak_Info.restype = ctypes.c_char_p
+    return lib.espeak_Info(None).decode()
+
+
+def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 50) -> Synthesis:
+    """Speak `text` with an espeak-ng voice such as 'en-us+m3'; call once per process."""
+    import espeakng_loader
+
+    lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    data_path = espeakng_loader.get_data_path().encode()
+    sampling_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, ctypes.c_char_p(data_path),
+                                          INITIALIZE_PHONEME_EVENTS)
+    if sampling_rate <= 0:
+        raise RuntimeError("espeak-ng failed to initialise")
+    chunks: list[np.ndarray] = []
+    events: list[tuple[int, float, int, int, str]] = []
+
+    @_CALLBACK
+    def on_audio(samples, count, event_list):
+        if samples and count > 0:
+            chunks.append(np.ctypeslib.as_array(samples, (count,)).copy())
+        i = 0
+        while event_list[i].type != EVENT_LIST_TERMINATED:
+            event = event_list[i]
+            if event.type in (EVENT_WORD, EVENT_PHONEME):
+                phone = event.id.string.decode("utf-8", "replace") if event.type == EVENT_PHONEME else ""
+                events.append((event.type, event.audio_position / 1000.0, event.text_position, event.length, phone))
+            i += 1
+        return 0
+
+    lib.espeak_SetSynthCallback(on_audio)
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise ValueError(f"espeak-ng has no voice '{voice}'")
+    lib.espeak_SetParameter(PARAM_RATE, int(rate), 0)
+    lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)
+    lib.espeak_SetParameter(PARAM_RANGE, int(pitch_range), 0)
+    encoded = text.encode()
+    status = lib.espeak_Synth(encoded, len(encoded) + 1, 0, 0, 0, CHARS_UTF8, None, None)
+    if status != 0:
+        raise RuntimeError(f"espeak-ng synthesis failed with status {status}")
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    return Synthesis(audio=audio, sampling_rate=sampling_rate, events=events)
+
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+
+
+def _split_span(span: list[str], spoken: list[dict]) -> list[dict]:
+    """Share a word event's phones among the words it covers, in proportion to their letters (at least one phone
+    each); exact when the event covers one word, an estimate for joined function words."""
+    if len(span) > len(spoken):
+        return [{"word": " ".join(span), "start": spoken[0]["start"], "end": spoken[-1]["end"]}]
+    letters = np.cumsum([len(w) for w in span]) / sum(len(w) for w in span)
+    out, first = [], 0
+    for k, word in enumerate(span):
+        last = len(spoken) - 1 if k == len(span) - 1 else min(
+            max(first, int(round(letters[k] * len(spoken))) - 1), len(spoken) - (len(span) - k))
+        out.append({"word": word, "start": spoken[first]["start"], "end": spoken[last]["end"]})
+        first = last + 1
+    return out
+
+
+def timings(synthesis: Synthesis, text: str) -> tuple[list[dict], list[dict]]:
+    """Word and phone intervals (seconds). A phone ends where the next begins; pauses become 'sil'. A word spans
+    the non-pause phones that start between its word event and the next one (events come slightly early, so the
+    word's start is its first phone's start; words never overlap)."""
+    duration = len(synthesis.audio) / synthesis.sampling_rate
+    encoded = text.encode()
+    phone_events = [e for e in synthesis.events if e[0] == EVENT_PHONEME]
+    phones: list[dict] = []
+    for i, (_, start, _, _, name) in enumerate(phone_events):
+        end = phone_events[i + 1][1] if i + 1 < len(phone_events) else duration
+        name = name.strip().lstrip("',")  # stress marks are not part of the phone's identity
+        label = "sil" if name.startswith("_") or not name else name
+        start, end = min(start, duration), min(end, duration)
+        if end <= start:
+            continue
+        if phones and label == "sil" and phones[-1]["phone"] == "sil":
+            phones[-1]["end"] = round(end, 4)
+        else:
+            phones.append({"phone": label, "start": round(start, 4), "end": round(end, 4)})
+
+    word_events = [e for e in synthesis.events if e[0] == EVENT_WORD]
+    words: list[dict] = []
+    for i, (_, start, position, length, _) in enumerate(word_events):
+        limit = word_events[i + 1][1] if i + 1 < len(word_events) else duration
+        spoken = [p for p in phones if p["phone"] != "sil" and start - 1e-6 <= p["start"] < limit]
+        # one event may cover several words (espeak joins e.g. "has been"): its text runs to the next event
+        text_end = word_events[i + 1][2] - 1 if i + 1 < len(word_events) else len(encoded)
+        span = [w for w in _WORD.findall(encoded[position - 1: max(text_end, position - 1 + length)].decode())]
+        if not span or not spoken:
+            continue
+        words.extend(_split_span(span, spoken))
+    return words, phones
