@@ -75,7 +75,8 @@ def plan_corpus(hours: float, seed: int = 0) -> list[Item]:
                 voice = f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
             rate = rng.randint(130, 210)
             items.append(Item(id=f"{split}-speech-{index:06d}", split=split, kind="speech", text=sentence,
-                              voice=voice, rate=rate, pitch=rng.randint(25, 75), pitch_range=rng.randint(30, 80)))
+                              voice=voice, rate=rate, pitch=rng.randint(25, 75), pitch_range=rng.randint(30, 80),
+                              seed=rng.randrange(2**31)))
             planned += len(normalize_words(sentence)) * 60.0 / rate + 0.4  # words per minute, plus edges
             index += 1
         nonspeech_target, planned, index = target * NONSPEECH_SHARE, 0.0, 0
@@ -92,7 +93,7 @@ def plan_corpus(hours: float, seed: int = 0) -> list[Item]:
 
 def _synthesize_speech(item: Item) -> tuple[np.ndarray, int, list[dict], list[dict]]:
     """Runs in a fresh worker process (see module docstring)."""
-    result = espeak.synthesize(item.text, item.voice, item.rate, item.pitch, item.pitch_range)
+    result = espeak.synthesize(item.text, item.voice, item.rate, item.pitch, item.pitch_range, item.seed)
     words, phones = espeak.timings(result, item.text)
     return result.audio, result.sampling_rate, words, phones
 

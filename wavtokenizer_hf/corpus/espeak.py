@@ -65,8 +65,10 @@ def version() -> str:
     return lib.espeak_Info(None).decode()
 
 
-def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 50) -> Synthesis:
-    """Speak `text` with an espeak-ng voice such as 'en-us+m3'; call once per process."""
+def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 50, seed: int = 0) -> Synthesis:
+    """Speak `text` with an espeak-ng voice such as 'en-us+m3'; call once per process.
+
+    Voices with breath noise draw random numbers; `seed` fixes them (otherwise espeak seeds from the clock)."""
     import espeakng_loader
 
     lib = ctypes.CDLL(espeakng_loader.get_library_path())
@@ -91,6 +93,8 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 
             i += 1
         return 0
 
+    lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+    ctypes.CDLL(None).srand(ctypes.c_uint(seed))
     lib.espeak_SetSynthCallback(on_audio)
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
         raise ValueError(f"espeak-ng has no voice '{voice}'")
