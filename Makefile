@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# PESQ is built from source; without a C compiler the evaluation reports it as n/a
+	$(PY) -m pip install --quiet "pesq>=0.0.4" || echo "note: pesq did not install (needs a C compiler); PESQ will be n/a"
 	touch $(STAMP)
 
 install: $(STAMP)

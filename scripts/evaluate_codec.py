@@ -1,0 +1,43 @@
+"""Evaluate codecs side by side on a test set (a corpus split, or a folder of audio with transcripts)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from transformers.utils import logging as hf_logging
+
+from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--codec", type=Path, action="append", default=[], help="HF codec directory (repeatable)")
+    parser.add_argument("--identity", action="store_true", help="also score the original audio against itself")
+    parser.add_argument("--data", type=Path, required=True, help="saved corpus (datasets) or a folder of audio")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
+    parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
+    parser.add_argument("--no-asr", action="store_true")
+    parser.add_argument("--no-mos", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluation"))
+    args = parser.parse_args()
+    hf_logging.disable_progress_bar()
+    try:
+        if not args.codec and not args.identity:
+            raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
+        reconstructors = ([Identity()] if args.identity else []) + [CodecReconstructor(p, args.device) for p in args.codec]
+        utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
+        results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos)
+    except WavTokenizerError as err:
+        print(f"evaluate_codec: error: {err}", file=sys.stderr)
+        return 2
+    json_path, md_path = write_results(results, args.out)
+    print(markdown_table(results))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Codec evaluation: spectral distances, PESQ, STOI, pitch, MOS prediction, recogniser WER, codebook usage."""
+
+from .runner import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
+
+__all__ = ["CodecReconstructor", "Identity", "evaluate", "load_test_set", "markdown_table", "write_results"]

@@ -1,0 +1,219 @@
+"""Evaluate one or more codecs (and the identity "codec") on a test set; JSON plus a side-by-side markdown table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..audio_io import is_audio_path, read_audio, resample
+from ..codec import Codec
+from ..errors import WavTokenizerError
+from . import asr, quality
+from .pitch import pitch_agreement
+from .spectral import mel_distance, multi_resolution_stft_distance
+
+EVAL_RATE = 24000
+
+
+@dataclass
+class Utterance:
+    id: str
+    waveform: torch.Tensor  # 1-D, EVAL_RATE
+    text: str | None = None
+
+
+class Reconstructor(Protocol):
+    name: str
+    bits_per_second: float | None
+    codebook_size: int | None
+
+    def reconstruct(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+class Identity:
+    """The original audio as its own "reconstruction": the ceiling every metric should reach."""
+
+    name = "identity"
+    bits_per_second = None
+    codebook_size = None
+
+    def reconstruct(self, waveform: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return waveform, None
+
+
+class CodecReconstructor:
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.codec = Codec.from_pretrained(path, device=device)
+        self.name = Path(path).name
+        self.codebook_size = self.codec.codebook_size
+        self.bits_per_second = self.codec.frame_rate * math.log2(self.codebook_size)
+
+    def reconstruct(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = self.codec.encode(waveform, EVAL_RATE)
+        audio = resample(self.codec.decode(codes), self.codec.sampling_rate, EVAL_RATE)[0]
+        return audio, codes.audio_codes[0]
+
+
+def load_test_set(source: str | Path, split: str = "test", limit: int | None = None,
+                  speech_only: bool = False) -> list[Utterance]:
+    """Utterances from a saved `datasets` corpus (one split) or a folder of audio files with optional transcripts
+    (`NAME.txt` beside `NAME.wav`, or a `transcripts.tsv` of `file<TAB>text` lines)."""
+    source = Path(source)
+    if not source.exists():
+        raise WavTokenizerError(f"test set not found: {source}")
+    utterances: list[Utterance] = []
+    if (source / "dataset_dict.json").exists() or (source / "dataset_info.json").exists():
+        from datasets import load_from_disk
+
+        from ..corpus import read_audio_column
+
+        dataset = load_from_disk(str(source))
+        if hasattr(dataset, "keys"):
+            if split not in dataset:
+                raise WavTokenizerError(f"{source} has no split '{split}' (it has {sorted(dataset)})")
+            dataset = dataset[split]
+        for row in dataset:
+            if speech_only and row.get("kind", "speech") != "speech":
+                continue
+            audio, rate = read_audio_column(row)
+            wave = resample(torch.from_numpy(audio)[None], rate, EVAL_RATE)[0]
+            utterances.append(Utterance(row["id"], wave, row.get("text") or None))
+            if limit and len(utterances) >= limit:
+                break
+        return utterances
+    transcripts: dict[str, str] = {}
+    for tsv in source.rglob("transcripts.tsv"):
+        with open(tsv, newline="") as handle:
+            for fields in csv.reader(handle, delimiter="\t"):
+                if len(fields) >= 2:
+                    transcripts[str((tsv.parent / fields[0]).resolve())] = fields[1]
+    files = sorted(p for p in source.rglob("*") if p.is_file() and is_audio_path(p)) if source.is_dir() else [source]
+    for path in files:
+        waveform, rate = read_audio(path)
+        wave = resample(waveform.mean(0, keepdim=True), rate, EVAL_RATE)[0]
+        text_file = path.with_suffix(".txt")
+        text = text_file.read_text().strip() if text_file.exists() else transcripts.get(str(path.resolve()))
+        utterances.append(Utterance(str(path.relative_to(source) if source.is_dir() else path.name), wave, text))
+        if limit and len(utterances) >= limit:
+            break
+    if not utterances:
+        raise WavTokenizerError(f"no audio found in {source}")
+    return utterances
+
+
+def codebook_usage(codes: list[torch.Tensor], codebook_size: int) -> dict[str, float]:
+    counts = torch.bincount(torch.cat(codes).flatten(), minlength=codebook_size).double()
+    p = counts[counts > 0] / counts.sum()
+    entropy = float(-(p * p.log2()).sum())
+    return {"codebook_used": float((counts > 0).float().mean()), "code_entropy_bits": entropy,
+            "code_perplexity": 2.0**entropy}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(kept)) if kept else None
+
+
+def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], with_asr: bool = True,
+             with_mos: bool = True) -> dict:
+    """Metrics per codec (means over utterances; WER pooled over words) plus the original audio's own scores."""
+    with_asr = with_asr and asr.available()
+    with_mos = with_mos and quality.has("distillmos")
+    original: dict[str, dict] = {}
+    for utt in tqdm(utterances, desc="original", unit="utt"):
+        entry: dict = {}
+        if with_asr and utt.text:
+            entry["errors"], entry["words"] = asr.word_errors(utt.text, asr.transcribe(utt.waveform, EVAL_RATE))
+        if with_mos:
+            entry["mos"] = quality.mos(utt.waveform, EVAL_RATE)
+        original[utt.id] = entry
+    results: dict = {"utterances": len(utterances), "seconds": round(sum(u.waveform.numel() for u in utterances)
+                                                                      / EVAL_RATE, 2), "codecs": {}}
+    words = sum(e.get("words", 0) for e in original.values())
+    results["original"] = {
+        "wer": sum(e.get("errors", 0) for e in original.values()) / words if words else None,
+        "mos": _mean([e.get("mos") for e in original.values()]),
+    }
+    for rec in reconstructors:
+        rows, all_codes, start = [], [], time.perf_counter()
+        for utt in tqdm(utterances, desc=rec.name, unit="utt"):
+            estimate, codes = rec.reconstruct(utt.waveform)
+            reference = utt.waveform
+            n = min(reference.numel(), estimate.numel())
+            reference, estimate = reference[:n], estimate[:n]
+            row = {
+                "id": utt.id,
+                "mel_distance": mel_distance(reference, estimate, EVAL_RATE),
+                "stft_distance": multi_resolution_stft_distance(reference, estimate),
+                "pesq_wb": quality.pesq_wb(reference, estimate, EVAL_RATE),
+                "stoi": quality.stoi(reference, estimate, EVAL_RATE),
+                **pitch_agreement(reference, estimate, EVAL_RATE),
+            }
+            if with_mos:
+                row["mos"] = quality.mos(estimate, EVAL_RATE)
+            if with_asr and utt.text:
+                row["errors"], row["words"] = asr.word_errors(utt.text, asr.transcribe(estimate, EVAL_RATE))
+            if codes is not None:
+                all_codes.append(codes)
+            rows.append(row)
+        summary = {key: _mean([r.get(key) for r in rows]) for key in
+                   ("mel_distance", "stft_distance", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents", "mos")}
+        counted = sum(r.get("words", 0) for r in rows)
+        summary["wer"] = sum(r.get("errors", 0) for r in rows) / counted if counted else None
+        summary["wer_original"] = results["original"]["wer"]
+        summary["bits_per_second"] = rec.bits_per_second
+        if rec.codebook_size and all_codes:
+            summary.update(codebook_usage(all_codes, rec.codebook_size))
+        summary["eval_seconds"] = round(time.perf_counter() - start, 1)
+        results["codecs"][rec.name] = {"summary": summary, "per_utterance": rows}
+    return results
+
+
+ROWS = [
+    ("mel_distance", "mel L1 distance (log, lower is better)", "{:.3f}"),
+    ("stft_distance", "multi-resolution STFT distance (lower is better)", "{:.3f}"),
+    ("pesq_wb", "PESQ wide-band (1-4.6)", "{:.2f}"),
+    ("stoi", "STOI (0-1)", "{:.3f}"),
+    ("vuv_f1", "voiced/unvoiced F1", "{:.3f}"),
+    ("f0_rmse_cents", "F0 RMSE, cents (voiced in both)", "{:.1f}"),
+    ("mos", "DistillMOS (1-5)", "{:.2f}"),
+    ("wer", "WER of pocketsphinx on the reconstruction", "{:.1%}"),
+    ("wer_original", "WER of pocketsphinx on the original", "{:.1%}"),
+    ("codebook_used", "codebook entries used", "{:.1%}"),
+    ("code_perplexity", "code perplexity", "{:.0f}"),
+    ("bits_per_second", "bits per second", "{:.0f}"),
+]
+
+
+def markdown_table(results: dict) -> str:
+    names = list(results["codecs"])
+    lines = [f"Test set: {results['utterances']} utterances, {results['seconds']} s. "
+             f"Original audio: MOS {_fmt(results['original']['mos'], '{:.2f}')}, "
+             f"WER {_fmt(results['original']['wer'], '{:.1%}')}.", "",
+             "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for key, label, fmt in ROWS:
+        values = [_fmt(results["codecs"][n]["summary"].get(key), fmt) for n in names]
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "evaluation.json", out_dir / "evaluation.md"
+    json_path.write_text(json.dumps(results, indent=2))
+    md_path.write_text(markdown_table(results))
+    return json_path, md_path
