@@ -41,3 +41,23 @@ def write_tone(path: Path, seconds: float = 0.5, rate: int = 24000, channels: in
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """A 0.02-hour corpus (about 70 s of audio), built once per session."""
+    from wavtokenizer_hf.corpus import build_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "small"
+    build_corpus(out, hours=0.02, seed=3, jobs=2)
+    return out
+
+
+MICRO = [  # a codec and discriminators small enough for many training steps in a test
+    "model.num_filters=4", "model.hidden_size=16", "model.codebook_dim=16", "model.codebook_size=64",
+    "model.decoder_hidden_size=32", "model.decoder_intermediate_size=64", "model.decoder_num_layers=1",
+    "discriminators.mpd_channels=[4,4,4,4,4]", "discriminators.mrd_channels=4", "discriminators.mbd_channels=4",
+    "data.batch_size=4", "data.segment_seconds=0.5", "data.num_workers=0", "quantizer.kmeans_iterations=5",
+    "quantizer.kmeans_batches=2", "quantizer.warmup_steps=0", "quantizer.dead_code_threshold=0.1",
+    "run.log_every=1", "run.save_every=0", "optim.warmup_steps=0", "optim.lr=1e-3",
+]

@@ -10,11 +10,9 @@ from wavtokenizer_hf.corpus.builder import TEST_VOICE
 from wavtokenizer_hf.errors import WavTokenizerError
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus") / "a"
-    build_corpus(out, hours=0.02, seed=3, jobs=2)
-    return out
+@pytest.fixture
+def corpus(small_corpus):
+    return small_corpus
 
 
 def test_every_field_is_filled_and_timings_are_consistent(corpus):

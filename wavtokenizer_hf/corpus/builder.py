@@ -35,6 +35,9 @@ TEST_VOICE = "en-gb-scotland+f4"  # accent and variant used by no other split
 SPLIT_HOURS_SHARE = {"train": 0.85, "validation": 0.05, "test": 0.10}
 MIN_SPLIT_SECONDS = 30.0
 NONSPEECH_SHARE = 0.1
+# espeak-ng writes digital zeros in pauses, which no recording has; a faint noise floor (as a quiet room and a
+# microphone give) keeps log-spectral losses and metrics from being dominated by log(0) regions
+NOISE_FLOOR_DBFS = -70.0
 
 
 @dataclass
@@ -161,8 +164,9 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
         results = pool.imap(_synthesize_speech, speech, chunksize=1)
         for item, (audio, rate, words, phones) in tqdm(zip(speech, results), total=len(speech), desc="speech",
                                                        unit="utt"):
-            wave = resample(torch.from_numpy(audio.astype(np.float32) / 32768.0)[None], rate, SAMPLING_RATE)[0]
-            rows[item.split].append(_row(item, wave.numpy(), words, phones, source_speech))
+            wave = resample(torch.from_numpy(audio.astype(np.float32) / 32768.0)[None], rate, SAMPLING_RATE)[0].numpy()
+            floor = np.random.default_rng(item.seed).normal(0.0, 10 ** (NOISE_FLOOR_DBFS / 20), wave.shape)
+            rows[item.split].append(_row(item, wave + floor.astype(np.float32), words, phones, source_speech))
     for item in tqdm([i for i in items if i.kind != "speech"], desc="non-speech", unit="clip"):
         render = nonspeech.render_music if item.kind == "music" else nonspeech.render_noise
         audio, description = render(item.seconds, SAMPLING_RATE, np.random.default_rng(item.seed))

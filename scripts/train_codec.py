@@ -1,0 +1,45 @@
+"""Train or fine-tune a WavTokenizer codec; run plainly or with `accelerate launch` (DDP, bf16, accumulation).
+
+  python scripts/train_codec.py --preset tiny --out runs/tiny --set data.train=runs/demo/corpus
+  accelerate launch --num_processes 8 scripts/train_codec.py --preset paper-75 --out runs/p75 --set data.train=DATA
+  python scripts/train_codec.py --preset paper-75 --init-from converted-large-75 --out runs/ft --set data.train=DATA
+
+Rerunning the same command resumes from `OUT/checkpoint.pt`. The codec is exported to `OUT/final/` (stock
+transformers loads it).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from transformers.utils import logging as hf_logging
+
+from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.training import Trainer, load_train_config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny", help="tiny, paper-75, paper-40, or a YAML path")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override preset values")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoint, log.jsonl, final/)")
+    parser.add_argument("--init-from", default=None, help="HF codec directory to fine-tune (converted or trained)")
+    parser.add_argument("--discriminators-from", default=None, help="checkpoint.pt whose discriminators to reuse")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: preset)")
+    args = parser.parse_args()
+    hf_logging.disable_progress_bar()
+    try:
+        cfg = load_train_config(args.preset, args.set)
+        trainer = Trainer(cfg, args.out, init_from=args.init_from, discriminators_from=args.discriminators_from)
+        last = trainer.fit(args.max_steps)
+        if trainer.accelerator.is_main_process:
+            path = trainer.export("final")
+            print(f"step {trainer.step}: mel {last.get('mel', float('nan')):.4f}; exported {path}")
+    except WavTokenizerError as err:
+        print(f"train_codec: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Codec training: the loop learns, each fixed defect of the authors' code stays fixed, resume is bit-exact,
+the export loads in stock transformers, and a two-process accelerate run works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from wavtokenizer_hf.training import Trainer, load_train_config
+from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes
+
+from conftest import MICRO, ROOT
+
+SCRIPT = str(ROOT / "scripts" / "train_codec.py")
+
+
+def micro_config(corpus, *overrides):
+    return load_train_config("tiny", [f"data.train={corpus}", *MICRO, *overrides])
+
+
+def log_records(path):
+    return [r for r in map(json.loads, open(path)) if "step" in r]
+
+
+def test_a_few_steps_lower_the_mel_loss(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=25", "optim.lr=3e-3"), tmp_path)
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    fixed = torch.cat([batch for _, batch in zip(range(3), trainer.loader)])  # the same audio before and after
+
+    def mel_on_fixed() -> float:
+        generator.eval()
+        with torch.no_grad():
+            value = float(trainer.mel_loss(generator(fixed).audio_values, fixed))
+        generator.train()
+        return value
+
+    before = mel_on_fixed()
+    trainer.fit(30)
+    assert len(log_records(tmp_path / "log.jsonl")) == 30
+    assert mel_on_fixed() < 0.9 * before
+    last = log_records(tmp_path / "log.jsonl")[-1]
+    assert {"d_mpd", "d_mrd", "d_mbd", "g_adv_mbd", "fm_mbd"} <= set(last)  # the GAN phase ran
+
+
+# --- defects of the authors' training code, each with a test that fails on the defect ---------------------------
+
+def parameters_of(trainer, name):
+    return [p.detach().clone() for p in trainer.accelerator.unwrap_model(trainer.discriminators)[name].parameters()]
+
+
+@pytest.mark.parametrize("train_mbd", [True, False])
+def test_multiband_discriminator_is_trained(small_corpus, tmp_path, train_mbd):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", f"fixes.train_mbd={train_mbd}"), tmp_path)
+    in_optimizer = {id(p) for group in trainer.opt_d.param_groups for p in group["params"]}
+    mbd = list(trainer.accelerator.unwrap_model(trainer.discriminators)["mbd"].parameters())
+    before = parameters_of(trainer, "mbd")
+    trainer.fit(2)
+    changed = any(not torch.equal(a, b) for a, b in zip(before, parameters_of(trainer, "mbd")))
+    assert all(id(p) in in_optimizer for p in mbd) == train_mbd
+    assert changed == train_mbd
+
+
+def make_quantizer(num_codes=16, dim=4, reseed=True):
+    book = torch.nn.Module()
+    for name, value in (("inited", torch.ones(1)), ("cluster_size", torch.zeros(num_codes)),
+                        ("embed", torch.zeros(num_codes, dim)), ("embed_avg", torch.zeros(num_codes, dim))):
+        book.register_buffer(name, value)
+    return EMAQuantizer(book, decay=0.99, dead_code_threshold=2.0, reseed_dead_codes=reseed)
+
+
+@pytest.mark.parametrize("reseed", [True, False])
+def test_dead_codes_are_reseeded_and_stay(reseed):
+    torch.manual_seed(0)
+    quantizer = make_quantizer(reseed=reseed)
+    book = quantizer.codebook
+    book.embed[:] = 100.0  # every code far from the data...
+    book.embed[0] = 0.0  # ...except one, which takes every vector
+    book.cluster_size[:] = 1.0  # all but code 0 are below the threshold of 2 after this step
+    book.cluster_size[0] = 50.0
+    book.embed_avg.copy_(book.embed * book.cluster_size[:, None])
+    quantizer.train()
+    data = torch.randn(2, 4, 100)
+    quantizer(data)  # one EMA step: dead codes get re-seeded
+    usage = quantizer(data, update=False).codes.unique().numel()
+    near_data = int((book.embed.abs().max(dim=1).values < 10).sum())
+    if reseed:
+        assert near_data == 16 and usage > 8  # re-seeded codes sit on batch vectors and get used
+        quantizer(torch.randn(2, 4, 100))  # the next EMA step starts from the new vectors, not the stale averages
+        assert int((book.embed.abs().max(dim=1).values < 10).sum()) == 16
+    else:
+        assert near_data == 1 and usage == 1  # the authors' behaviour: nothing moves
+
+
+def test_kmeans_runs_in_bounded_memory():
+    # 40,000 x 4,096 x 64 floats would be 42 GB as one difference tensor; chunked distances need ~130 MB
+    vectors = torch.randn(40_000, 64)
+    centroids, counts = kmeans(vectors, 4096, iterations=1, generator=torch.Generator().manual_seed(0))
+    assert centroids.shape == (4096, 64) and int(counts.sum()) == 40_000
+    small, book = torch.randn(500, 8), torch.randn(64, 8)
+    brute = torch.cdist(small, book).argmin(1)
+    assert torch.equal(nearest_codes(small, book, max_chunk_elements=64 * 7), brute)
+
+
+def test_kmeans_initialises_on_training_batches(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "quantizer.kmeans_batches=2"), tmp_path)
+    assert trainer.init_info["kmeans_vectors"] == 2 * 4 * 38  # 2 batches of 4 crops of 0.5 s = 38 frames
+    assert trainer.accelerator.unwrap_model(trainer.generator).quantizer.initialized
+
+
+@pytest.mark.parametrize("single_update", [True, False])
+def test_codebook_ema_is_updated_once_per_step(small_corpus, tmp_path, single_update):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", f"fixes.single_ema_update={single_update}"),
+                      tmp_path)
+    trainer.fit(3)
+    updates = int(trainer.accelerator.unwrap_model(trainer.generator).quantizer.updates)
+    assert updates == (3 if single_update else 6)
+
+
+def test_non_finite_loss_is_skipped_and_gradients_are_clipped(small_corpus, tmp_path, monkeypatch):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    before = [p.detach().clone() for p in generator.parameters()]
+    real_mel = trainer.mel_loss.forward
+    monkeypatch.setattr(trainer.mel_loss, "forward", lambda a, b: real_mel(a, b) * float("nan"))
+    trainer.fit(1)
+    assert trainer.skipped == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))
+    for p in generator.parameters():
+        p.grad = torch.full_like(p, 1e3)
+    norm = trainer._clip(trainer.generator)
+    clipped = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in generator.parameters()]))
+    assert norm > 1e3 and float(clipped) <= 1.0 + 1e-4
+
+
+# --- resume, export, distributed ---------------------------------------------------------------------------------
+
+def train_command(out, corpus, steps, *extra):
+    overrides = [f"data.train={corpus}", *MICRO, "loss.gan_start_step=2", "run.save_every=3", *extra]
+    return [sys.executable, SCRIPT, "--preset", "tiny", "--out", str(out), "--max-steps", str(steps),
+            "--set", *overrides]
+
+
+def test_resume_after_sigkill_is_bit_exact(small_corpus, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    clean = tmp_path / "clean"
+    subprocess.run(train_command(clean, small_corpus, 9), check=True, capture_output=True, env=env)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed, small_corpus, 9), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        log = killed / "log.jsonl"
+        if log.exists() and any(r.get("step", 0) >= 4 for r in map(json.loads, log.read_text().splitlines())):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    subprocess.run(train_command(killed, small_corpus, 9), check=True, capture_output=True, env=env)
+
+    def by_step(path):
+        return {r["step"]: (r["loss"], r["mel"], r["commit"], r.get("d_loss")) for r in log_records(path)}
+
+    expected, resumed = by_step(clean / "log.jsonl"), by_step(killed / "log.jsonl")
+    assert sorted(expected) == list(range(1, 10))
+    for step in range(4, 10):  # steps after the checkpoint at step 3, recomputed after the kill
+        assert resumed[step] == expected[step], step
+
+
+def test_export_loads_in_stock_transformers_with_the_same_codes(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
+    trainer.fit(3)
+    path = trainer.export("final")
+    generator = trainer.accelerator.unwrap_model(trainer.generator).eval()
+    audio = next(iter(trainer.loader))
+    with torch.no_grad():
+        ours = generator(audio).audio_codes
+        stock = AutoModel.from_pretrained(path).eval().encode(audio[:, None]).audio_codes[:, 0]
+    assert torch.equal(ours, stock)
+    assert (path / "README.md").exists() and "trained by wavtokenizer-hf" in (path / "README.md").read_text()
+
+
+def test_two_process_accelerate_run(small_corpus, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               *train_command(out, small_corpus, 3)[1:]]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "final" / "model.safetensors").exists()
+    assert [r["step"] for r in log_records(out / "log.jsonl")] == [1, 2, 3]

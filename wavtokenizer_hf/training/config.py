@@ -1,0 +1,159 @@
+"""Training configuration: dataclasses filled from a YAML preset plus `section.key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import WavTokenizerError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # saved corpus, audio folder or .jsonl manifest
+    split: str = "train"
+    validation: str = ""  # corpus or folder for periodic evaluation (default: the train corpus's validation split)
+    segment_seconds: float = 3.0
+    batch_size: int = 40
+    num_workers: int = 2
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    max_steps: int = 1_000_000
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float | None = 1.0  # None reproduces the authors' unclipped training
+    grad_accum: int = 1
+
+
+@dataclass
+class LossConfig:
+    mel: float = 45.0
+    commit: float = 1000.0
+    adversarial: float = 1.0
+    feature_matching: float = 1.0
+    mrd: float = 1.0  # weight of the multi-resolution discriminator terms (the authors' mrd_loss_coeff)
+    gan_start_step: int = 0
+
+
+@dataclass
+class DiscriminatorConfig:
+    use: tuple[str, ...] = ("mpd", "mrd", "mbd")
+    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
+    mrd_channels: int = 64
+    mbd_channels: int = 32
+
+
+@dataclass
+class QuantizerConfig:
+    ema_decay: float = 0.99
+    dead_code_threshold: float = 2.0
+    kmeans_iterations: int = 200
+    kmeans_max_vectors: int = 100_000
+    kmeans_batches: int = 8
+    # steps of plain autoencoder training before k-means (0 = the paper: k-means on the random encoder's latents,
+    # which are nearly constant; a short warm-up gives k-means latents that carry the signal)
+    warmup_steps: int = 0
+
+
+@dataclass
+class FixesConfig:
+    """Each flag switches one fix of the authors' training code; all False reproduces their behaviour."""
+
+    train_mbd: bool = True  # the multi-band discriminator is in the optimiser (theirs: a second, unused instance)
+    reseed_dead_codes: bool = True  # re-seeding takes effect (theirs: overwritten in the same call)
+    kmeans_on_training_data: bool = True  # k-means on training batches (theirs: whatever batch comes first)
+    single_ema_update: bool = True  # one EMA update per step (theirs: two, the D step re-runs G in train mode)
+    nonfinite_guard: bool = True  # skip a step whose loss is NaN/Inf
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    save_every: int = 1000
+    eval_every: int = 0
+    eval_utterances: int = 8
+    log_every: int = 10
+    mixed_precision: str = "no"  # no | bf16 | fp16 (forward passes; mel/STFT losses and VQ stay fp32)
+    max_consecutive_nonfinite: int = 20
+
+
+@dataclass
+class TrainConfig:
+    model: dict[str, Any] = field(default_factory=dict)  # WavTokenizerConfig fields
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    discriminators: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    fixes: FixesConfig = field(default_factory=FixesConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    preset: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise WavTokenizerError(f"{where}: expected a mapping, got {values!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise WavTokenizerError(f"{where}: unknown setting '{key}' (known: {', '.join(known)})")
+        if dataclasses.is_dataclass(known[key].default_factory() if known[key].default_factory is not dataclasses.MISSING
+                                    else None) and isinstance(value, dict):
+            value = _build(type(known[key].default_factory()), value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, str) and "float" in str(known[key].type):
+            try:  # YAML 1.1 reads 2e-4 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                raise WavTokenizerError(f"{where}.{key}: expected a number, got {value!r}") from None
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def preset_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = PRESETS_DIR / f"{name_or_path}.yaml"
+    if not candidate.exists():
+        names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise WavTokenizerError(f"unknown preset '{name_or_path}' (presets: {', '.join(names)}, or a .yaml path)")
+    return candidate
+
+
+def apply_override(values: dict, override: str) -> None:
+    """`section.key=value` with a YAML-typed value, e.g. `optim.lr=1e-3` or `data.train=runs/corpus`."""
+    if "=" not in override:
+        raise WavTokenizerError(f"override '{override}' is not of the form section.key=value")
+    dotted, raw = override.split("=", 1)
+    parts = dotted.split(".")
+    node = values
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+
+
+def load_train_config(preset: str, overrides: list[str] | None = None) -> TrainConfig:
+    path = preset_path(preset)
+    values = yaml.safe_load(path.read_text()) or {}
+    for override in overrides or []:
+        apply_override(values, override)
+    config = _build(TrainConfig, values, path.stem)
+    config.preset = str(path)
+    return config

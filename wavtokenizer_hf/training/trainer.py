@@ -1,0 +1,337 @@
+"""The codec training loop (read it top to bottom): GAN training of WavTokenizer on accelerate.
+
+One generator forward per step feeds both the discriminator step (on detached audio) and the generator step, so the
+codebook's EMA is updated exactly once per step. Checkpoints are written atomically with everything needed to
+continue bit for bit on CPU: weights, codebook buffers, optimisers, schedulers, RNG states and the data position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch import nn
+from tqdm import tqdm
+from transformers import AutoModel, WavTokenizerConfig
+
+from ..atomic import atomic_path
+from ..convert import save_hf_directory
+from ..errors import WavTokenizerError
+from .config import TrainConfig
+from .data import ClipSource, make_loader, set_position
+from .discriminators import (
+    DiscriminatorSet,
+    MultiBandDiscriminator,
+    MultiPeriodDiscriminator,
+    MultiResolutionDiscriminator,
+)
+from .generator import WavTokenizerGenerator
+from .losses import MelLoss, discriminator_hinge, feature_matching, generator_hinge
+
+CHECKPOINT = "checkpoint.pt"
+# the discriminators' schedule advances with the generator's before the GAN phase starts; that is intended
+warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
+
+
+def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokenizerGenerator:
+    """A fresh codec from `cfg.model`, or one initialised from an HF directory (converted or trained)."""
+    q = cfg.quantizer
+    kwargs = dict(ema_decay=q.ema_decay, dead_code_threshold=q.dead_code_threshold,
+                  reseed_dead_codes=cfg.fixes.reseed_dead_codes)
+    if init_from:
+        model = AutoModel.from_pretrained(init_from)
+        return WavTokenizerGenerator(model.config, model=model, **kwargs)
+    try:
+        config = WavTokenizerConfig(**cfg.model)
+    except (TypeError, ValueError) as err:
+        raise WavTokenizerError(f"model settings rejected by WavTokenizerConfig: {err}") from None
+    return WavTokenizerGenerator(config, **kwargs)
+
+
+def build_discriminators(cfg: TrainConfig) -> DiscriminatorSet:
+    d = cfg.discriminators
+    available = {
+        "mpd": lambda: MultiPeriodDiscriminator(channels=tuple(d.mpd_channels)),
+        "mrd": lambda: MultiResolutionDiscriminator(channels=d.mrd_channels),
+        "mbd": lambda: MultiBandDiscriminator(channels=d.mbd_channels),
+    }
+    unknown = set(d.use) - set(available)
+    if unknown:
+        raise WavTokenizerError(f"unknown discriminators {sorted(unknown)} (available: {sorted(available)})")
+    return DiscriminatorSet({name: available[name]() for name in d.use})
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    o = cfg.optim
+
+    def factor(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        progress = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConfig, accelerator: Accelerator) -> dict:
+    """k-means on encoder outputs of the first training batches (bounded number of vectors)."""
+    q = cfg.quantizer
+    vectors, batches = [], q.kmeans_batches if cfg.fixes.kmeans_on_training_data else 1
+    for index, audio in enumerate(loader):
+        if index >= batches:
+            break
+        audio = audio.to(accelerator.device)
+        if not cfg.fixes.kmeans_on_training_data:
+            audio = audio[:5]  # the authors' init most likely saw one 5-clip sanity-check validation batch
+        latents = generator.encode_latents(audio)
+        vectors.append(latents.permute(0, 2, 1).reshape(-1, latents.shape[1]).float().cpu())
+    per_step = vectors[0].shape[0] * accelerator.num_processes  # EMA statistics are summed over processes
+    vectors = torch.cat(vectors)
+    if vectors.shape[0] > q.kmeans_max_vectors:
+        keep = torch.randperm(vectors.shape[0], generator=torch.Generator().manual_seed(cfg.run.seed))
+        vectors = vectors[keep[: q.kmeans_max_vectors]]
+    start = time.perf_counter()
+    generator.quantizer.initialize(vectors, q.kmeans_iterations, seed=cfg.run.seed, vectors_per_step=per_step)
+    return {"kmeans_vectors": int(vectors.shape[0]), "kmeans_seconds": round(time.perf_counter() - start, 2)}
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+             "numpy_pos": int(np.random.get_state()[2])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, init_from: str | None = None,
+                 discriminators_from: str | None = None):
+        self.cfg, self.out_dir = cfg, Path(out_dir)
+        self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
+                                       mixed_precision=cfg.run.mixed_precision)
+        torch.manual_seed(cfg.run.seed)
+        random.seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+        self.generator = build_generator(cfg, init_from)
+        self.discriminators = build_discriminators(cfg)
+        if discriminators_from:
+            state = torch.load(discriminators_from, map_location="cpu", weights_only=True)
+            self.discriminators.load_state_dict(state["discriminators"])
+        self.sampling_rate = self.generator.config.sampling_rate
+        if not cfg.data.train:
+            raise WavTokenizerError("no training data: set data.train=PATH (a corpus, an audio folder or a manifest)")
+        source = ClipSource(cfg.data.train, cfg.data.split)
+        self.loader = make_loader(source, int(cfg.data.segment_seconds * self.sampling_rate), self.sampling_rate,
+                                  cfg.data.batch_size, cfg.run.seed, cfg.data.num_workers,
+                                  self.accelerator.num_processes, self.accelerator.process_index)
+        o = cfg.optim
+        self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        trained = [m for name, m in self.discriminators.items() if name != "mbd" or cfg.fixes.train_mbd]
+        self.opt_d = torch.optim.AdamW([p for m in trained for p in m.parameters()], o.lr, betas=tuple(o.betas),
+                                       weight_decay=o.weight_decay)
+        self.sched_g, self.sched_d = cosine_schedule(self.opt_g, cfg), cosine_schedule(self.opt_d, cfg)
+        self.mel_loss = MelLoss(self.sampling_rate).to(self.accelerator.device)
+        self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
+        self.log_path = self.out_dir / "log.jsonl"
+        self.resumed = self._load_checkpoint()
+        self.init_info = {}
+        self._maybe_initialize_codebook()
+        self.generator, self.discriminators, self.opt_g, self.opt_d = self.accelerator.prepare(
+            self.generator, self.discriminators, self.opt_g, self.opt_d)
+
+    def _maybe_initialize_codebook(self) -> None:
+        """k-means once the autoencoder warm-up (if any) is over; a resumed run finds `inited` set already."""
+        generator = self.accelerator.unwrap_model(self.generator)
+        if generator.quantizer.initialized or self.step < self.cfg.quantizer.warmup_steps:
+            return
+        generator.to(self.accelerator.device)
+        was_training = generator.training
+        generator.eval()
+        self.init_info = {"kmeans_step": self.step,
+                          **initialize_codebook(generator, self.loader, self.cfg, self.accelerator)}
+        generator.train(was_training)
+        torch.manual_seed(self.cfg.run.seed + 1 + self.step)  # the same RNG state after init, whatever it consumed
+        if self.accelerator.is_main_process and self.log_path.parent.exists():
+            with open(self.log_path, "a") as handle:
+                handle.write(json.dumps({"event": "kmeans", **self.init_info}) + "\n")
+
+    # --- checkpoints ---------------------------------------------------------------------------------------------
+    def _load_checkpoint(self) -> bool:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear message
+            raise WavTokenizerError(f"{path}: cannot read the checkpoint ({err}); remove it to start afresh") from None
+        self.generator.load_state_dict(state["generator"])
+        self.generator.quantizer.updates.fill_(state["codebook_updates"])
+        self.discriminators.load_state_dict(state["discriminators"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
+        self.skipped = state["skipped"]
+        set_rng_state(state["rng"])
+        return True
+
+    def save_checkpoint(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        unwrap = self.accelerator.unwrap_model
+        state = {
+            "generator": unwrap(self.generator).state_dict(),
+            "codebook_updates": int(unwrap(self.generator).quantizer.updates),
+            "discriminators": unwrap(self.discriminators).state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batches_done": self.batches_done, "skipped": self.skipped,
+            "rng": rng_state(), "config": json.dumps(self.cfg.to_dict()),
+        }
+        with atomic_path(self.out_dir / CHECKPOINT, overwrite=True) as tmp:
+            torch.save(state, tmp)
+
+    def export(self, name: str = "final", notes: str = "") -> Path:
+        """Write the codec as a stock-loadable HF directory (`out_dir/<name>`)."""
+        generator = self.accelerator.unwrap_model(self.generator)
+        source = f"trained by wavtokenizer-hf (`{Path(self.cfg.preset).stem}` preset) for {self.step} steps"
+        return save_hf_directory(generator.model, self.out_dir / name, source=source, overwrite=True,
+                                 notes=notes or json.dumps(self.cfg.to_dict(), indent=1))
+
+    # --- one optimisation step -----------------------------------------------------------------------------------
+    def train_step(self, audio: torch.Tensor) -> dict[str, float]:
+        cfg, weights = self.cfg, self.cfg.loss
+        gan = self.step >= weights.gan_start_step and len(self.accelerator.unwrap_model(self.discriminators)) > 0
+        batch = audio.shape[0]
+        with self.accelerator.accumulate(self.generator, self.discriminators):
+            quantize = self.accelerator.unwrap_model(self.generator).quantizer.initialized
+            with self.accelerator.autocast():
+                out = self.generator(audio, quantize=quantize)
+            fake = out.audio_values.float()
+            logs: dict[str, float] = {}
+
+            if gan:  # discriminator step on detached audio: real and fake in one pass
+                if not cfg.fixes.single_ema_update:  # the authors' D step re-ran G in training mode
+                    with torch.no_grad(), self.accelerator.autocast():
+                        fake_for_d = self.generator(audio, quantize=quantize).audio_values.float()
+                else:
+                    fake_for_d = fake.detach()
+                outputs = self.discriminators(torch.cat([audio, fake_for_d]))
+                d_loss = torch.zeros((), device=audio.device)
+                for name, (logits, _) in outputs.items():
+                    term = discriminator_hinge([x[:batch] for x in logits], [x[batch:] for x in logits])
+                    d_loss = d_loss + (weights.mrd if name == "mrd" else 1.0) * term
+                    logs[f"d_{name}"] = term.item()
+                if self._finite(d_loss, "discriminator"):
+                    self.accelerator.backward(d_loss)
+                    self._clip(self.discriminators)
+                    self.opt_d.step()
+                    self.opt_d.zero_grad(set_to_none=True)
+                logs["d_loss"] = d_loss.item()
+
+            mel = self.mel_loss(fake, audio)
+            g_loss = weights.mel * mel + weights.commit * out.commit_loss.float()
+            if gan:
+                # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
+                discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
+                outputs = discriminators(torch.cat([audio, fake]))
+                for name, (logits, features) in outputs.items():
+                    scale = weights.mrd if name == "mrd" else 1.0
+                    real_features = [[f[:batch] for f in fs] for fs in features]
+                    fake_features = [[f[batch:] for f in fs] for fs in features]
+                    adv = generator_hinge([x[batch:] for x in logits])
+                    fm = feature_matching(real_features, fake_features)
+                    g_loss = g_loss + scale * (weights.adversarial * adv + weights.feature_matching * fm)
+                    logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.item(), fm.item()
+            if self._finite(g_loss, "generator"):
+                self.accelerator.backward(g_loss)
+                logs["grad_norm_g"] = self._clip(self.generator)
+                self.opt_g.step()
+                self.opt_g.zero_grad(set_to_none=True)
+            if gan:
+                discriminators.requires_grad_(True)
+        if self.accelerator.sync_gradients:
+            self.sched_g.step()
+            self.sched_d.step()
+        usage = torch.unique(out.audio_codes).numel() / self.accelerator.unwrap_model(self.generator).quantizer.num_codes
+        logs.update(loss=g_loss.item(), mel=mel.item(), commit=out.commit_loss.item(), batch_code_usage=usage,
+                    lr=self.sched_g.get_last_lr()[0])
+        return logs
+
+    def _finite(self, loss: torch.Tensor, which: str) -> bool:
+        if torch.isfinite(loss).all() or not self.cfg.fixes.nonfinite_guard:
+            self._consecutive_nonfinite = 0
+            return True
+        self.skipped += 1
+        self._consecutive_nonfinite = getattr(self, "_consecutive_nonfinite", 0) + 1
+        if self._consecutive_nonfinite > self.cfg.run.max_consecutive_nonfinite:
+            raise WavTokenizerError(f"{which} loss was not finite for {self._consecutive_nonfinite} steps in a row; "
+                                    "lower optim.lr or check the data")
+        return False
+
+    def _clip(self, module: nn.Module) -> float:
+        if self.cfg.optim.grad_clip is None or not self.accelerator.sync_gradients:
+            return float("nan")
+        return float(self.accelerator.clip_grad_norm_(module.parameters(), self.cfg.optim.grad_clip))
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+    def fit(self, max_steps: int | None = None, on_step=None) -> dict:
+        cfg = self.cfg
+        max_steps = max_steps or cfg.optim.max_steps
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.accelerator.is_main_process and not self.resumed:
+            self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
+                                                 "config": cfg.to_dict()}) + "\n")
+        self.generator.train()
+        self.discriminators.train()
+        progress = tqdm(total=max_steps, initial=self.step, desc="train", unit="step",
+                        disable=not self.accelerator.is_main_process)
+        start, last = time.perf_counter(), {}
+        while self.step < max_steps:
+            set_position(self.loader, self.epoch, self.batches_done)
+            for audio in self.loader:
+                self._maybe_initialize_codebook()
+                logs = self.train_step(audio.to(self.accelerator.device))
+                self.batches_done += 1
+                if not self.accelerator.sync_gradients:
+                    continue
+                self.step += 1
+                last = logs
+                progress.update(1)
+                progress.set_postfix(mel=f"{logs['mel']:.3f}", usage=f"{logs['batch_code_usage']:.2f}")
+                if self.accelerator.is_main_process and (self.step % cfg.run.log_every == 0 or self.step == 1):
+                    record = {"step": self.step, "seconds": round(time.perf_counter() - start, 2),
+                              "codebook_updates": int(self.accelerator.unwrap_model(self.generator).quantizer.updates),
+                              "skipped": self.skipped, **logs}
+                    with open(self.log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                if cfg.run.save_every and self.step % cfg.run.save_every == 0:
+                    self.save_checkpoint()
+                if on_step is not None:
+                    on_step(self)
+                if self.step >= max_steps:
+                    break
+            else:
+                self.epoch, self.batches_done = self.epoch + 1, 0
+        progress.close()
+        self.save_checkpoint()
+        return last

@@ -1,0 +1,166 @@
+"""Trainable single-codebook vector quantiser: k-means initialisation on training data in bounded memory, EMA
+codebook updates, commitment loss, straight-through gradients, and dead-code re-seeding that takes effect.
+
+It works on the stock model's codebook buffers (`inited`, `cluster_size`, `embed`, `embed_avg` of
+`encoder_model.quantizer.codebook`), so what it learns is saved by `save_pretrained` under the stock keys.
+
+Fixes of the authors' `core_vq` (see docs): re-seeded codes are written into `embed_avg`/`cluster_size` too, so the
+EMA recomputation does not undo them; k-means uses chunked expanded-square distances instead of an N x K x D tensor;
+initialisation is an explicit call on training data, never a side effect of the first forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class QuantizerOutput:
+    quantized: torch.Tensor  # (B, D, T), straight-through in training
+    codes: torch.Tensor  # (B, T)
+    commit_loss: torch.Tensor  # scalar
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def nearest_codes(vectors: torch.Tensor, embed: torch.Tensor, max_chunk_elements: int = 2**25) -> torch.Tensor:
+    """Index of the nearest codebook row for each vector (N, D), in chunks of at most `max_chunk_elements`
+    distances, so memory stays O(chunk x K) instead of O(N x K x D)."""
+    embed_sq = embed.pow(2).sum(1)
+    chunk = max(1, max_chunk_elements // embed.shape[0])
+    out = []
+    for part in vectors.split(chunk):
+        distances = part.pow(2).sum(1, keepdim=True) - 2 * part @ embed.t() + embed_sq
+        out.append(distances.argmin(1))
+    return torch.cat(out)
+
+
+def kmeans(vectors: torch.Tensor, num_codes: int, iterations: int, generator: torch.Generator | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on (N, D) vectors; returns (centroids (K, D), cluster sizes (K,)). Empty clusters keep
+    their previous centre. With fewer vectors than codes, initial centres are drawn with replacement."""
+    vectors = vectors.float()
+    n = vectors.shape[0]
+    if n >= num_codes:
+        index = torch.randperm(n, generator=generator)[:num_codes]
+    else:
+        index = torch.randint(0, n, (num_codes,), generator=generator)
+    centroids = vectors[index].clone()
+    counts = torch.zeros(num_codes)
+    for _ in range(iterations):
+        assign = nearest_codes(vectors, centroids)
+        counts = torch.bincount(assign, minlength=num_codes).float()
+        sums = torch.zeros_like(centroids).index_add_(0, assign, vectors)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids, counts
+
+
+class EMAQuantizer(nn.Module):
+    """Quantise (B, D, T) latents with the codebook buffers of a stock `WavTokenizerEuclideanCodebook`."""
+
+    def __init__(self, codebook: nn.Module, decay: float = 0.99, epsilon: float = 1e-5,
+                 dead_code_threshold: float = 2.0, reseed_dead_codes: bool = True):
+        super().__init__()
+        # not registered as a submodule: the buffers belong to the stock model, which saves them once
+        object.__setattr__(self, "codebook", codebook)
+        self.decay = decay
+        self.epsilon = epsilon
+        self.dead_code_threshold = dead_code_threshold
+        self.reseed_dead_codes = reseed_dead_codes
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long), persistent=False)
+
+    @property
+    def num_codes(self) -> int:
+        return self.codebook.embed.shape[0]
+
+    @property
+    def initialized(self) -> bool:
+        return bool(self.codebook.inited.item())
+
+    @torch.no_grad()
+    def initialize(self, vectors: torch.Tensor, iterations: int, seed: int = 0,
+                   vectors_per_step: int | None = None) -> None:
+        """k-means on training vectors (N, D) -> codebook; the same on every process (computed on rank 0).
+
+        The EMA counts start at each cluster's share of one step's vectors (`vectors_per_step`), so the EMA sees
+        the same scale it will be fed; clusters k-means left empty start at the dead-code threshold, which keeps
+        their centre (a zero count would turn them into zero vectors that swallow small latents) and lets the
+        first update re-seed them if they stay unused."""
+        generator = torch.Generator().manual_seed(seed)
+        centroids, counts = kmeans(vectors.detach().cpu(), self.num_codes, iterations, generator)
+        per_step = counts * (vectors_per_step or vectors.shape[0]) / vectors.shape[0]
+        per_step = per_step.clamp(min=max(self.dead_code_threshold, 100 * self.epsilon))
+        book = self.codebook
+        book.embed.copy_(centroids.to(book.embed))
+        book.cluster_size.copy_(per_step.to(book.cluster_size))
+        book.embed_avg.copy_((centroids * per_step[:, None]).to(book.embed_avg))
+        book.inited.fill_(1.0)
+        if _distributed():
+            for buffer in (book.embed, book.cluster_size, book.embed_avg):
+                dist.broadcast(buffer, src=0)
+
+    def forward(self, latents: torch.Tensor, update: bool | None = None) -> QuantizerOutput:
+        """`update` (default: `self.training`) applies one EMA step; call it once per optimisation step."""
+        if not self.initialized:
+            raise RuntimeError("the codebook is not initialised: call initialize() on training vectors first")
+        update = self.training if update is None else update
+        batch, dim, frames = latents.shape
+        flat = latents.permute(0, 2, 1).reshape(-1, dim)
+        embed = self.codebook.embed
+        codes = nearest_codes(flat.detach().float(), embed.float())
+        quantized = nn.functional.embedding(codes, embed).to(flat.dtype)
+        commit_loss = nn.functional.mse_loss(flat, quantized.detach())
+        if update:
+            self._ema_update(flat.detach().float(), codes)
+        straight = flat + (quantized - flat).detach()
+        return QuantizerOutput(
+            quantized=straight.reshape(batch, frames, dim).permute(0, 2, 1),
+            codes=codes.reshape(batch, frames),
+            commit_loss=commit_loss,
+        )
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
+        book = self.codebook
+        counts = torch.bincount(codes, minlength=self.num_codes).to(flat)
+        sums = torch.zeros_like(book.embed_avg, dtype=flat.dtype).index_add_(0, codes, flat)
+        if _distributed():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        book.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        book.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        total = book.cluster_size.sum()
+        smoothed = (book.cluster_size + self.epsilon) / (total + self.num_codes * self.epsilon) * total
+        book.embed.copy_(book.embed_avg / smoothed[:, None])
+        if self.reseed_dead_codes:
+            self._reseed(flat)
+        self.updates += 1
+
+    @torch.no_grad()
+    def _reseed(self, flat: torch.Tensor) -> None:
+        """Move codes whose EMA count fell below the threshold onto random vectors of this batch.
+
+        Written into `embed`, `embed_avg` and `cluster_size` alike, so the next EMA step starts from the new
+        vector (the authors' version changed `embed` only and recomputed it from the stale averages at once)."""
+        book = self.codebook
+        dead = book.cluster_size < self.dead_code_threshold
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return
+        picks = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
+        new = flat[picks]
+        if _distributed():
+            gathered = torch.zeros(n_dead, flat.shape[1], device=flat.device, dtype=flat.dtype)
+            gathered.copy_(new)
+            dist.broadcast(gathered, src=0)
+            new = gathered
+        book.embed[dead] = new.to(book.embed)
+        book.cluster_size[dead] = self.dead_code_threshold
+        book.embed_avg[dead] = (new * self.dead_code_threshold).to(book.embed_avg)
