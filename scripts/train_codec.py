@@ -26,12 +26,13 @@ def main() -> int:
     parser.add_argument("--init-from", default=None, help="HF codec directory to fine-tune (converted or trained)")
     parser.add_argument("--discriminators-from", default=None, help="checkpoint.pt whose discriminators to reuse")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: preset)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     try:
         cfg = load_train_config(args.preset, args.set)
         trainer = Trainer(cfg, args.out, init_from=args.init_from, discriminators_from=args.discriminators_from)
-        last = trainer.fit(args.max_steps)
+        last = trainer.fit(args.max_steps, max_seconds=args.max_minutes * 60 if args.max_minutes else None)
         if trainer.accelerator.is_main_process:
             path = trainer.export("final")
             print(f"step {trainer.step}: mel {last.get('mel', float('nan')):.4f}; exported {path}")

@@ -28,7 +28,7 @@ def stage(name: str) -> Iterator[dict]:
     print(f"--- {name}: {elapsed:.1f} s" + (f" | {details}" if details else ""), flush=True)
 
 
-def run(out_dir: Path, corpus_hours: float = 0.05) -> None:
+def run(out_dir: Path, corpus_hours: float = 0.2, train_minutes: float = 8.0, use_own_codec: bool = False) -> None:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -106,15 +106,57 @@ def run(out_dir: Path, corpus_hours: float = 0.05) -> None:
         numbers["fixture STOI"] = f"{fixture['stoi']:.3f}"
         numbers["fixture mel distance"] = f"{fixture['mel_distance']:.3f}"
         numbers["written to"] = str(out_dir / "evaluation")
+
+    tiny_dir = out_dir / "tiny_codec"
+    with stage(f"7. train the `tiny` codec on the corpus for {train_minutes:g} minutes (CPU)") as numbers:
+        from .training import Trainer, load_train_config
+
+        import shutil
+
+        shutil.rmtree(tiny_dir, ignore_errors=True)  # a fresh run each time (the trainer would resume otherwise)
+        cfg = load_train_config("tiny", [f"data.train={corpus_dir}"])
+        trainer = Trainer(cfg, tiny_dir)
+        last = trainer.fit(max_seconds=train_minutes * 60)
+        exported = trainer.export("final")
+        numbers["steps"] = trainer.step
+        numbers["last batch mel loss"] = f"{last.get('mel', float('nan')):.3f}"
+        numbers["exported"] = str(exported)
+
+    with stage("8. evaluate the tiny codec on the held-out test split") as numbers:
+        results = evaluate([CodecReconstructor(exported)], utterances)
+        write_results(results, out_dir / "evaluation_tiny")
+        print(markdown_table(results))
+        summary = results["codecs"][exported.name]["summary"]
+        numbers["STOI"] = f"{summary['stoi']:.3f}"
+        numbers["WER"] = _percent(summary["wer"]) + f" (original {_percent(summary['wer_original'])})"
+        numbers["codebook used"] = _percent(summary.get("codebook_used"))
+
+    with stage("9. place the codec the later stages use at ./wavtokenizer and load it with AutoModel") as numbers:
+        shipped = ASSETS / "codec"
+        chosen = shipped if (shipped / "model.safetensors").exists() and not use_own_codec else exported
+        target = Path("wavtokenizer")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(chosen, target)
+        model = AutoModel.from_pretrained("wavtokenizer")
+        numbers["codec"] = "shipped (assets/codec)" if chosen == shipped else f"this demo's tiny codec ({chosen})"
+        numbers["loaded"] = f"{type(model).__name__}, {model.config.codebook_size} codes, {model.config.frame_rate} tokens/s"
     print(f"\nDemo finished; outputs in {out_dir}")
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the demo writes its outputs")
-    parser.add_argument("--corpus-hours", type=float, default=0.05, help="size of the synthetic corpus")
+    parser.add_argument("--corpus-hours", type=float, default=0.2, help="size of the synthetic corpus")
+    parser.add_argument("--train-minutes", type=float, default=8.0, help="wall time of the tiny codec's training")
+    parser.add_argument("--use-own-codec", action="store_true",
+                        help="place this run's tiny codec at ./wavtokenizer even when a shipped codec exists")
     args = parser.parse_args()
-    run(args.out, args.corpus_hours)
+    run(args.out, args.corpus_hours, args.train_minutes, args.use_own_codec)
 
 
 if __name__ == "__main__":

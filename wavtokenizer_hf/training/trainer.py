@@ -53,7 +53,25 @@ def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokeni
         config = WavTokenizerConfig(**cfg.model)
     except (TypeError, ValueError) as err:
         raise WavTokenizerError(f"model settings rejected by WavTokenizerConfig: {err}") from None
-    return WavTokenizerGenerator(config, **kwargs)
+    generator = WavTokenizerGenerator(config, **kwargs)
+    if cfg.encoder_init == "kaiming":
+        kaiming_init_encoder(generator)
+    elif cfg.encoder_init != "default":
+        raise WavTokenizerError(f"encoder_init must be 'default' or 'kaiming', got {cfg.encoder_init!r}")
+    return generator
+
+
+@torch.no_grad()
+def kaiming_init_encoder(generator: WavTokenizerGenerator) -> None:
+    """He-normal directions for every weight-normed encoder conv (gain = |v|, zero bias), so a random encoder
+    passes its input's variation on instead of shrinking it layer by layer."""
+    for module in generator.model.encoder_model.encoder.modules():
+        conv = getattr(module, "conv", None)
+        if isinstance(conv, nn.Conv1d) and hasattr(conv, "parametrizations"):
+            direction = conv.parametrizations.weight.original1
+            nn.init.kaiming_normal_(direction, nonlinearity="relu")
+            conv.parametrizations.weight.original0.copy_(direction.norm(dim=(1, 2), keepdim=True))
+            nn.init.zeros_(conv.bias)
 
 
 def build_discriminators(cfg: TrainConfig) -> DiscriminatorSet:
@@ -96,12 +114,26 @@ def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConf
         vectors.append(latents.permute(0, 2, 1).reshape(-1, latents.shape[1]).float().cpu())
     per_step = vectors[0].shape[0] * accelerator.num_processes  # EMA statistics are summed over processes
     vectors = torch.cat(vectors)
+    if q.data_dependent_init:
+        vectors = normalize_encoder_output(generator, vectors)
     if vectors.shape[0] > q.kmeans_max_vectors:
         keep = torch.randperm(vectors.shape[0], generator=torch.Generator().manual_seed(cfg.run.seed))
         vectors = vectors[keep[: q.kmeans_max_vectors]]
     start = time.perf_counter()
     generator.quantizer.initialize(vectors, q.kmeans_iterations, seed=cfg.run.seed, vectors_per_step=per_step)
     return {"kmeans_vectors": int(vectors.shape[0]), "kmeans_seconds": round(time.perf_counter() - start, 2)}
+
+
+@torch.no_grad()
+def normalize_encoder_output(generator: WavTokenizerGenerator, vectors: torch.Tensor) -> torch.Tensor:
+    """Rescale the last encoder conv (weight-norm gain and bias) so these latents get zero mean and unit standard
+    deviation per channel; returns the latents as the rescaled encoder now gives them."""
+    mean, std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
+    conv = generator.model.encoder_model.encoder.layers[-1].conv
+    gain = conv.parametrizations.weight.original0  # (out, 1, 1): weight = gain * v / |v|
+    gain.div_(std.to(gain)[:, None, None])
+    conv.bias.sub_(mean.to(conv.bias)).div_(std.to(conv.bias))
+    return (vectors - mean) / std
 
 
 def rng_state() -> dict:
@@ -294,7 +326,8 @@ class Trainer:
         return float(self.accelerator.clip_grad_norm_(module.parameters(), self.cfg.optim.grad_clip))
 
     # --- the loop ------------------------------------------------------------------------------------------------
-    def fit(self, max_steps: int | None = None, on_step=None) -> dict:
+    def fit(self, max_steps: int | None = None, on_step=None, max_seconds: float | None = None) -> dict:
+        """Train until `max_steps` (default: the config's) or, if given, `max_seconds` of wall time."""
         cfg = self.cfg
         max_steps = max_steps or cfg.optim.max_steps
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +361,8 @@ class Trainer:
                     self.save_checkpoint()
                 if on_step is not None:
                     on_step(self)
-                if self.step >= max_steps:
+                if self.step >= max_steps or (max_seconds and time.perf_counter() - start > max_seconds):
+                    max_steps = self.step
                     break
             else:
                 self.epoch, self.batches_done = self.epoch + 1, 0

@@ -1,0 +1,262 @@
+"""Exact batched encode and decode on a stock `WavTokenizerModel`'s weights.
+
+The stock model pads a batch and lets the padding leak into each item's last frames. Where it leaks in, and what
+this module does instead:
+- encoder convolutions pad with reflection at the *batch* end, and their receptive field reaches over the item's
+  end into the padding: here every convolution builds each item's input exactly as the item alone would see it
+  (reflect padding at its own end, plus the extra right padding computed from its own length), by one gather;
+- the encoder LSTM runs forward in time, so padding after an item never reaches its frames (nothing to do);
+- decoder GroupNorms compute statistics over all frames: here over each item's valid frames only;
+- the decoder attention attends to padded frames: here a key mask keeps them out (fused `scaled_dot_product_attention`);
+- decoder convolutions zero-pad at the batch end: here padded frames are zeroed before every convolution;
+- the iSTFT overlap-add and its window envelope run over all frames: here padded frames are zeroed and each item is
+  divided by the envelope of its own frame count.
+Weight norm is folded once at construction instead of on every call. Nothing about the checkpoint changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import WavTokenizerModel
+
+
+@dataclass
+class _Conv:
+    weight: torch.Tensor
+    bias: torch.Tensor
+    stride: int
+    dilation: int
+    kernel: int  # effective kernel size (with dilation)
+
+    @property
+    def padding_total(self) -> int:
+        return self.kernel - self.stride
+
+
+def _fold_conv(module: nn.Module) -> _Conv:
+    conv = module.conv
+    with torch.no_grad():
+        weight = conv.weight.detach().clone()  # weight norm evaluated once
+    kernel = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+    return _Conv(weight, conv.bias.detach().clone(), conv.stride[0], conv.dilation[0], kernel)
+
+
+def _reflect_index(positions: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Map positions (B, T) to indices into sequences of `lengths` (B, 1) by reflection (no edge repeat)."""
+    last = lengths - 1
+    period = 2 * last.clamp(min=1)
+    folded = torch.remainder(positions, period)
+    return torch.where(folded > last, period - folded, folded)
+
+
+class FastWavTokenizer:
+    """Batched, padding-exact `encode` / `decode` using the weights of a stock `WavTokenizerModel`."""
+
+    def __init__(self, model: WavTokenizerModel):
+        config = model.config
+        if config.use_causal_conv or config.pad_mode != "reflect" or config.norm_type != "weight_norm":
+            raise ValueError("FastWavTokenizer supports the WavTokenizer encoder (non-causal, reflect, weight norm)")
+        self.model = model.eval()
+        self.config = config
+        self.hop_length = config.hop_length
+        self.device = next(model.parameters()).device
+        self.encoder_plan = self._plan_encoder(model.encoder_model.encoder.layers)
+        self.embed = model.encoder_model.quantizer.codebook.embed.detach()
+        self.embed_t = self.embed.t().contiguous()
+        self.embed_sq = self.embed_t.pow(2).sum(0, keepdim=True)
+
+    # --- encoder -----------------------------------------------------------------------------------------------
+    def _plan_encoder(self, layers: nn.ModuleList) -> list:
+        plan = []
+        for layer in layers:
+            name = type(layer).__name__
+            if name == "WavTokenizerConv1d":
+                plan.append(("conv", _fold_conv(layer)))
+            elif name == "WavTokenizerResnetBlock":
+                block = [("elu", None) if isinstance(m, nn.ELU) else ("conv", _fold_conv(m)) for m in layer.block]
+                shortcut = None if isinstance(layer.shortcut, nn.Identity) else _fold_conv(layer.shortcut)
+                plan.append(("resnet", (block, shortcut)))
+            elif isinstance(layer, nn.ELU):
+                plan.append(("elu", None))
+            elif name == "WavTokenizerLSTM":
+                plan.append(("lstm", layer.lstm))
+            else:
+                raise ValueError(f"unexpected encoder layer {name}")
+        return plan
+
+    @staticmethod
+    def _conv(x: torch.Tensor, lengths: torch.Tensor, conv: _Conv) -> tuple[torch.Tensor, torch.Tensor]:
+        """One encoder convolution where each item sees exactly the padding it would get alone."""
+        right = conv.padding_total // 2
+        left = conv.padding_total - right
+        frames = torch.ceil((lengths - conv.kernel + conv.padding_total) / conv.stride).long()
+        extra = (frames * conv.stride + conv.kernel - conv.padding_total) - lengths
+        padded = lengths + left + right + extra
+        if left == 0 and right == 0 and bool((extra == 0).all()):
+            return F.conv1d(x, conv.weight, conv.bias, conv.stride, dilation=conv.dilation), lengths
+        if bool((lengths <= torch.clamp(right + extra, min=left)).any()):  # the stock `_pad1d` zero-extends these
+            return FastWavTokenizer._conv_short(x, lengths, conv)
+        width = int(padded.max())
+        positions = torch.arange(width, device=x.device)[None] - left  # (1, W)
+        index = _reflect_index(positions, lengths[:, None])
+        # the authors pad `extra` on the right by reflection too, inside the same reflect call
+        gathered = torch.gather(x, 2, index[:, None, :].expand(-1, x.shape[1], -1))
+        out = F.conv1d(gathered, conv.weight, conv.bias, conv.stride, dilation=conv.dilation)
+        out_lengths = (padded - conv.kernel) // conv.stride + 1
+        return out, out_lengths
+
+    @staticmethod
+    def _conv_short(x: torch.Tensor, lengths: torch.Tensor, conv: _Conv) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items shorter than the padding: per item, as the stock `_pad1d` does (zeros first, then reflect)."""
+        outs, out_lengths = [], []
+        right_base = conv.padding_total // 2
+        left = conv.padding_total - right_base
+        for i, length in enumerate(lengths.tolist()):
+            xi = x[i:i + 1, :, :length]
+            frames = math.ceil((length - conv.kernel + conv.padding_total) / conv.stride)
+            extra = frames * conv.stride + conv.kernel - conv.padding_total - length
+            right = right_base + extra
+            max_pad = max(left, right)
+            zeros = max_pad - length + 1 if length <= max_pad else 0
+            xi = F.pad(xi, (0, zeros))
+            xi = F.pad(xi, (left, right), mode="reflect")[..., : xi.shape[-1] + left + right - zeros]
+            outs.append(F.conv1d(xi, conv.weight, conv.bias, conv.stride, dilation=conv.dilation))
+            out_lengths.append(outs[-1].shape[-1])
+        width = max(out_lengths)
+        out = torch.stack([F.pad(o[0], (0, width - o.shape[-1])) for o in outs])
+        return out, torch.tensor(out_lengths, device=x.device)
+
+    @torch.inference_mode()
+    def encode_latents(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) right-padded audio and valid lengths -> (B, D, F) latents and frame counts."""
+        x, lengths = audio.unsqueeze(1), lengths.to(audio.device).long()
+        for kind, op in self.encoder_plan:
+            if kind == "conv":
+                x, lengths = self._conv(x, lengths, op)
+            elif kind == "elu":
+                x = F.elu(x)
+            elif kind == "resnet":
+                block, shortcut = op
+                h, h_lengths = x, lengths
+                for sub_kind, sub in block:
+                    h = F.elu(h) if sub_kind == "elu" else self._conv(h, h_lengths, sub)[0]
+                residual = x if shortcut is None else self._conv(x, lengths, shortcut)[0]
+                x = residual + h
+            else:  # forward-only LSTM with the skip connection: later padding never reaches valid frames
+                seq = x.permute(2, 0, 1)
+                x = (op(seq)[0] + seq).permute(1, 2, 0)
+        return x, lengths
+
+    @torch.inference_mode()
+    def encode(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) padded audio -> codes (B, F) and frame counts (B,); frames past an item's count are -1."""
+        audio = audio.to(self.device, torch.float32)
+        if lengths is None:
+            lengths = torch.full((audio.shape[0],), audio.shape[-1], dtype=torch.long)
+        latents, frames = self.encode_latents(audio, lengths)
+        flat = latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
+        distances = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed_t + self.embed_sq)
+        codes = distances.max(dim=-1).indices.view(latents.shape[0], -1)
+        valid = torch.arange(codes.shape[1], device=codes.device)[None] < frames[:, None]
+        return codes.masked_fill(~valid, -1), frames
+
+    def encode_list(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encode 1-D waveforms of any lengths as one padded batch; each result equals encoding it alone."""
+        lengths = torch.tensor([w.shape[-1] for w in waveforms])
+        batch = torch.zeros(len(waveforms), int(lengths.max()))
+        for i, w in enumerate(waveforms):
+            batch[i, : w.shape[-1]] = w
+        codes, frames = self.encode(batch, lengths)
+        return [codes[i, : frames[i]].cpu() for i in range(len(waveforms))]
+
+    # --- decoder -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _group_norm(x: torch.Tensor, mask: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+        batch, channels, frames = x.shape
+        groups = norm.num_groups
+        grouped = x.view(batch, groups, -1, frames)
+        m = mask.view(batch, 1, 1, frames)
+        count = m.sum(dim=(2, 3), keepdim=True) * grouped.shape[2]
+        mean = (grouped * m).sum(dim=(2, 3), keepdim=True) / count
+        var = (((grouped - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+        normed = ((grouped - mean) / torch.sqrt(var + norm.eps)).view(batch, channels, frames)
+        return normed * norm.weight[None, :, None] + norm.bias[None, :, None]
+
+    def _resnet(self, x, mask, block) -> torch.Tensor:
+        h = self._group_norm(x, mask, block.norm1)
+        h = block.conv1(h * torch.sigmoid(h) * mask)
+        h = self._group_norm(h, mask, block.norm2)
+        h = block.conv2(h * torch.sigmoid(h) * mask)
+        return x + h
+
+    def _attention(self, x, mask, block) -> torch.Tensor:
+        h = self._group_norm(x, mask, block.norm)
+        q, k, v = (conv(h).transpose(1, 2)[:, None] for conv in (block.q, block.k, block.v))  # (B, 1, F, C)
+        key_mask = mask.bool()[:, None]  # (B, 1, 1, F): padded frames are never attended to
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        return x + block.proj_out(out[:, 0].transpose(1, 2))
+
+    def _envelope(self, frames: int, device) -> torch.Tensor:
+        head = self.model.head
+        window_sq = head.window.square().to(device)
+        size = (frames - 1) * head.hop_length + head.n_fft
+        env = F.fold(window_sq.expand(1, frames, -1).transpose(1, 2), output_size=(1, size),
+                     kernel_size=(1, head.n_fft), stride=(1, head.hop_length)).squeeze()
+        return env[head.padding: -head.padding].clamp(min=1e-11)
+
+    @torch.inference_mode()
+    def decode(self, codes: torch.Tensor, frames: torch.Tensor | None = None, bandwidth_id: int = 0) -> torch.Tensor:
+        """(B, F) codes (padding anything) and frame counts -> (B, F * hop) audio; each item as decoded alone
+        (samples past an item's `frames * hop` are zero)."""
+        codes = codes.to(self.device)
+        batch, length = codes.shape
+        if frames is None:
+            frames = torch.full((batch,), length, dtype=torch.long)
+        frames = frames.to(self.device)
+        mask = (torch.arange(length, device=self.device)[None] < frames[:, None]).to(torch.float32)[:, None]  # (B,1,F)
+        features = F.embedding(codes.clamp(min=0), self.embed).transpose(1, 2) * mask
+        backbone, head = self.model.backbone, self.model.head
+        condition = torch.tensor([bandwidth_id], device=self.device)
+        x = backbone.embed(features) * mask
+        for layer in backbone.pos_net:
+            name = type(layer).__name__
+            if name == "WavTokenizerVocosResnetBlock":
+                x = self._resnet(x, mask, layer)
+            elif name == "WavTokenizerVocosAttention":
+                x = self._attention(x, mask, layer)
+            else:
+                x = self._group_norm(x, mask, layer)
+            x = x * mask
+        x = backbone.norm(x.transpose(1, 2), condition).transpose(1, 2)
+        for block in backbone.convnext:
+            x = block(x * mask, condition)
+        hidden = backbone.final_layer_norm(x.transpose(1, 2))  # (B, F, C)
+
+        spec = head.linear(hidden)
+        magnitude, phase = spec.float().chunk(2, dim=-1)
+        complex_spec = torch.polar(torch.exp(magnitude).clamp(max=1e2), phase)
+        time_frames = torch.fft.irfft(complex_spec, head.n_fft, dim=-1, norm="backward").transpose(1, 2)
+        time_frames = time_frames * head.window[None, :, None] * mask
+        size = (length - 1) * head.hop_length + head.n_fft
+        audio = F.fold(time_frames, output_size=(1, size), kernel_size=(1, head.n_fft),
+                       stride=(1, head.hop_length))[:, 0, 0, head.padding: -head.padding]
+        envelopes = {n: self._envelope(n, self.device) for n in set(frames.tolist())}
+        out = torch.zeros_like(audio)
+        for i, n in enumerate(frames.tolist()):
+            samples = n * head.hop_length
+            out[i, :samples] = audio[i, :samples] / envelopes[n][:samples]
+        return out
+
+    def decode_list(self, code_sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Decode 1-D code sequences of any lengths as one padded batch; each result equals decoding it alone."""
+        frames = torch.tensor([c.shape[-1] for c in code_sequences])
+        batch = torch.zeros(len(code_sequences), int(frames.max()), dtype=torch.long)
+        for i, c in enumerate(code_sequences):
+            batch[i, : c.shape[-1]] = c
+        audio = self.decode(batch, frames)
+        return [audio[i, : frames[i] * self.hop_length].cpu() for i in range(len(code_sequences))]
