@@ -1,0 +1,47 @@
+"""Tokenize an audio folder, a saved dataset or a JSONL manifest into parquet shards, resumably.
+
+  python scripts/tokenize_dataset.py INPUT OUT --model wavtokenizer                       # one machine
+  python scripts/tokenize_dataset.py INPUT OUT --model M --num-shards 64 --shard-index $SLURM_ARRAY_TASK_ID
+  python scripts/tokenize_dataset.py INPUT OUT --num-shards 64 --check                    # all shards complete?
+
+Each shard is a contiguous, deterministic slice of the input; its parts are written atomically, so a killed job
+rerun with the same arguments skips finished parts and redoes only the unfinished one.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.tokenization import check_output, tokenize_shard
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--model", type=Path, default=Path("wavtokenizer"))
+    parser.add_argument("--split", default="train", help="split of a saved DatasetDict")
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--shard-index", type=int, default=0)
+    parser.add_argument("--rows-per-part", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--check", action="store_true", help="only verify that all shards are complete")
+    args = parser.parse_args()
+    try:
+        if args.check:
+            report = check_output(args.out, args.num_shards)
+            print(json.dumps(report, indent=2))
+            return 0 if report["ok"] else 1
+        summary = tokenize_shard(args.input, args.out, args.model, args.num_shards, args.shard_index,
+                                 args.rows_per_part, args.split, args.batch_size)
+    except WavTokenizerError as err:
+        print(f"tokenize_dataset: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Exact batched inference: every item of a padded batch gets what it gets alone, and equals the stock model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from wavtokenizer_hf.inference import FastWavTokenizer
+
+LENGTHS = [31250, 20000, 5000, 1281, 700, 640, 330, 321, 24000]  # mixed, incl. 2-frame items
+
+
+@pytest.fixture(scope="module")
+def models(converted_dir):
+    model = AutoModel.from_pretrained(converted_dir).eval()
+    return model, FastWavTokenizer(model)
+
+
+@pytest.fixture(scope="module")
+def waves():
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randn(n, generator=generator) * 0.2 for n in LENGTHS]
+
+
+def test_batched_encode_equals_single_item_encode(models, waves):
+    model, fast = models
+    with torch.no_grad():
+        single = [model.encode(w[None, None]).audio_codes[0, 0] for w in waves]
+    batched = fast.encode_list(waves)
+    for expected, got in zip(single, batched):
+        assert torch.equal(expected, got)
+
+
+def test_the_stock_model_leaks_padding_into_short_items(models, waves):
+    model, _ = models
+    batch = torch.zeros(len(waves), max(LENGTHS))
+    for i, w in enumerate(waves):
+        batch[i, : w.numel()] = w
+    with torch.no_grad():
+        stock = model.encode(batch[:, None]).audio_codes[:, 0]
+        alone = model.encode(waves[4][None, None]).audio_codes[0, 0]
+    assert not torch.equal(stock[4, : alone.numel()], alone)  # what this module fixes
+
+
+def test_batched_decode_equals_single_item_decode(models, waves):
+    model, fast = models
+    codes = fast.encode_list(waves)
+    with torch.no_grad():
+        single = [model.decode(c[None, None]).audio_values[0, 0] for c in codes]
+    for expected, got in zip(single, fast.decode_list(codes)):
+        assert expected.shape == got.shape
+        assert float((expected - got).abs().max()) <= 1e-4
+
+
+def test_fixture_codes_through_the_fast_path(models, fixture_array):
+    _, fast = models
+    wav = torch.from_numpy(fixture_array("input_wav"))
+    codes = fast.encode_list([wav[0]])[0]
+    assert torch.equal(codes, torch.from_numpy(fixture_array("codes"))[0, 0])
+    audio = fast.decode_list([codes])[0]
+    assert float((audio - torch.from_numpy(fixture_array("audio"))[0]).abs().max()) <= 1e-5
