@@ -60,3 +60,18 @@ def test_fixture_codes_through_the_fast_path(models, fixture_array):
     assert torch.equal(codes, torch.from_numpy(fixture_array("codes"))[0, 0])
     audio = fast.decode_list([codes])[0]
     assert float((audio - torch.from_numpy(fixture_array("audio"))[0]).abs().max()) <= 1e-5
+
+
+def test_windowed_long_audio_agrees_with_whole_file(models):
+    from wavtokenizer_hf.inference import decode_windowed, encode_windowed
+
+    _, fast = models
+    generator = torch.Generator().manual_seed(3)
+    t = torch.arange(24000 * 12) / 24000
+    audio = 0.3 * torch.sin(2 * torch.pi * 180 * t * (1 + 0.1 * torch.sin(t))) + 0.05 * torch.randn(t.shape, generator=generator)
+    whole = fast.encode_list([audio])[0]
+    windowed = encode_windowed(fast, audio, window_seconds=2.0, context_seconds=1.0)
+    assert windowed.shape == whole.shape
+    assert float((windowed == whole).float().mean()) >= 0.995
+    decoded = decode_windowed(fast, whole, window_seconds=2.0, context_seconds=1.0)
+    assert decoded.numel() == whole.numel() * fast.hop_length

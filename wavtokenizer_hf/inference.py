@@ -260,3 +260,58 @@ class FastWavTokenizer:
             batch[i, : c.shape[-1]] = c
         audio = self.decode(batch, frames)
         return [audio[i, : frames[i] * self.hop_length].cpu() for i in range(len(code_sequences))]
+
+
+# --- long audio in bounded memory ------------------------------------------------------------------------------
+
+def encode_windowed(fast: FastWavTokenizer, audio: torch.Tensor, window_seconds: float = 30.0,
+                    context_seconds: float = 2.0, batch_size: int = 4) -> torch.Tensor:
+    """Codes of a long 1-D waveform, encoded in windows of `window_seconds` with `context_seconds` of audio on
+    each side (the context's frames are dropped); memory is bounded by the window, not the file.
+
+    Window starts are multiples of the hop, so window frames align with whole-file frames; the context lets the
+    convolutions see the true neighbourhood and the forward LSTM warm up. Agreement with whole-file codes is
+    measured in `benchmarks/bench_long_audio.py`."""
+    hop, rate = fast.hop_length, fast.config.sampling_rate
+    total_frames = -(-audio.numel() // hop)
+    window = max(1, int(window_seconds * rate) // hop)
+    context = max(0, int(context_seconds * rate) // hop)
+    if total_frames <= window + 2 * context:
+        return fast.encode_list([audio])[0]
+    pieces, spans = [], []
+    for first in range(0, total_frames, window):
+        start = max(0, first - context)
+        end = min(total_frames, first + window + context)
+        pieces.append(audio[start * hop: end * hop])
+        spans.append((first - start, min(window, total_frames - first)))
+    codes = []
+    for i in range(0, len(pieces), batch_size):
+        for piece_codes, (offset, count) in zip(fast.encode_list(pieces[i:i + batch_size]), spans[i:i + batch_size]):
+            codes.append(piece_codes[offset: offset + count])
+    return torch.cat(codes)
+
+
+def decode_windowed(fast: FastWavTokenizer, codes: torch.Tensor, window_seconds: float = 30.0,
+                    context_seconds: float = 2.0, batch_size: int = 4) -> torch.Tensor:
+    """Audio of a long code sequence, decoded in windows with context frames on each side (dropped). The decoder's
+    attention is global, so windows differ slightly from a whole-sequence decode; the mel distance between the two
+    is measured in `benchmarks/bench_long_audio.py`."""
+    hop, rate = fast.hop_length, fast.config.sampling_rate
+    window = max(2, int(window_seconds * rate) // hop)
+    context = max(0, int(context_seconds * rate) // hop)
+    total = codes.numel()
+    if total <= window + 2 * context:
+        return fast.decode_list([codes])[0]
+    pieces, spans = [], []
+    for first in range(0, total, window):
+        start = max(0, first - context)
+        end = min(total, first + window + context)
+        if end - start < 2:
+            start = max(0, end - 2)
+        pieces.append(codes[start:end])
+        spans.append(((first - start) * hop, min(window, total - first) * hop))
+    audio = []
+    for i in range(0, len(pieces), batch_size):
+        for piece_audio, (offset, count) in zip(fast.decode_list(pieces[i:i + batch_size]), spans[i:i + batch_size]):
+            audio.append(piece_audio[offset: offset + count])
+    return torch.cat(audio)
