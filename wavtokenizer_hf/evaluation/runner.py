@@ -66,7 +66,8 @@ class CodecReconstructor:
 def load_test_set(source: str | Path, split: str = "test", limit: int | None = None,
                   speech_only: bool = False) -> list[Utterance]:
     """Utterances from a saved `datasets` corpus (one split) or a folder of audio files with optional transcripts
-    (`NAME.txt` beside `NAME.wav`, or a `transcripts.tsv` of `file<TAB>text` lines)."""
+    (`NAME.txt` beside `NAME.wav`, a `transcripts.tsv` of `file<TAB>text` lines, or a `manifest.jsonl` with `id`
+    (the file's stem) and `text`)."""
     source = Path(source)
     if not source.exists():
         raise WavTokenizerError(f"test set not found: {source}")
@@ -96,12 +97,19 @@ def load_test_set(source: str | Path, split: str = "test", limit: int | None = N
             for fields in csv.reader(handle, delimiter="\t"):
                 if len(fields) >= 2:
                     transcripts[str((tsv.parent / fields[0]).resolve())] = fields[1]
+    by_stem: dict[str, str] = {}  # manifest.jsonl lines with "id" and "text" (as in the shared tts_samples)
+    for manifest in source.rglob("manifest.jsonl"):
+        for line in manifest.read_text().splitlines():
+            entry = json.loads(line) if line.strip() else {}
+            if "id" in entry and entry.get("text"):
+                by_stem[str(entry["id"])] = entry["text"]
     files = sorted(p for p in source.rglob("*") if p.is_file() and is_audio_path(p)) if source.is_dir() else [source]
     for path in files:
         waveform, rate = read_audio(path)
         wave = resample(waveform.mean(0, keepdim=True), rate, EVAL_RATE)[0]
         text_file = path.with_suffix(".txt")
-        text = text_file.read_text().strip() if text_file.exists() else transcripts.get(str(path.resolve()))
+        text = text_file.read_text().strip() if text_file.exists() else transcripts.get(str(path.resolve()),
+                                                                                        by_stem.get(path.stem))
         utterances.append(Utterance(str(path.relative_to(source) if source.is_dir() else path.name), wave, text))
         if limit and len(utterances) >= limit:
             break

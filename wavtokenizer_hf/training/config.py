@@ -31,10 +31,6 @@ class OptimConfig:
     weight_decay: float = 0.01
     max_steps: int = 1_000_000
     warmup_steps: int = 0
-    # weight-norm data-dependent init of the encoder's last conv (Salimans & Kingma 2016) before k-means: latents
-    # get zero mean and unit spread per channel. A random SEANet's latents are a large common offset with ~1%
-    # variation, so the first updates move them further than their spread and every frame lands on one code.
-    data_dependent_init: bool = False
     min_lr_ratio: float = 0.0
     grad_clip: float | None = 1.0  # None reproduces the authors' unclipped training
     grad_accum: int = 1
@@ -68,10 +64,6 @@ class QuantizerConfig:
     # steps of plain autoencoder training before k-means (0 = the paper: k-means on the random encoder's latents,
     # which are nearly constant; a short warm-up gives k-means latents that carry the signal)
     warmup_steps: int = 0
-    # weight-norm data-dependent init of the encoder's last conv (Salimans & Kingma 2016) before k-means: latents
-    # get zero mean and unit spread per channel. A random SEANet's latents are a large common offset with ~1%
-    # variation, so the first updates move them further than their spread and every frame lands on one code.
-    data_dependent_init: bool = False
 
 
 @dataclass

@@ -114,26 +114,12 @@ def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConf
         vectors.append(latents.permute(0, 2, 1).reshape(-1, latents.shape[1]).float().cpu())
     per_step = vectors[0].shape[0] * accelerator.num_processes  # EMA statistics are summed over processes
     vectors = torch.cat(vectors)
-    if q.data_dependent_init:
-        vectors = normalize_encoder_output(generator, vectors)
     if vectors.shape[0] > q.kmeans_max_vectors:
         keep = torch.randperm(vectors.shape[0], generator=torch.Generator().manual_seed(cfg.run.seed))
         vectors = vectors[keep[: q.kmeans_max_vectors]]
     start = time.perf_counter()
     generator.quantizer.initialize(vectors, q.kmeans_iterations, seed=cfg.run.seed, vectors_per_step=per_step)
     return {"kmeans_vectors": int(vectors.shape[0]), "kmeans_seconds": round(time.perf_counter() - start, 2)}
-
-
-@torch.no_grad()
-def normalize_encoder_output(generator: WavTokenizerGenerator, vectors: torch.Tensor) -> torch.Tensor:
-    """Rescale the last encoder conv (weight-norm gain and bias) so these latents get zero mean and unit standard
-    deviation per channel; returns the latents as the rescaled encoder now gives them."""
-    mean, std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
-    conv = generator.model.encoder_model.encoder.layers[-1].conv
-    gain = conv.parametrizations.weight.original0  # (out, 1, 1): weight = gain * v / |v|
-    gain.div_(std.to(gain)[:, None, None])
-    conv.bias.sub_(mean.to(conv.bias)).div_(std.to(conv.bias))
-    return (vectors - mean) / std
 
 
 def rng_state() -> dict:
