@@ -6,6 +6,7 @@ import math
 import shutil
 
 import pytest
+import soundfile as sf
 import torch
 
 from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table
@@ -20,8 +21,11 @@ from conftest import ROOT
 @pytest.fixture(scope="module")
 def speech_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speech")
-    shutil.copy(ROOT / "assets" / "audio" / "arctic_a0007.wav", folder / "a0007.wav")
-    (folder / "a0007.txt").write_text("And you always want to see it in the superlative degree.")
+    for name in ("a0007", "b0007"):  # twice: a transcript must not depend on what was decoded before it
+        shutil.copy(ROOT / "assets" / "audio" / "arctic_a0007.wav", folder / f"{name}.wav")
+        (folder / f"{name}.txt").write_text("And you always want to see it in the superlative degree.")
+    noise = torch.randn(24000, generator=torch.Generator().manual_seed(0)).numpy() * 0.05
+    sf.write(folder / "noise.wav", noise, 24000)  # no voiced frame: left out of the pitch averages
     return folder
 
 

@@ -9,7 +9,6 @@ from ..audio_io import resample
 from ..corpus.text import normalize_words
 
 ASR_RATE = 16000
-_DECODER = None
 
 
 def available() -> bool:
@@ -21,18 +20,19 @@ def available() -> bool:
 
 
 def transcribe(waveform: torch.Tensor, rate: int) -> str:
-    """Recognise English speech; returns lower-case words."""
-    global _DECODER
+    """Recognise English speech; returns lower-case words.
+
+    A fresh decoder per utterance: pocketsphinx adapts its cepstral mean across utterances, which would make a
+    transcript depend on what was decoded before it."""
     from pocketsphinx import Decoder
 
-    if _DECODER is None:
-        _DECODER = Decoder(samprate=ASR_RATE, loglevel="FATAL")
+    decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
     audio = resample(waveform[None].float(), rate, ASR_RATE)[0].clamp(-1, 1)
     pcm = (audio.numpy() * 32767).astype(np.int16)
-    _DECODER.start_utt()
-    _DECODER.process_raw(pcm.tobytes(), full_utt=True)
-    _DECODER.end_utt()
-    hypothesis = _DECODER.hyp()
+    decoder.start_utt()
+    decoder.process_raw(pcm.tobytes(), full_utt=True)
+    decoder.end_utt()
+    hypothesis = decoder.hyp()
     return hypothesis.hypstr if hypothesis is not None else ""
 
 

@@ -59,11 +59,14 @@ def track_pitch(waveform: torch.Tensor, rate: int) -> tuple[np.ndarray, np.ndarr
 
 
 def pitch_agreement(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> dict[str, float]:
-    """V/UV F1 (reference as truth) and F0 RMSE in cents over frames voiced in both."""
+    """V/UV F1 (reference as truth) and F0 RMSE in cents over frames voiced in both; NaN (left out of averages)
+    when the reference has no voiced frame, e.g. noise."""
     f0_ref, v_ref = track_pitch(reference, rate)
     f0_est, v_est = track_pitch(estimate, rate)
     n = min(len(v_ref), len(v_est))
     f0_ref, v_ref, f0_est, v_est = f0_ref[:n], v_ref[:n], f0_est[:n], v_est[:n]
+    if not v_ref.any():
+        return {"vuv_f1": float("nan"), "f0_rmse_cents": float("nan")}
     tp = float(np.sum(v_ref & v_est))
     precision = tp / max(float(np.sum(v_est)), 1.0)
     recall = tp / max(float(np.sum(v_ref)), 1.0)
