@@ -93,10 +93,12 @@ class DatasetTokenizer:
         fast = self._fast(rank)
         order = sorted(range(len(waveforms)), key=lambda i: waveforms[i].numel())
         out: list[np.ndarray | None] = [None] * len(waveforms)
+        # on a CPU, padded batches measured slower than one item at a time (benchmarks/bench_datasets_map.py)
+        limit = self.max_batch_samples if fast.device.type != "cpu" else 0
         start = 0
         while start < len(order):
             end = start + 1
-            while end < len(order) and waveforms[order[end]].numel() * (end - start + 1) <= self.max_batch_samples:
+            while end < len(order) and waveforms[order[end]].numel() * (end - start + 1) <= limit:
                 end += 1
             group = order[start:end]
             codes = fast.encode_list([waveforms[i] for i in group])
