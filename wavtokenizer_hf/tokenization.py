@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .audio_io import is_audio_path, resample
+from .corpus.builder import is_saved_dataset, load_split
 from .errors import WavTokenizerError
 
 
@@ -131,14 +132,10 @@ def list_inputs(source: str | os.PathLike, split: str = "train") -> tuple[list[s
     source = Path(source)
     if not source.exists():
         raise WavTokenizerError(f"input not found: {source}")
-    if (source / "dataset_dict.json").exists() or (source / "dataset_info.json").exists():
-        from datasets import Audio, load_from_disk
+    if is_saved_dataset(source):
+        from datasets import Audio
 
-        dataset = load_from_disk(str(source))
-        if hasattr(dataset, "keys"):
-            if split not in dataset:
-                raise WavTokenizerError(f"{source} has no split '{split}' (it has {sorted(dataset)})")
-            dataset = dataset[split]
+        dataset = load_split(source, split)
         if isinstance(dataset.features.get("audio"), Audio):
             dataset = dataset.cast_column("audio", Audio(decode=False))
         ids = dataset["id"] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..audio_io import is_audio_path, read_audio, resample
 from ..codec import Codec
+from ..corpus.builder import is_saved_dataset, load_split, read_audio_column
 from ..errors import WavTokenizerError
 from . import asr, quality
 from .pitch import pitch_agreement
@@ -72,17 +73,8 @@ def load_test_set(source: str | Path, split: str = "test", limit: int | None = N
     if not source.exists():
         raise WavTokenizerError(f"test set not found: {source}")
     utterances: list[Utterance] = []
-    if (source / "dataset_dict.json").exists() or (source / "dataset_info.json").exists():
-        from datasets import load_from_disk
-
-        from ..corpus import read_audio_column
-
-        dataset = load_from_disk(str(source))
-        if hasattr(dataset, "keys"):
-            if split not in dataset:
-                raise WavTokenizerError(f"{source} has no split '{split}' (it has {sorted(dataset)})")
-            dataset = dataset[split]
-        for row in dataset:
+    if is_saved_dataset(source):
+        for row in load_split(source, split):
             if speech_only and row.get("kind", "speech") != "speech":
                 continue
             audio, rate = read_audio_column(row)

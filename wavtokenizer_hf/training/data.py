@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..audio_io import is_audio_path, resample
+from ..corpus.builder import is_saved_dataset, load_split
 from ..errors import WavTokenizerError
 
 
@@ -30,15 +31,8 @@ class ClipSource:
         self.paths: list[Path] = []
         if not location.exists():
             raise WavTokenizerError(f"training data not found: {location}")
-        if (location / "dataset_dict.json").exists() or (location / "dataset_info.json").exists():
-            from datasets import load_from_disk
-
-            dataset = load_from_disk(str(location))
-            if hasattr(dataset, "keys"):
-                if split not in dataset:
-                    raise WavTokenizerError(f"{location} has no split '{split}' (it has {sorted(dataset)})")
-                dataset = dataset[split]
-            self.dataset = dataset.select_columns(["audio"])
+        if is_saved_dataset(location):
+            self.dataset = load_split(location, split).select_columns(["audio"])
         elif location.is_file() and location.suffix == ".jsonl":
             with open(location) as handle:
                 for line in handle:
