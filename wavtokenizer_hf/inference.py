@@ -279,6 +279,17 @@ class FastWavTokenizer:
 
 # --- long audio in bounded memory ------------------------------------------------------------------------------
 
+def _windows(total: int, window: int, context: int, minimum: int = 1) -> list[tuple[int, int, int, int]]:
+    """(start, end, offset, count) per window of `window` frames with `context` frames each side: frames
+    [start, end) are processed and [start + offset, start + offset + count) are kept."""
+    spans = []
+    for first in range(0, total, window):
+        start, end = max(0, first - context), min(total, first + window + context)
+        start = min(start, max(0, end - minimum))
+        spans.append((start, end, first - start, min(window, total - first)))
+    return spans
+
+
 def encode_windowed(fast: FastWavTokenizer, audio: torch.Tensor, window_seconds: float = 30.0,
                     context_seconds: float = 2.0, batch_size: int = 4) -> torch.Tensor:
     """Codes of a long 1-D waveform, encoded in windows of `window_seconds` with `context_seconds` of audio on
@@ -293,12 +304,9 @@ def encode_windowed(fast: FastWavTokenizer, audio: torch.Tensor, window_seconds:
     context = max(0, int(context_seconds * rate) // hop)
     if total_frames <= window + 2 * context:
         return fast.encode_list([audio])[0]
-    pieces, spans = [], []
-    for first in range(0, total_frames, window):
-        start = max(0, first - context)
-        end = min(total_frames, first + window + context)
-        pieces.append(audio[start * hop: end * hop])
-        spans.append((first - start, min(window, total_frames - first)))
+    spans = _windows(total_frames, window, context)
+    pieces = [audio[start * hop: end * hop] for start, end, _, _ in spans]
+    spans = [(offset, count) for _, _, offset, count in spans]
     codes = []
     for i in range(0, len(pieces), batch_size):
         for piece_codes, (offset, count) in zip(fast.encode_list(pieces[i:i + batch_size]), spans[i:i + batch_size]):
@@ -317,14 +325,9 @@ def decode_windowed(fast: FastWavTokenizer, codes: torch.Tensor, window_seconds:
     total = codes.numel()
     if total <= window + 2 * context:
         return fast.decode_list([codes])[0]
-    pieces, spans = [], []
-    for first in range(0, total, window):
-        start = max(0, first - context)
-        end = min(total, first + window + context)
-        if end - start < 2:
-            start = max(0, end - 2)
-        pieces.append(codes[start:end])
-        spans.append(((first - start) * hop, min(window, total - first) * hop))
+    spans = _windows(total, window, context, minimum=2)  # the decoder needs at least 2 frames
+    pieces = [codes[start:end] for start, end, _, _ in spans]
+    spans = [(offset * hop, count * hop) for _, _, offset, count in spans]
     audio = []
     for i in range(0, len(pieces), batch_size):
         for piece_audio, (offset, count) in zip(fast.decode_list(pieces[i:i + batch_size]), spans[i:i + batch_size]):

@@ -10,6 +10,17 @@ from torch.nn.utils.parametrizations import weight_norm
 Outputs = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
 
 
+def _conv_stack(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then a post conv: (flattened logits, every layer's output as feature maps)."""
+    features = []
+    for conv in convs:
+        x = nn.functional.leaky_relu(conv(x), 0.1)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
         super().__init__()
@@ -27,13 +38,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-length) % self.period
         x = nn.functional.pad(audio[:, None], (0, pad), mode="reflect" if pad < length else "constant")
         x = x.view(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(x, self.convs, self.post)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -65,13 +70,7 @@ class ResolutionDiscriminator(nn.Module):
         window = torch.hann_window(self.n_fft, device=audio.device)
         spec = torch.stft(audio.float(), self.n_fft, self.hop, window=window, return_complex=True).abs()
         x = spec.transpose(1, 2)[:, None]  # (B, 1, frames, bins)
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(x, self.convs, self.post)
 
 
 class MultiResolutionDiscriminator(nn.Module):
