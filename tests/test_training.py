@@ -175,6 +175,16 @@ def test_resume_after_sigkill_is_bit_exact(small_corpus, tmp_path):
         assert resumed[step] == expected[step], step
 
 
+def test_periodic_evaluation_logs_scores_and_writes_samples(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "run.eval_every=2",
+                                   "run.eval_utterances=3"), tmp_path)
+    trainer.fit(2)
+    events = [r for r in map(json.loads, open(tmp_path / "log.jsonl")) if r.get("event") == "eval"]
+    assert len(events) == 1 and events[0]["step"] == 2 and 0 <= events[0]["stoi"] <= 1
+    assert len(list((tmp_path / "samples").glob("step0000002_*.wav"))) == 2
+    assert trainer.accelerator.unwrap_model(trainer.generator).training  # back to training mode
+
+
 def test_export_loads_in_stock_transformers_with_the_same_codes(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
     trainer.fit(3)

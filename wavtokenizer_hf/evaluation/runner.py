@@ -52,9 +52,10 @@ class Identity:
 
 
 class CodecReconstructor:
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        self.codec = Codec.from_pretrained(path, device=device)
-        self.name = Path(path).name
+    def __init__(self, codec: Codec | str | Path, device: str = "cpu", name: str | None = None):
+        """A codec directory, or a loaded `Codec` (e.g. a model being trained)."""
+        self.codec = codec if isinstance(codec, Codec) else Codec.from_pretrained(codec, device=device)
+        self.name = name or (self.codec.name if isinstance(codec, Codec) else Path(codec).name)
         self.codebook_size = self.codec.codebook_size
         self.bits_per_second = self.codec.frame_rate * math.log2(self.codebook_size)
 

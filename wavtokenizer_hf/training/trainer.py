@@ -228,6 +228,33 @@ class Trainer:
         with atomic_path(self.out_dir / CHECKPOINT, overwrite=True) as tmp:
             torch.save(state, tmp)
 
+    def evaluate(self) -> dict:
+        """Score the current codec on held-out audio (`data.validation`, default: the training corpus's validation
+        split) with the evaluation module (no recogniser or MOS: fast), and write two audio samples."""
+        from ..audio_io import write_audio
+        from ..codec import Codec
+        from ..corpus.builder import is_saved_dataset
+        from ..evaluation import evaluate, load_test_set
+        from ..evaluation.runner import CodecReconstructor
+
+        cfg = self.cfg
+        source, split = (cfg.data.validation, "test") if cfg.data.validation else (cfg.data.train, "validation")
+        if not cfg.data.validation and not is_saved_dataset(cfg.data.train):
+            raise WavTokenizerError("run.eval_every needs data.validation when data.train is not a saved corpus")
+        if not hasattr(self, "_eval_set"):
+            self._eval_set = load_test_set(source, split, limit=cfg.run.eval_utterances)
+        generator = self.accelerator.unwrap_model(self.generator)
+        was_training = generator.training
+        generator.eval()
+        reconstructor = CodecReconstructor(Codec(generator.model, name=f"step{self.step}"))
+        results = evaluate([reconstructor], self._eval_set, with_asr=False, with_mos=False)
+        samples = self.out_dir / "samples"
+        for utterance in self._eval_set[:2]:
+            audio, _ = reconstructor.reconstruct(utterance.waveform)
+            write_audio(samples / f"step{self.step:07d}_{Path(utterance.id).stem}.wav", audio, 24000, overwrite=True)
+        generator.train(was_training)
+        return results["codecs"][reconstructor.name]["summary"]
+
     def export(self, name: str = "final", notes: str = "") -> Path:
         """Write the codec as a stock-loadable HF directory (`out_dir/<name>`)."""
         generator = self.accelerator.unwrap_model(self.generator)
@@ -345,6 +372,10 @@ class Trainer:
                         handle.write(json.dumps(record) + "\n")
                 if cfg.run.save_every and self.step % cfg.run.save_every == 0:
                     self.save_checkpoint()
+                if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and self.accelerator.is_main_process:
+                    scores = self.evaluate()
+                    with open(self.log_path, "a") as handle:
+                        handle.write(json.dumps({"event": "eval", "step": self.step, **scores}) + "\n")
                 if on_step is not None:
                     on_step(self)
                 if self.step >= max_steps or (max_seconds and time.perf_counter() - start > max_seconds):
