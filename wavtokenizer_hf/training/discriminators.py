@@ -21,6 +21,16 @@ def _conv_stack(x: torch.Tensor, convs: nn.ModuleList, post: nn.Module) -> tuple
     return x.flatten(1), features
 
 
+class _Family(nn.Module):
+    """A family of sub-discriminators (`self.discriminators`): per member, its logits and its feature maps."""
+
+    discriminators: nn.ModuleList
+
+    def forward(self, audio: torch.Tensor) -> Outputs:
+        outputs = [d(audio) for d in self.discriminators]
+        return [o[0] for o in outputs], [o[1] for o in outputs]
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
         super().__init__()
@@ -41,14 +51,11 @@ class PeriodDiscriminator(nn.Module):
         return _conv_stack(x, self.convs, self.post)
 
 
-class MultiPeriodDiscriminator(nn.Module):
+class MultiPeriodDiscriminator(_Family):
     def __init__(self, periods: tuple[int, ...] = (2, 3, 5, 7, 11), channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
         super().__init__()
         self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels) for p in periods)
 
-    def forward(self, audio: torch.Tensor) -> Outputs:
-        outputs = [d(audio) for d in self.discriminators]
-        return [o[0] for o in outputs], [o[1] for o in outputs]
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -73,15 +80,12 @@ class ResolutionDiscriminator(nn.Module):
         return _conv_stack(x, self.convs, self.post)
 
 
-class MultiResolutionDiscriminator(nn.Module):
+class MultiResolutionDiscriminator(_Family):
     def __init__(self, resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (2048, 512), (512, 128)),
                  channels: int = 64):
         super().__init__()
         self.discriminators = nn.ModuleList(ResolutionDiscriminator(n, h, channels) for n, h in resolutions)
 
-    def forward(self, audio: torch.Tensor) -> Outputs:
-        outputs = [d(audio) for d in self.discriminators]
-        return [o[0] for o in outputs], [o[1] for o in outputs]
 
 
 class BandedComplexDiscriminator(nn.Module):
@@ -125,14 +129,11 @@ class BandedComplexDiscriminator(nn.Module):
         return x.flatten(1), features
 
 
-class MultiBandDiscriminator(nn.Module):
+class MultiBandDiscriminator(_Family):
     def __init__(self, windows: tuple[int, ...] = (2048, 1024, 512), channels: int = 32):
         super().__init__()
         self.discriminators = nn.ModuleList(BandedComplexDiscriminator(w, channels) for w in windows)
 
-    def forward(self, audio: torch.Tensor) -> Outputs:
-        outputs = [d(audio) for d in self.discriminators]
-        return [o[0] for o in outputs], [o[1] for o in outputs]
 
 
 class DiscriminatorSet(nn.ModuleDict):
