@@ -1,0 +1,153 @@
+"""TTS-LM training (from scratch or by extending a text LM) and its evaluation: recogniser WER on generated held-out
+sentences beside the WER on the codec's reconstructions of the same sentences (the ceiling) and on the originals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wavtokenizer_hf.atomic import atomic_path
+from wavtokenizer_hf.corpus.text import load_sentence_pools, normalize_words
+from wavtokenizer_hf.errors import WavTokenizerError
+
+from .evaluate import utterance_nats
+from .models import build_causal_lm, count_parameters
+from .sampling import SamplingConfig
+from .streams import codes_of, load_tokenized, pack_blocks, split_by_utterance
+from .trainer import LMTrainConfig, train_lm
+from .tts import generate_codes
+from .tts_format import TTSFormatter, check_format
+from .vocabulary import PAD, AudioTokenLayout, build_joint_tokenizer, extend_text_lm, extend_tokenizer
+
+
+def make_tokenizer_and_model(codebook_size: int, text_lm: str | Path | None, model_config: str | Path | None,
+                             text_vocab_size: int = 1024):
+    """Extend an existing text LM and its tokenizer, or build a joint tokenizer (BPE trained on the shipped
+    training-pool sentences: never the held-out ones) and a fresh model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if text_lm is not None:
+        tokenizer = extend_tokenizer(AutoTokenizer.from_pretrained(text_lm), codebook_size)
+        model = AutoModelForCausalLM.from_pretrained(text_lm)
+        extend_text_lm(model, tokenizer)
+        return tokenizer, model
+    texts = (" ".join(normalize_words(s)) for s in load_sentence_pools()["train"])
+    tokenizer = build_joint_tokenizer(codebook_size, texts, text_vocab_size)
+    layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    return tokenizer, build_causal_lm(len(tokenizer), layout, model_config=model_config)
+
+
+def tts_utterances(dataset, formatter: TTSFormatter) -> list:
+    utterances = []
+    for index, row in enumerate(dataset):
+        if row.get("kind", "speech") != "speech" or not row.get("words"):
+            continue
+        codes = codes_of(row)
+        try:
+            utterances.append(formatter.example(str(row.get("id", index)), row["words"], codes, float(row["frame_rate"])))
+        except WavTokenizerError:
+            continue  # too few frames for its words
+    if not utterances:
+        raise WavTokenizerError("no speech rows with word timings and codes (columns needed: words, audio_codes)")
+    return utterances
+
+
+def _audio_loss(model, utterances) -> dict:
+    scored = utterance_nats(model, utterances)
+    return {"loss": scored["nats"] / max(scored["tokens"], 1)}
+
+
+def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_dir: Path,
+                 sampling: SamplingConfig, samples: int = 5) -> dict:
+    """Generate every row's sentence; WER (pocketsphinx) of generated, reconstructed and original audio; durations.
+    Writes the first `samples` triples as FLAC for listening, and per-item results."""
+    from wavtokenizer_hf.audio_io import resample, write_audio
+    from wavtokenizer_hf.corpus.builder import read_audio_column
+    from wavtokenizer_hf.evaluation import asr
+
+    has_asr = asr.available()
+    totals = {"generated": [0, 0], "reconstruction": [0, 0], "original": [0, 0]}
+    items, seconds = [], {"generated": 0.0, "original": 0.0}
+    samples_dir = out_dir / "samples"
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    for index, row in enumerate(tqdm(rows, desc="TTS evaluation", unit="sentence")):
+        waveform, rate = read_audio_column(row)
+        original = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
+        original = resample(original, rate, codec.sampling_rate) if rate != codec.sampling_rate else original
+        reconstruction = codec.decode(codec.encode(original, codec.sampling_rate)).reshape(-1)
+        codes = generate_codes(model, formatter, row["text"], codec.frame_rate,
+                               SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
+        generated = codec.decode(torch.from_numpy(codes).long()[None]).reshape(-1)
+        audio = {"generated": generated, "reconstruction": reconstruction, "original": original.reshape(-1)}
+        item = {"id": row["id"], "text": row["text"], "original_seconds": original.shape[-1] / codec.sampling_rate,
+                "generated_seconds": generated.shape[-1] / codec.sampling_rate}
+        seconds["generated"] += item["generated_seconds"]
+        seconds["original"] += item["original_seconds"]
+        if has_asr:
+            for name, wave in audio.items():
+                hypothesis = asr.transcribe(wave, codec.sampling_rate)
+                errors, words = asr.word_errors(row["text"], hypothesis)
+                totals[name][0] += errors
+                totals[name][1] += words
+                item[f"asr_{name}"] = hypothesis
+        if index < samples:
+            for name, wave in audio.items():
+                write_audio(samples_dir / f"{index:02d}_{row['id']}_{name}.flac", wave, codec.sampling_rate,
+                            overwrite=True)
+        items.append(item)
+    wer = {name: (e / w if has_asr and w else None) for name, (e, w) in totals.items()}
+    return {"sentences": len(rows), "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
+            "wer_original": wer["original"], "generated_seconds": round(seconds["generated"], 2),
+            "original_seconds": round(seconds["original"], 2),
+            "duration_ratio": seconds["generated"] / seconds["original"] if seconds["original"] else None,
+            "items": items}
+
+
+def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, fmt: str, cfg: LMTrainConfig,
+                 text_lm: str | Path | None = None, model_config: str | Path | None = None,
+                 eval_corpus: str | Path | None = None, eval_items: int = 20, sampling: SamplingConfig | None = None,
+                 validation_share: float = 0.05, samples: int = 5) -> dict:
+    """Train a TTS-LM on a tokenized corpus with word timings; evaluate on `eval_corpus`'s test split if given."""
+    from transformers import AutoModelForCausalLM
+
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.corpus.builder import load_split
+
+    out_dir = Path(out_dir)
+    check_format(fmt)
+    codec = Codec.from_pretrained(codec_dir)
+    dataset = load_tokenized(data)
+    if dataset[0]["frame_rate"] != codec.frame_rate:
+        raise WavTokenizerError(f"the data has {dataset[0]['frame_rate']} frames/s but the codec {codec.frame_rate}: "
+                                "tokenize it with this codec")
+    tokenizer, model = make_tokenizer_and_model(codec.codebook_size, text_lm, model_config)
+    formatter = TTSFormatter(tokenizer, fmt)
+    utterances = tts_utterances(dataset, formatter)
+    is_validation = split_by_utterance([u.id for u in utterances], validation_share)
+    train = [u for u, v in zip(utterances, is_validation) if not v]
+    held_out = [u for u, v in zip(utterances, is_validation) if v] or train[:1]
+    longest = max(len(u.input_ids) for u in train)
+    if cfg.block_size < longest:
+        print(f"note: the longest example has {longest} tokens; blocks of {cfg.block_size} split it")
+    blocks = pack_blocks(train, cfg.block_size, separate=True, pad_id=formatter.layout[PAD])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = train_lm(model, blocks, cfg, out_dir, tokenizer, evaluate=lambda m: _audio_loss(m, held_out))
+    (out_dir / "model" / "tts_format.json").write_text(json.dumps({"format": fmt}))
+    best = AutoModelForCausalLM.from_pretrained(out_dir / "model").eval()
+    metrics = {"format": fmt, "train_utterances": len(train), "validation_utterances": len(held_out),
+               "train_tokens": int(sum(len(u.input_ids) for u in train)), "parameters": count_parameters(best),
+               "steps": summary["steps"], "train_seconds": summary["seconds"], "best_step": summary["best_step"],
+               "validation_audio_loss": summary["best_val_loss"], "sampling": asdict(sampling or SamplingConfig())}
+    if eval_corpus is not None:
+        rows = [row for row in load_split(eval_corpus, "test") if row.get("kind", "speech") == "speech"][:eval_items]
+        if not rows:
+            raise WavTokenizerError(f"{eval_corpus}: no speech rows in its test split")
+        metrics["test"] = evaluate_tts(best, formatter, codec, rows, out_dir, sampling or SamplingConfig(), samples)
+    with atomic_path(out_dir / "metrics.json", overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(metrics, indent=2))
+    return metrics
