@@ -186,8 +186,10 @@ def test_periodic_evaluation_logs_scores_and_writes_samples(small_corpus, tmp_pa
 
 
 def test_export_loads_in_stock_transformers_with_the_same_codes(small_corpus, tmp_path):
-    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "run.export_every=2"), tmp_path)
     trainer.fit(3)
+    assert sorted(p.name for p in tmp_path.glob("step*")) == ["step0000002"]  # periodic snapshot
+    assert AutoModel.from_pretrained(tmp_path / "step0000002").config.codebook_size == 64
     path = trainer.export("final")
     generator = trainer.accelerator.unwrap_model(trainer.generator).eval()
     audio = next(iter(trainer.loader))

@@ -82,6 +82,7 @@ class RunConfig:
     seed: int = 0
     save_every: int = 1000
     eval_every: int = 0
+    export_every: int = 0  # stock-loadable snapshots out_dir/stepNNNNNNN (e.g. for probes vs. training step)
     eval_utterances: int = 8
     log_every: int = 10
     mixed_precision: str = "no"  # no | bf16 | fp16 (forward passes; mel/STFT losses and VQ stay fp32)

@@ -372,6 +372,8 @@ class Trainer:
                         handle.write(json.dumps(record) + "\n")
                 if cfg.run.save_every and self.step % cfg.run.save_every == 0:
                     self.save_checkpoint()
+                if cfg.run.export_every and self.step % cfg.run.export_every == 0 and self.accelerator.is_main_process:
+                    self.export(f"step{self.step:07d}")
                 if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and self.accelerator.is_main_process:
                     scores = self.evaluate()
                     with open(self.log_path, "a") as handle:
