@@ -35,10 +35,14 @@ class LMTrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
 
 
-def _learning_rate(step: int, cfg: LMTrainConfig) -> float:
+def _learning_rate(step: int, cfg: LMTrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warmup, then cosine decay to min_learning_rate. With a time limit the decay follows whichever of
+    steps or wall time runs out first, so a run cut by `max_minutes` still ends annealed."""
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if cfg.max_minutes:
+        progress = max(progress, min(1.0, elapsed_s / (cfg.max_minutes * 60)))
     return cfg.min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_learning_rate)
 
 
@@ -117,7 +121,7 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
             batches = iter(loader)
             input_ids, labels, position_ids = next(batches)
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, cfg)
+            group["lr"] = lr = _learning_rate(step, cfg, time.perf_counter() - start)
         # no attention_mask: position_ids restarting at 0 make the causal mask block-diagonal (lm/streams.py)
         loss = model(input_ids=input_ids, labels=labels, position_ids=position_ids, use_cache=False).loss
         accelerator.backward(loss)
@@ -128,7 +132,7 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0:
-            record = {"step": step, "train_loss": round(loss.item(), 4), "lr": _learning_rate(step - 1, cfg),
+            record = {"step": step, "train_loss": round(loss.item(), 4), "lr": lr,
                       "elapsed_s": round(time.perf_counter() - start, 1)}
             history.append(record)
             with log_path.open("a") as handle:

@@ -42,19 +42,47 @@ def make_tokenizer_and_model(codebook_size: int, text_lm: str | Path | None, mod
     return tokenizer, build_causal_lm(len(tokenizer), layout, model_config=model_config)
 
 
-def tts_utterances(dataset, formatter: TTSFormatter) -> list:
+def tts_utterances(dataset, formatter: TTSFormatter, keep_rows: dict | None = None) -> list:
+    """Training examples of every speech row with word timings; `keep_rows` collects (words, codes) by id."""
     utterances = []
     for index, row in enumerate(dataset):
         if row.get("kind", "speech") != "speech" or not row.get("words"):
             continue
         codes = codes_of(row)
+        uid = str(row.get("id", index))
         try:
-            utterances.append(formatter.example(str(row.get("id", index)), row["words"], codes, float(row["frame_rate"])))
+            utterances.append(formatter.example(uid, row["words"], codes, float(row["frame_rate"])))
         except WavTokenizerError:
             continue  # too few frames for its words
+        if keep_rows is not None:
+            keep_rows[uid] = (row["words"], codes, float(row["frame_rate"]))
     if not utterances:
         raise WavTokenizerError("no speech rows with word timings and codes (columns needed: words, audio_codes)")
     return utterances
+
+
+def text_conditioning(model, formatter: TTSFormatter, rows: list[tuple[list[dict], np.ndarray, float]]) -> dict:
+    """Audio-token loss with each utterance's own text against the loss with another utterance's text (same
+    number of words, the words put on this utterance's timings). A model that reads the text scores its own
+    text better; the gap (nats per audio token) measures how much the text is used."""
+    from .tts_format import timed_words
+
+    by_count: dict[int, list] = {}
+    for words, codes, rate in rows:
+        by_count.setdefault(len(timed_words(words)), []).append((words, codes, rate))
+    true_examples, wrong_examples = [], []
+    for group in by_count.values():
+        for index, (words, codes, rate) in enumerate(group if len(group) > 1 else []):
+            other = group[(index + 1) % len(group)][0]
+            other_words = [w for w, _ in timed_words(other)]
+            swapped = [{"word": w, "start": 0.0, "end": end} for w, (_, end) in zip(other_words, timed_words(words))]
+            true_examples.append(formatter.example(f"t{len(true_examples)}", words, codes, rate))
+            wrong_examples.append(formatter.example(f"w{len(wrong_examples)}", swapped, codes, rate))
+    if not true_examples:
+        return {"pairs": 0}
+    true_loss, wrong_loss = _audio_loss(model, true_examples)["loss"], _audio_loss(model, wrong_examples)["loss"]
+    return {"pairs": len(true_examples), "audio_loss_own_text": true_loss, "audio_loss_other_text": wrong_loss,
+            "text_gain_nats": wrong_loss - true_loss}
 
 
 def _audio_loss(model, utterances) -> dict:
@@ -127,7 +155,8 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
                                 "tokenize it with this codec")
     tokenizer, model = make_tokenizer_and_model(codec.codebook_size, text_lm, model_config)
     formatter = TTSFormatter(tokenizer, fmt)
-    utterances = tts_utterances(dataset, formatter)
+    rows: dict = {}
+    utterances = tts_utterances(dataset, formatter, rows)
     is_validation = split_by_utterance([u.id for u in utterances], validation_share)
     train = [u for u, v in zip(utterances, is_validation) if not v]
     held_out = [u for u, v in zip(utterances, is_validation) if v] or train[:1]
@@ -142,7 +171,8 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
     metrics = {"format": fmt, "train_utterances": len(train), "validation_utterances": len(held_out),
                "train_tokens": int(sum(len(u.input_ids) for u in train)), "parameters": count_parameters(best),
                "steps": summary["steps"], "train_seconds": summary["seconds"], "best_step": summary["best_step"],
-               "validation_audio_loss": summary["best_val_loss"], "sampling": asdict(sampling or SamplingConfig())}
+               "validation_audio_loss": summary["best_val_loss"], "sampling": asdict(sampling or SamplingConfig()),
+               "text_conditioning": text_conditioning(best, formatter, [rows[u.id] for u in held_out])}
     if eval_corpus is not None:
         rows = [row for row in load_split(eval_corpus, "test") if row.get("kind", "speech") == "speech"][:eval_items]
         if not rows:

@@ -50,6 +50,10 @@ def main() -> int:
         return 2
     print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; held-out audio loss "
           f"{metrics['validation_audio_loss']:.3f} nats/token")
+    conditioning = metrics["text_conditioning"]
+    if conditioning.get("pairs"):
+        print(f"with another sentence's text the audio loss is {conditioning['audio_loss_other_text']:.3f} "
+              f"(text gain {conditioning['text_gain_nats']:.3f} nats/token over {conditioning['pairs']} utterances)")
     if "test" in metrics:
         t = metrics["test"]
         print(f"WER on {t['sentences']} held-out sentences: generated {_percent(t['wer_generated'])}, codec ceiling "

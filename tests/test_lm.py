@@ -290,3 +290,21 @@ def test_tts_generate_script_errors_are_one_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no config.json" in result.stderr
+
+
+def test_text_conditioning_compares_own_and_other_text(trained_tts):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lm.tts_lm import text_conditioning
+
+    _, lm_dir = trained_tts
+    formatter = TTSFormatter(AutoTokenizer.from_pretrained(lm_dir), "interleaved")
+    model = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
+    other = [{"word": "Goodbye", "start": 0.0, "end": 0.3}, {"word": "small", "start": 0.3, "end": 0.5},
+             {"word": "moon", "start": 0.5, "end": 0.7}, {"word": "now", "start": 0.7, "end": 1.0}]
+    codes = np.arange(75) % 1024
+    result = text_conditioning(model, formatter, [(WORDS, codes, 75.0), (other, codes, 75.0),
+                                                  (WORDS[:1], codes, 75.0)])  # the one-word row has no partner
+    assert result["pairs"] == 2
+    assert math.isfinite(result["text_gain_nats"])
+    assert result["text_gain_nats"] == pytest.approx(result["audio_loss_other_text"] - result["audio_loss_own_text"])

@@ -28,7 +28,8 @@ def stage(name: str) -> Iterator[dict]:
     print(f"--- {name}: {elapsed:.1f} s" + (f" | {details}" if details else ""), flush=True)
 
 
-def run(out_dir: Path, corpus_hours: float = 0.2, train_minutes: float = 8.0, use_own_codec: bool = False) -> None:
+def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, use_own_codec: bool = False,
+        lm_minutes: float = 3.0, tts_minutes: float = 7.0, eval_items: int = 30) -> None:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -98,7 +99,8 @@ def run(out_dir: Path, corpus_hours: float = 0.2, train_minutes: float = 8.0, us
     with stage("6. evaluate reconstruction of the held-out test split (identity vs. the converted fixture)") as numbers:
         from .evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
 
-        utterances = load_test_set(corpus_dir, "test")
+        utterances = load_test_set(corpus_dir, "test", limit=eval_items)
+        numbers["utterances"] = len(utterances)
         results = evaluate([Identity(), CodecReconstructor(hf_dir)], utterances)
         write_results(results, out_dir / "evaluation")
         print(markdown_table(results))
@@ -114,7 +116,8 @@ def run(out_dir: Path, corpus_hours: float = 0.2, train_minutes: float = 8.0, us
         import shutil
 
         shutil.rmtree(tiny_dir, ignore_errors=True)  # a fresh run each time (the trainer would resume otherwise)
-        cfg = load_train_config("tiny", [f"data.train={corpus_dir}"])
+        # snapshots every 100 steps let the probes (stage 13) show alignment against training step
+        cfg = load_train_config("tiny", [f"data.train={corpus_dir}", "run.export_every=100"])
         trainer = Trainer(cfg, tiny_dir)
         last = trainer.fit(max_seconds=train_minutes * 60)
         exported = trainer.export("final")
@@ -142,22 +145,75 @@ def run(out_dir: Path, corpus_hours: float = 0.2, train_minutes: float = 8.0, us
         numbers["codec"] = "shipped (assets/codec)" if chosen == shipped else f"this demo's tiny codec ({chosen})"
         numbers["loaded"] = f"{type(model).__name__}, {model.config.codebook_size} codes, {model.config.frame_rate} tokens/s"
 
-    with stage("10. tokenize the corpus's training split with datasets.map (2 processes)") as numbers:
+    tokenized_dir = out_dir / "tokenized"
+    with stage("10. tokenize the corpus (all splits) with datasets.map (2 processes)") as numbers:
         from datasets import load_from_disk
 
         from .tokenization import DatasetTokenizer
 
-        train = load_from_disk(str(corpus_dir))["train"]
+        corpus = load_from_disk(str(corpus_dir))
         start = time.perf_counter()
-        tokenized = train.map(DatasetTokenizer("wavtokenizer"), batched=True, batch_size=16, with_rank=True,
-                              num_proc=2, remove_columns=["audio"])
+        tokenized = corpus.map(DatasetTokenizer("wavtokenizer"), batched=True, batch_size=16, with_rank=True,
+                               num_proc=2, remove_columns=["audio"])
         seconds = time.perf_counter() - start
-        audio_seconds = sum(tokenized["audio_seconds"])
-        tokenized.save_to_disk(str(out_dir / "tokenized_train"))
-        numbers["rows"] = len(tokenized)
+        audio_seconds = sum(sum(split["audio_seconds"]) for split in tokenized.values())
+        tokenized.save_to_disk(str(tokenized_dir))
+        numbers["rows"] = {name: len(split) for name, split in tokenized.items()}
         numbers["audio"] = f"{audio_seconds / 60:.1f} min"
         numbers["throughput"] = f"{audio_seconds / seconds:.0f}x real time ({audio_seconds / 3600 / seconds:.4f} audio-h/s)"
-        numbers["written to"] = str(out_dir / "tokenized_train")
+        numbers["written to"] = str(tokenized_dir)
+
+    with stage(f"11. train a GPT on the audio-token streams for {lm_minutes:g} minutes; compare with n-gram baselines") as numbers:
+        from lm.audio_lm import train_audio_lm
+        from lm.trainer import LMTrainConfig
+
+        cfg = LMTrainConfig(block_size=512, batch_size=8, learning_rate=2e-3, max_steps=2000, max_minutes=lm_minutes,
+                            eval_every=100)
+        metrics = train_audio_lm(tokenized_dir, "wavtokenizer", out_dir / "audio_lm", cfg, num_samples=2)
+        numbers["steps"] = metrics["steps"]
+        for name in ("lm", "bigram", "unigram"):
+            numbers[f"{name} perplexity"] = f"{metrics[name]['perplexity']:.1f} ({metrics[name]['bits_per_second']:.0f} bits/s)"
+        numbers["samples"] = str(out_dir / "audio_lm" / "samples")
+
+    with stage(f"12. train a TTS-LM (interleaved words + durations + codes) for {tts_minutes:g} minutes; speak held-out sentences") as numbers:
+        from lm.tts_lm import finetune_tts
+
+        cfg = LMTrainConfig(block_size=1024, batch_size=8, learning_rate=2e-3, max_steps=3000,
+                            max_minutes=tts_minutes, eval_every=200)
+        metrics = finetune_tts(tokenized_dir, "wavtokenizer", out_dir / "tts_lm", "interleaved", cfg,
+                               eval_corpus=corpus_dir, eval_items=20)
+        test = metrics["test"]
+        numbers["steps"] = metrics["steps"]
+        numbers["held-out audio loss"] = f"{metrics['validation_audio_loss']:.3f}"
+        conditioning = metrics["text_conditioning"]
+        if conditioning.get("pairs"):
+            numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
+                                                            f"(text gain {conditioning['text_gain_nats']:.3f} nats/token)")
+        numbers["WER generated"] = _percent(test["wer_generated"])
+        numbers["WER codec ceiling"] = _percent(test["wer_reconstruction"])
+        numbers["WER originals"] = _percent(test["wer_original"])
+        numbers["duration ratio"] = f"{test['duration_ratio']:.2f}"
+        numbers["samples"] = str(out_dir / "tts_lm" / "samples")
+
+    with stage("13. probe how codes align with phones and words; write the HTML report") as numbers:
+        import json
+
+        from lm.probes import json_summary, run_probes, write_report
+
+        codecs = {"codec in ./wavtokenizer": Path("wavtokenizer")}
+        codecs.update({f"demo tiny codec {p.name}": p for p in sorted(tiny_dir.glob("step*"))})
+        codecs["demo tiny codec final"] = exported
+        result = run_probes(codecs, corpus_dir, "test", rounds=200, lm_dir=out_dir / "tts_lm" / "model")
+        report = write_report(result, out_dir / "report.html")
+        summary = json_summary(result)
+        (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
+        for row in summary["rows"]:
+            if row["name"] == summary["rows"][0]["name"] or row["kind"] == "baseline":
+                m = row["metrics"]
+                numbers[row["name"]] = (f"PNMI {m['pnmi']['value']:.3f} [{m['pnmi']['low']:.3f}, {m['pnmi']['high']:.3f}], "
+                                        f"mapping {m['mapping_accuracy']['value']:.3f} "
+                                        f"[{m['mapping_accuracy']['low']:.3f}, {m['mapping_accuracy']['high']:.3f}]")
+        numbers["report"] = str(report.resolve())
     print(f"\nDemo finished; outputs in {out_dir}")
 
 
@@ -168,12 +224,16 @@ def _percent(value) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the demo writes its outputs")
-    parser.add_argument("--corpus-hours", type=float, default=0.2, help="size of the synthetic corpus")
-    parser.add_argument("--train-minutes", type=float, default=8.0, help="wall time of the tiny codec's training")
+    parser.add_argument("--corpus-hours", type=float, default=1.5, help="size of the synthetic corpus")
+    parser.add_argument("--train-minutes", type=float, default=6.0, help="wall time of the tiny codec's training")
+    parser.add_argument("--lm-minutes", type=float, default=3.0, help="wall time of the audio GPT's training")
+    parser.add_argument("--tts-minutes", type=float, default=7.0, help="wall time of the TTS-LM's training")
+    parser.add_argument("--eval-items", type=int, default=30, help="test utterances the codec evaluations use")
     parser.add_argument("--use-own-codec", action="store_true",
                         help="place this run's tiny codec at ./wavtokenizer even when a shipped codec exists")
     args = parser.parse_args()
-    run(args.out, args.corpus_hours, args.train_minutes, args.use_own_codec)
+    run(args.out, args.corpus_hours, args.train_minutes, args.use_own_codec, args.lm_minutes, args.tts_minutes,
+        args.eval_items)
 
 
 if __name__ == "__main__":
