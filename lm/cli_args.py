@@ -20,13 +20,14 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: LMTrainConfig | No
     group.add_argument("--eval-every", type=int, default=d.eval_every, help="held-out evaluation interval (steps)")
     group.add_argument("--mixed-precision", default=d.mixed_precision, choices=["no", "bf16", "fp16"])
     group.add_argument("--seed", type=int, default=d.seed)
+    group.add_argument("--log-with", default="", help="accelerate tracker: tensorboard, trackio, wandb (installed)")
 
 
 def train_config_from(args: argparse.Namespace) -> LMTrainConfig:
     return LMTrainConfig(block_size=args.block_size, batch_size=args.batch_size, learning_rate=args.lr,
                          min_learning_rate=args.lr / 10, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
                          max_minutes=args.max_minutes, eval_every=args.eval_every,
-                         mixed_precision=args.mixed_precision, seed=args.seed)
+                         mixed_precision=args.mixed_precision, seed=args.seed, log_with=args.log_with)
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:

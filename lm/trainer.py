@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.tracking import check_tracker, flat_config, numeric
 
 
 @dataclass
@@ -33,6 +34,7 @@ class LMTrainConfig:
     log_every: int = 10
     seed: int = 0
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
+    log_with: str = ""  # an accelerate tracker beside train_log.jsonl: tensorboard, trackio, wandb
 
 
 def _learning_rate(step: int, cfg: LMTrainConfig, elapsed_s: float = 0.0) -> float:
@@ -73,7 +75,10 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
     if blocks["input_ids"].shape[1] != cfg.block_size:
         raise WavTokenizerError(f"blocks have length {blocks['input_ids'].shape[1]}, config says {cfg.block_size}")
     set_seed(cfg.seed)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
+                              log_with=check_tracker(cfg.log_with), project_dir=str(out_dir))
+    if cfg.log_with:
+        accelerator.init_trackers(out_dir.name, config=flat_config(asdict(cfg)))
     data = torch.utils.data.TensorDataset(*(torch.from_numpy(blocks[k]).long()
                                             for k in ("input_ids", "labels", "position_ids")))
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=len(data) > cfg.batch_size,
@@ -100,6 +105,8 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
         history.append(record)
         with log_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if cfg.log_with:
+            accelerator.log(numeric(record), step=step)
         if metrics["loss"] < best["loss"]:
             best.update(loss=metrics["loss"], step=step)
             save_atomically(accelerator.unwrap_model(model), tokenizer, out_dir / "model")
@@ -137,11 +144,15 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
             history.append(record)
             with log_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            if cfg.log_with:
+                accelerator.log(numeric(record), step=step)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
             run_eval(step)
     run_eval(step)
     bar.close()
+    if cfg.log_with:
+        accelerator.end_training()
     if evaluate is None:
         save_atomically(accelerator.unwrap_model(model), tokenizer, out_dir / "model")
     summary = {"steps": step, "seconds": round(time.perf_counter() - start, 1), "best_step": best["step"],

@@ -308,3 +308,18 @@ def test_text_conditioning_compares_own_and_other_text(trained_tts):
     assert result["pairs"] == 2
     assert math.isfinite(result["text_gain_nats"])
     assert result["text_gain_nats"] == pytest.approx(result["audio_loss_other_text"] - result["audio_loss_own_text"])
+
+
+def test_training_logs_to_tensorboard_and_refuses_a_missing_tracker(tmp_path):
+    pytest.importorskip("tensorboard")
+    utterances = [utterance(str(i), np.arange(20) % 7 + 1) for i in range(8)]
+    cfg = LMTrainConfig(block_size=32, batch_size=2, max_steps=4, warmup_steps=1, eval_every=0, log_every=2,
+                        log_with="tensorboard")
+    train_lm(tiny_llama(10), pack_blocks(utterances, 32), cfg, tmp_path)
+    assert list(tmp_path.rglob("events.out.tfevents.*"))
+    from accelerate.utils import is_wandb_available
+
+    if not is_wandb_available():
+        with pytest.raises(WavTokenizerError, match="pip install wandb"):
+            train_lm(tiny_llama(10), pack_blocks(utterances, 32), LMTrainConfig(block_size=32, log_with="wandb"),
+                     tmp_path / "w")

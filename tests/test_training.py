@@ -209,3 +209,11 @@ def test_two_process_accelerate_run(small_corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "final" / "model.safetensors").exists()
     assert [r["step"] for r in log_records(out / "log.jsonl")] == [1, 2, 3]
+
+
+def test_training_logs_to_tensorboard(small_corpus, tmp_path):
+    pytest.importorskip("tensorboard")
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "run.log_with=tensorboard"), tmp_path)
+    trainer.fit(2)
+    events = list(tmp_path.rglob("events.out.tfevents.*"))
+    assert events and max(e.stat().st_size for e in events) > 100

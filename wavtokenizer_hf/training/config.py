@@ -84,6 +84,7 @@ class RunConfig:
     eval_every: int = 0
     export_every: int = 0  # stock-loadable snapshots out_dir/stepNNNNNNN (e.g. for probes vs. training step)
     eval_utterances: int = 8
+    log_with: str = ""  # an accelerate tracker beside log.jsonl: tensorboard, trackio, wandb (installed separately)
     log_every: int = 10
     mixed_precision: str = "no"  # no | bf16 | fp16 (forward passes; mel/STFT losses and VQ stay fp32)
     max_consecutive_nonfinite: int = 20

@@ -25,6 +25,7 @@ from transformers import AutoModel, WavTokenizerConfig
 from ..atomic import atomic_path
 from ..convert import save_hf_directory
 from ..errors import WavTokenizerError
+from ..tracking import check_tracker, flat_config, numeric
 from .config import TrainConfig
 from .data import ClipSource, make_loader, set_position
 from .discriminators import (
@@ -144,7 +145,8 @@ class Trainer:
                  discriminators_from: str | None = None):
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
-                                       mixed_precision=cfg.run.mixed_precision)
+                                       mixed_precision=cfg.run.mixed_precision,
+                                       log_with=check_tracker(cfg.run.log_with), project_dir=str(self.out_dir))
         torch.manual_seed(cfg.run.seed)
         random.seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
@@ -347,6 +349,8 @@ class Trainer:
         if self.accelerator.is_main_process and not self.resumed:
             self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
                                                  "config": cfg.to_dict()}) + "\n")
+        if cfg.run.log_with:
+            self.accelerator.init_trackers(self.out_dir.name, config=flat_config(cfg.to_dict()))
         self.generator.train()
         self.discriminators.train()
         progress = tqdm(total=max_steps, initial=self.step, desc="train", unit="step",
@@ -370,6 +374,8 @@ class Trainer:
                               "skipped": self.skipped, **logs}
                     with open(self.log_path, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
+                    if cfg.run.log_with:
+                        self.accelerator.log(numeric(record), step=self.step)
                 if cfg.run.save_every and self.step % cfg.run.save_every == 0:
                     self.save_checkpoint()
                 if cfg.run.export_every and self.step % cfg.run.export_every == 0 and self.accelerator.is_main_process:
@@ -378,6 +384,8 @@ class Trainer:
                     scores = self.evaluate()
                     with open(self.log_path, "a") as handle:
                         handle.write(json.dumps({"event": "eval", "step": self.step, **scores}) + "\n")
+                    if cfg.run.log_with:
+                        self.accelerator.log({f"eval/{k}": v for k, v in numeric(scores).items()}, step=self.step)
                 if on_step is not None:
                     on_step(self)
                 if self.step >= max_steps or (max_seconds and time.perf_counter() - start > max_seconds):
@@ -387,4 +395,6 @@ class Trainer:
                 self.epoch, self.batches_done = self.epoch + 1, 0
         progress.close()
         self.save_checkpoint()
+        if cfg.run.log_with:
+            self.accelerator.end_training()
         return last
