@@ -75,3 +75,15 @@ def test_windowed_long_audio_agrees_with_whole_file(models):
     assert float((windowed == whole).float().mean()) >= 0.995
     decoded = decode_windowed(fast, whole, window_seconds=2.0, context_seconds=1.0)
     assert decoded.numel() == whole.numel() * fast.hop_length
+
+
+def test_low_precision_is_an_explicit_option(models, waves):
+    _, fast = models
+    exact = fast.encode_list(waves[:3])
+    assert all(torch.equal(a, b) for a, b in zip(exact, fast.encode_list(waves[:3], "fp32")))
+    for precision in ("bf16", "bf16-all"):
+        codes = fast.encode_list(waves[:3], precision)
+        assert [c.shape for c in codes] == [c.shape for c in exact]
+        assert all(0 <= int(c.min()) and int(c.max()) < fast.config.codebook_size for c in codes)
+    with pytest.raises(ValueError, match="accepted: fp32"):
+        fast.encode_list(waves[:1], "int8")

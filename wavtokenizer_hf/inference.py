@@ -54,6 +54,10 @@ def _reflect_index(positions: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return torch.where(folded > last, period - folded, folded)
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "bf16-all": torch.bfloat16,
+              "fp16-all": torch.float16}
+
+
 class FastWavTokenizer:
     """Batched, padding-exact `encode` / `decode` using the weights of a stock `WavTokenizerModel`."""
 
@@ -157,25 +161,38 @@ class FastWavTokenizer:
         return x, lengths
 
     @torch.inference_mode()
-    def encode(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) padded audio -> codes (B, F) and frame counts (B,); frames past an item's count are -1."""
+    def encode(self, audio: torch.Tensor, lengths: torch.Tensor | None = None,
+               precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) padded audio -> codes (B, F) and frame counts (B,); frames past an item's count are -1.
+
+        `precision`: "fp32" (exact); "bf16"/"fp16" run the encoder under autocast and the nearest-code search in
+        fp32; "bf16-all"/"fp16-all" also search in low precision, as a model cast to that dtype does (see
+        BENCHMARKS.md for the measured code agreement of each)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
         audio = audio.to(self.device, torch.float32)
         if lengths is None:
             lengths = torch.full((audio.shape[0],), audio.shape[-1], dtype=torch.long)
-        latents, frames = self.encode_latents(audio, lengths)
+        low = PRECISIONS[precision]
+        with torch.autocast(self.device.type, dtype=low or torch.bfloat16, enabled=low is not None):
+            latents, frames = self.encode_latents(audio, lengths)
         flat = latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
-        distances = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed_t + self.embed_sq)
+        if precision.endswith("-all"):  # the distance arithmetic itself in low precision
+            flat, embed_t, embed_sq = flat.to(low), self.embed_t.to(low), self.embed_sq.to(low)
+        else:
+            flat, embed_t, embed_sq = flat.float(), self.embed_t, self.embed_sq
+        distances = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed_t + embed_sq)
         codes = distances.max(dim=-1).indices.view(latents.shape[0], -1)
         valid = torch.arange(codes.shape[1], device=codes.device)[None] < frames[:, None]
         return codes.masked_fill(~valid, -1), frames
 
-    def encode_list(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
+    def encode_list(self, waveforms: list[torch.Tensor], precision: str = "fp32") -> list[torch.Tensor]:
         """Encode 1-D waveforms of any lengths as one padded batch; each result equals encoding it alone."""
         lengths = torch.tensor([w.shape[-1] for w in waveforms])
         batch = torch.zeros(len(waveforms), int(lengths.max()))
         for i, w in enumerate(waveforms):
             batch[i, : w.shape[-1]] = w
-        codes, frames = self.encode(batch, lengths)
+        codes, frames = self.encode(batch, lengths, precision)
         return [codes[i, : frames[i]].cpu() for i in range(len(waveforms))]
 
     # --- decoder -----------------------------------------------------------------------------------------------

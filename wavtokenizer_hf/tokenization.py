@@ -52,7 +52,13 @@ class DatasetTokenizer:
     """Picklable `datasets.map` callable; the codec loads lazily once per process (rank r uses GPU r if any)."""
 
     def __init__(self, model_dir: str | os.PathLike, audio_column: str = "audio", sampling_rate: int | None = None,
-                 max_batch_samples: int = 24000 * 600, device: str | None = None):
+                 max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32"):
+        from .inference import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise WavTokenizerError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)} (fp32 is exact; "
+                                    "see BENCHMARKS.md for the others' code agreement)")
+        self.precision = precision
         self.model_dir = str(model_dir)
         self.audio_column = audio_column
         self.sampling_rate = sampling_rate
@@ -102,7 +108,7 @@ class DatasetTokenizer:
             while end < len(order) and waveforms[order[end]].numel() * (end - start + 1) <= limit:
                 end += 1
             group = order[start:end]
-            codes = fast.encode_list([waveforms[i] for i in group])
+            codes = fast.encode_list([waveforms[i] for i in group], self.precision)
             dtype = np.int16 if fast.config.codebook_size <= 2**15 else np.int32
             for i, c in zip(group, codes):
                 out[i] = c.numpy().astype(dtype)
