@@ -29,7 +29,7 @@ def stage(name: str) -> Iterator[dict]:
 
 
 def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, use_own_codec: bool = False,
-        lm_minutes: float = 3.0, tts_minutes: float = 7.0, eval_items: int = 30) -> None:
+        lm_minutes: float = 3.0, tts_minutes: float = 6.0, eval_items: int = 30) -> None:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
@@ -200,7 +200,7 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, us
 
         from lm.probes import json_summary, run_probes, write_report
 
-        codecs = {"codec in ./wavtokenizer": Path("wavtokenizer")}
+        codecs = {"./wavtokenizer (stage 9)": Path("wavtokenizer")}
         codecs.update({f"demo tiny codec {p.name}": p for p in sorted(tiny_dir.glob("step*"))})
         codecs["demo tiny codec final"] = exported
         result = run_probes(codecs, corpus_dir, "test", rounds=200, lm_dir=out_dir / "tts_lm" / "model")
@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--corpus-hours", type=float, default=1.5, help="size of the synthetic corpus")
     parser.add_argument("--train-minutes", type=float, default=6.0, help="wall time of the tiny codec's training")
     parser.add_argument("--lm-minutes", type=float, default=3.0, help="wall time of the audio GPT's training")
-    parser.add_argument("--tts-minutes", type=float, default=7.0, help="wall time of the TTS-LM's training")
+    parser.add_argument("--tts-minutes", type=float, default=6.0, help="wall time of the TTS-LM's training")
     parser.add_argument("--eval-items", type=int, default=30, help="test utterances the codec evaluations use")
     parser.add_argument("--use-own-codec", action="store_true",
                         help="place this run's tiny codec at ./wavtokenizer even when a shipped codec exists")

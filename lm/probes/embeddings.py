@@ -26,6 +26,8 @@ def embedding_alignment(model, tokenizer, frame_pairs: list[tuple[int, str]], pa
     """`frame_pairs`: (code, word) per frame inside words; `partners`: code -> its significant word partner."""
     from lm.vocabulary import AudioTokenLayout
 
+    from .runner import token_text
+
     layout = AudioTokenLayout.from_tokenizer(tokenizer)
     weights = model.get_input_embeddings().weight.detach().float().cpu()
     text_ids = torch.arange(0, min(layout.marker_ids.values()))  # the text vocabulary precedes the markers
@@ -38,7 +40,7 @@ def embedding_alignment(model, tokenizer, frame_pairs: list[tuple[int, str]], pa
     nearest = {}
     for code in frequent_codes:
         top = torch.topk(text @ audio[code], 5).indices
-        nearest[int(code)] = [tokenizer.convert_ids_to_tokens(int(text_ids[i])) for i in top]
+        nearest[int(code)] = [token_text(tokenizer, int(text_ids[i])) for i in top]
     hits = []
     for code, partner in partners.items():
         wanted = set(word_tokens(partner["unit"]))

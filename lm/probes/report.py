@@ -101,7 +101,7 @@ def steps_plot(rows: list[dict]) -> str | None:
     for ax, metric in zip(axes, ("pnmi", "mapping_accuracy")):
         steps = [r["step"] for r in stepped]
         values = np.array([[r["metrics"][metric][k] for k in ("value", "low", "high")] for r in stepped])
-        ax.errorbar(steps, values[:, 0], yerr=[values[:, 0] - values[:, 1], values[:, 2] - values[:, 0]],
+        ax.errorbar(steps, values[:, 0], yerr=[np.maximum(values[:, 0] - values[:, 1], 0), np.maximum(values[:, 2] - values[:, 0], 0)],
                     marker="o", capsize=3, label="codec")
         for row in rows:
             if row["kind"] == "baseline":
@@ -160,8 +160,9 @@ def write_report(result: dict, path: str | Path, examples: int = 2) -> Path:
              f"<p>{result['utterances']} utterances ({result['seconds']:.0f} s) from <code>{html.escape(result['source'])}"
              f"</code>, split <code>{result['split']}</code>. Frame labels: the phone/word covering each frame's centre"
              f"{' (silence frames dropped)' if result['drop_silence'] else ' (silence is its own label)'}. Brackets: "
-             f"95% bootstrap intervals over utterances ({result['bootstrap_rounds']} rounds). Baselines use the first "
-             "codec's K and frames.</p>",
+             f"95% bootstrap intervals over utterances ({result['bootstrap_rounds']} rounds; the spread of the "
+             "resampled values placed around the estimate). Baselines use the first codec's K and frames; the "
+             "log-mel k-means is fitted on these same frames, which favours it.</p>",
              "<h2>Metrics</h2>", metric_table(rows),
              "<p class=note>PNMI = I(phone; code) / H(phone); mapping accuracy = majority phone of each code learned on "
              "half of the utterances, scored on the other half. Phone purity grows with K; compare rows with equal K."

@@ -146,13 +146,19 @@ def probe(utterances: list[ProbeUtterance], coded: CodedSet, rounds: int, drop_s
     word_pairs = [(int(z), w) for c, per_utt in zip(coded.codes, words) for z, w in zip(c, per_utt) if w != SILENCE]
     result["word_association"] = association(word_pairs)
     if tokenizer is not None:
-        token_pairs = [(z, tok) for z, w in word_pairs
-                       for tok in tokenizer.convert_ids_to_tokens(tokenizer(" " + w, add_special_tokens=False).input_ids)]
+        token_pairs = [(z, token_text(tokenizer, t)) for z, w in word_pairs
+                       for t in tokenizer(" " + w, add_special_tokens=False).input_ids]
         result["token_association"] = association(token_pairs)
     result["heatmap"] = {"labels": table.label_names, "counts": table.counts().astype(np.int64)}
     result["usage_counts"] = np.bincount(np.concatenate(coded.codes), minlength=coded.codebook_size)
     result["word_pairs"] = word_pairs
     return result
+
+
+def token_text(tokenizer, token_id: int) -> str:
+    """A text token as readable text, a leading space shown as '␣'."""
+    text = tokenizer.decode([token_id])
+    return "␣" + text[1:] if text.startswith(" ") else text
 
 
 def mel_baseline(utterances: list[ProbeUtterance], reference: CodedSet) -> CodedSet:
