@@ -323,3 +323,22 @@ def test_training_logs_to_tensorboard_and_refuses_a_missing_tracker(tmp_path):
         with pytest.raises(WavTokenizerError, match="pip install wandb"):
             train_lm(tiny_llama(10), pack_blocks(utterances, 32), LMTrainConfig(block_size=32, log_with="wandb"),
                      tmp_path / "w")
+
+
+def test_tts_model_from_an_existing_text_lm(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from lm.tts_lm import make_tokenizer_and_model
+    from lm.vocabulary import train_text_bpe
+
+    text_tokenizer = PreTrainedTokenizerFast(tokenizer_object=train_text_bpe(["a text model knows words"] * 10, 280))
+    text_tokenizer.save_pretrained(tmp_path)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(text_tokenizer), n_embd=32, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    tokenizer, model = make_tokenizer_and_model(64, tmp_path, None)
+    layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    assert layout.codebook_size == 64 and model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    example = TTSFormatter(tokenizer, "interleaved").example("u", WORDS, np.arange(75) % 64, 75.0)
+    with torch.no_grad():
+        loss = model(input_ids=torch.from_numpy(example.input_ids)[None],
+                     labels=torch.from_numpy(np.where(example.scored, example.input_ids, -100))[None]).loss
+    assert torch.isfinite(loss)
