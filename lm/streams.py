@@ -118,9 +118,10 @@ def load_tokenized(path: str | Path, split: str | None = None):
 
 
 def codes_of(row: dict) -> np.ndarray:
-    """A row's codes as a 1-D array (mono; the `[1][T]` layout of a one-channel row is flattened)."""
+    """A row's codes as a 1-D array. Leading size-1 axes are dropped, so the `[1][T]` layout and the `[n_q=1][1][T]`
+    layout of published WavTokenizer-tokenized datasets (what the authors' `encode_infer` returns) read the same."""
     codes = np.asarray(row["audio_codes"], dtype=np.int64)
-    if codes.ndim == 2 and codes.shape[0] == 1:
+    while codes.ndim > 1 and codes.shape[0] == 1:
         codes = codes[0]
     if codes.ndim != 1:
         raise WavTokenizerError(f"row {row.get('id', '?')}: expected mono codes, got shape {codes.shape}")

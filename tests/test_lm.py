@@ -342,3 +342,12 @@ def test_tts_model_from_an_existing_text_lm(tmp_path):
         loss = model(input_ids=torch.from_numpy(example.input_ids)[None],
                      labels=torch.from_numpy(np.where(example.scored, example.input_ids, -100))[None]).loss
     assert torch.isfinite(loss)
+
+
+def test_codes_of_reads_flat_and_nested_layouts():
+    from lm.streams import codes_of
+
+    for value in ([3, 4, 5], [[3, 4, 5]], [[[3, 4, 5]]]):
+        assert codes_of({"audio_codes": value}).tolist() == [3, 4, 5]
+    with pytest.raises(WavTokenizerError, match="mono"):
+        codes_of({"audio_codes": [[1, 2], [3, 4]]})
