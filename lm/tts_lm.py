@@ -21,7 +21,7 @@ from .sampling import SamplingConfig
 from .streams import codes_of, load_tokenized, pack_blocks, split_by_utterance
 from .trainer import LMTrainConfig, train_lm
 from .tts import generate_codes
-from .tts_format import TTSFormatter, check_format
+from .tts_format import TTSFormatter, check_format, timed_words
 from .vocabulary import PAD, AudioTokenLayout, build_joint_tokenizer, extend_text_lm, extend_tokenizer
 
 
@@ -50,10 +50,12 @@ def tts_utterances(dataset, formatter: TTSFormatter, keep_rows: dict | None = No
             continue
         codes = codes_of(row)
         uid = str(row.get("id", index))
-        try:
-            utterances.append(formatter.example(uid, row["words"], codes, float(row["frame_rate"])))
-        except WavTokenizerError:
-            continue  # too few frames for its words
+        if codes.size < len(timed_words(row["words"])):
+            continue  # too few frames for its words (a clipped or broken row)
+        if codes.size and int(codes.max()) >= formatter.layout.codebook_size:
+            raise WavTokenizerError(f"row {uid} has code {int(codes.max())} but the codec has "
+                                    f"{formatter.layout.codebook_size} codes: tokenize the data with this codec")
+        utterances.append(formatter.example(uid, row["words"], codes, float(row["frame_rate"])))
         if keep_rows is not None:
             keep_rows[uid] = (row["words"], codes, float(row["frame_rate"]))
     if not utterances:
@@ -65,8 +67,6 @@ def text_conditioning(model, formatter: TTSFormatter, rows: list[tuple[list[dict
     """Audio-token loss with each utterance's own text against the loss with another utterance's text (same
     number of words, the words put on this utterance's timings). A model that reads the text scores its own
     text better; the gap (nats per audio token) measures how much the text is used."""
-    from .tts_format import timed_words
-
     by_count: dict[int, list] = {}
     for words, codes, rate in rows:
         by_count.setdefault(len(timed_words(words)), []).append((words, codes, rate))

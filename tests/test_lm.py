@@ -351,3 +351,15 @@ def test_codes_of_reads_flat_and_nested_layouts():
         assert codes_of({"audio_codes": value}).tolist() == [3, 4, 5]
     with pytest.raises(WavTokenizerError, match="mono"):
         codes_of({"audio_codes": [[1, 2], [3, 4]]})
+
+
+def test_tts_data_from_another_codec_is_refused(joint_tokenizer):
+    from lm.tts_lm import tts_utterances
+
+    formatter = TTSFormatter(joint_tokenizer, "interleaved")
+    rows = [{"id": "a", "kind": "speech", "words": WORDS, "audio_codes": [5000] * 75, "frame_rate": 75.0}]
+    with pytest.raises(WavTokenizerError, match="tokenize the data with this codec"):
+        tts_utterances(rows, formatter)
+    short = [{"id": "b", "kind": "speech", "words": WORDS, "audio_codes": [1, 2], "frame_rate": 75.0}]
+    with pytest.raises(WavTokenizerError, match="no speech rows"):
+        tts_utterances(short, formatter)  # skipped as too short for its 4 words, then nothing is left
