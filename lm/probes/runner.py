@@ -190,7 +190,10 @@ def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test",
     if lm_dir is not None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from lm.vocabulary import AudioTokenLayout
+
         tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+        AudioTokenLayout.from_tokenizer(tokenizer).check_codec(main.codebook_size, f"codec {main.name}")
         model = AutoModelForCausalLM.from_pretrained(lm_dir)
     rows = []
     for c in tqdm(coded + baselines, desc="probing", unit="set"):
@@ -200,11 +203,8 @@ def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test",
               "seconds": round(sum(u.waveform.numel() / u.rate for u in utterances), 1),
               "drop_silence": drop_silence, "bootstrap_rounds": rounds, "rows": rows}
     if model is not None:
-        from lm.vocabulary import AudioTokenLayout
-
         from .embeddings import embedding_alignment
 
-        AudioTokenLayout.from_tokenizer(tokenizer).check_codec(main.codebook_size, f"codec {main.name}")
         main_row = rows[0]
         frequent = np.argsort(-main_row["usage_counts"])[:20].tolist()
         result["lm_embeddings"] = {"lm": str(lm_dir), **embedding_alignment(
