@@ -5,7 +5,6 @@
 
 import argparse
 import json
-import statistics
 import time
 import warnings
 from pathlib import Path
@@ -15,15 +14,7 @@ from transformers import WavTokenizerConfig, WavTokenizerModel
 
 from wavtokenizer_hf.inference import FastWavTokenizer
 
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench_inference import timed  # run as a script from benchmarks/, so its folder is on sys.path
 
 
 def main() -> None:
