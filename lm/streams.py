@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from wavtokenizer_hf.corpus.builder import is_saved_dataset
 from wavtokenizer_hf.errors import WavTokenizerError
 
 IGNORE_INDEX = -100
@@ -98,7 +99,7 @@ def load_tokenized(path: str | Path, split: str | None = None):
     path = Path(path)
     if not path.exists():
         raise WavTokenizerError(f"tokenized dataset not found: {path}")
-    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() or (path / "state.json").exists():
+    if is_saved_dataset(path):
         data = load_from_disk(str(path))
         if isinstance(data, DatasetDict):
             name = split or "train"
