@@ -1,13 +1,16 @@
 """Where the time goes: torch profiler tables of this package's exact encode and decode (full-size 75 tokens/s
-model, random weights, one clip), to see what bounds an exact fp32 speed-up.
+model, random weights, one clip), and the arithmetic each does (FLOPs counted by `torch.utils.flop_counter`), to
+see what bounds an exact fp32 speed-up: a pass that already runs near the cores' fp32 peak cannot get much faster.
 
   python benchmarks/profile_inference.py --seconds 10 --rows 8
 """
 
 import argparse
+import timeit
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import WavTokenizerConfig, WavTokenizerModel
 
 from wavtokenizer_hf.inference import FastWavTokenizer
@@ -28,7 +31,12 @@ def main() -> None:
         for name, run in (("encode", lambda: fast.encode(audio)), ("decode", lambda: fast.decode(codes, frames))):
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 run()
-            print(f"== {name}")
+            with FlopCounterMode(display=False) as counter:
+                run()
+            seconds = min(timeit.repeat(run, number=1, repeat=3))
+            flops = counter.get_total_flops()
+            print(f"== {name}: {flops / 1e9:.1f} GFLOP counted (matrix products and convolutions) in {seconds:.3f} s "
+                  f"= {flops / 1e9 / seconds:.0f} GFLOP/s on {torch.get_num_threads()} threads")
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
 
 

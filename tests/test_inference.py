@@ -32,6 +32,30 @@ def test_batched_encode_equals_single_item_encode(models, waves):
         assert torch.equal(expected, got)
 
 
+@pytest.mark.parametrize("tile_seconds", [0.1, 0.35])
+def test_tiled_encoder_convolutions_equal_whole_clip(models, waves, tile_seconds):
+    """Tiles of a few frames (many tile edges per item) give the stock model's codes and the untiled latents."""
+    model, _ = models
+    tiled = FastWavTokenizer(model, tile_seconds=tile_seconds)
+    whole = FastWavTokenizer(model, tile_seconds=None)
+    assert tiled.tile_frames < max(LENGTHS) // tiled.conv_stride  # several tiles for the long items
+    with torch.no_grad():
+        single = [model.encode(w[None, None]).audio_codes[0, 0] for w in waves]
+    for expected, got in zip(single, tiled.encode_list(waves)):
+        assert torch.equal(expected, got)
+    wave = waves[0]
+    reference = whole._run(wave[None, None], torch.tensor([wave.numel()]), whole.conv_plan)[0][0]
+    scale = float(reference.abs().max())
+    assert float((tiled._tiled_convs(wave) - reference).abs().max()) < 1e-6 * scale  # round-off only
+    tiled.halo_frames = 0  # no real audio around each tile: its edges see the tile's own padding
+    assert float((tiled._tiled_convs(wave) - reference).abs().max()) > 1e-4 * scale
+
+
+def test_tile_length_is_checked(models):
+    with pytest.raises(ValueError, match="tile_seconds"):
+        FastWavTokenizer(models[0], tile_seconds=0)
+
+
 def test_the_stock_model_leaks_padding_into_short_items(models, waves):
     model, _ = models
     batch = torch.zeros(len(waves), max(LENGTHS))

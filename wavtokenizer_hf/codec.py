@@ -2,6 +2,8 @@
 
 It wraps the stock `WavTokenizerModel` (weights untouched) and adds what a user of files needs: resampling to the
 model's rate, mixing down or keeping channels, input validation, and restoring the original length on decode.
+Encoding runs on the package's exact fast path (`inference.FastWavTokenizer`: the stock model's codes, faster on CPU)
+where it supports the model's configuration, and on the stock model otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .audio_io import as_channels_first, resample
 from .codes_file import AudioCodes, check_codes
 from .convert import codebook_fingerprint, load_hf_state
 from .errors import WavTokenizerError
+from .inference import FastWavTokenizer
 
 MIN_FRAMES = 2
 
@@ -30,6 +33,10 @@ class Codec:
         self.model = model.to(self.device).eval()
         self.name = name
         self.fingerprint = codebook_fingerprint(model.encoder_model.quantizer.codebook.embed)
+        try:
+            self.fast: FastWavTokenizer | None = FastWavTokenizer(self.model)
+        except ValueError:  # causal or otherwise padded encoders: the stock model
+            self.fast = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> "Codec":
@@ -92,7 +99,9 @@ class Codec:
         source_num_samples = as_channels_first(waveform, what).shape[-1]
         prepared = self.prepare(waveform, sampling_rate, keep_channels, what)
         # channels of one file have equal length, so they form an unpadded batch
-        codes = self.model.encode(prepared.unsqueeze(1).to(self.device)).audio_codes[:, 0]
+        prepared = prepared.to(self.device)
+        codes = (self.fast.encode(prepared)[0] if self.fast is not None
+                 else self.model.encode(prepared.unsqueeze(1)).audio_codes[:, 0])
         return AudioCodes(
             audio_codes=codes.cpu(),
             codebook_size=self.codebook_size,
