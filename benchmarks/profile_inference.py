@@ -26,6 +26,10 @@ def main() -> None:
     fast = FastWavTokenizer(model)
     audio = torch.randn(1, int(args.seconds * 24000)) * 0.1
     with torch.inference_mode():
+        a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+        seconds = min(timeit.repeat(lambda: a @ b, number=1, repeat=5))
+        print(f"== reference: a 4096 x 4096 fp32 matrix product runs at {2 * 4096**3 / 1e9 / seconds:.0f} GFLOP/s "
+              f"on {torch.get_num_threads()} threads (this machine's practical fp32 peak)")
         codes, frames = fast.encode(audio)
         fast.decode(codes, frames)  # warm-up
         for name, run in (("encode", lambda: fast.encode(audio)), ("decode", lambda: fast.decode(codes, frames))):

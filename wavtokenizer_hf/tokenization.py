@@ -100,8 +100,7 @@ class DatasetTokenizer:
         fast = self._fast(rank)
         order = sorted(range(len(waveforms)), key=lambda i: waveforms[i].numel())
         out: list[np.ndarray | None] = [None] * len(waveforms)
-        # on a CPU, padded batches measured slower than one item at a time (benchmarks/bench_datasets_map.py)
-        limit = self.max_batch_samples if fast.device.type != "cpu" else 0
+        limit = self.max_batch_samples
         start = 0
         while start < len(order):
             end = start + 1
