@@ -52,8 +52,9 @@ def test_tiled_encoder_convolutions_equal_whole_clip(models, waves, tile_seconds
 
 
 def test_tile_length_is_checked(models):
-    with pytest.raises(ValueError, match="tile_seconds"):
-        FastWavTokenizer(models[0], tile_seconds=0)
+    for bad in (0, -1.0, "fast"):
+        with pytest.raises(ValueError, match="tile_seconds"):
+            FastWavTokenizer(models[0], tile_seconds=bad)
 
 
 def test_the_stock_model_leaks_padding_into_short_items(models, waves):

@@ -51,10 +51,13 @@ class _Conv:
         """Input positions read by output positions `first..last` (relative to the unpadded input)."""
         return first * self.stride - self.padding_left, last * self.stride - self.padding_left + self.kernel - 1
 
-    def output_length(self, length: int) -> int:
-        frames = math.ceil((length - self.kernel + self.padding_total) / self.stride)
-        extra = frames * self.stride + self.kernel - self.padding_total - length
-        return (length + self.padding_total + extra - self.kernel) // self.stride + 1
+    def extra_padding(self, length):
+        """Right padding beyond `padding_total // 2` that the authors add so the last window fits (int or tensor)."""
+        frames = -((self.kernel - self.padding_total - length) // self.stride)  # ceil division, ints and tensors
+        return frames * self.stride + self.kernel - self.padding_total - length
+
+    def output_length(self, length):
+        return (length + self.padding_total + self.extra_padding(length) - self.kernel) // self.stride + 1
 
 
 def _fold_conv(module: nn.Module) -> _Conv:
@@ -97,8 +100,8 @@ class FastWavTokenizer:
         self.halo_frames = self._halo_frames()
         if tile_seconds == "auto":
             tile_seconds = 2.5 if self.device.type == "cpu" else None
-        if tile_seconds is not None and tile_seconds <= 0:
-            raise ValueError(f"tile_seconds must be positive, None or 'auto', got {tile_seconds!r}")
+        if tile_seconds is not None and (isinstance(tile_seconds, (str, bool)) or not tile_seconds > 0):
+            raise ValueError(f"tile_seconds must be a positive number of seconds, None or 'auto', got {tile_seconds!r}")
         self.tile_frames = (None if tile_seconds is None
                             else max(1, round(tile_seconds * config.sampling_rate / self.conv_stride)))
         self.embed = model.encoder_model.quantizer.codebook.embed.detach()
@@ -150,10 +153,8 @@ class FastWavTokenizer:
     @staticmethod
     def _conv(x: torch.Tensor, lengths: torch.Tensor, conv: _Conv) -> tuple[torch.Tensor, torch.Tensor]:
         """One encoder convolution where each item sees exactly the padding it would get alone."""
-        right = conv.padding_total // 2
-        left = conv.padding_total - right
-        frames = torch.ceil((lengths - conv.kernel + conv.padding_total) / conv.stride).long()
-        extra = (frames * conv.stride + conv.kernel - conv.padding_total) - lengths
+        left, right = conv.padding_left, conv.padding_total // 2
+        extra = conv.extra_padding(lengths)
         padded = lengths + left + right + extra
         if left == 0 and right == 0 and bool((extra == 0).all()):
             return F.conv1d(x, conv.weight, conv.bias, conv.stride, dilation=conv.dilation), lengths
@@ -164,15 +165,14 @@ class FastWavTokenizer:
                 return FastWavTokenizer._conv_same(x, conv, left), lengths
             padded_x = F.pad(x, (left, right + int(extra[0])), mode="reflect")
             return F.conv1d(padded_x, conv.weight, conv.bias, conv.stride, dilation=conv.dilation), (
-                (padded - conv.kernel) // conv.stride + 1)
+                conv.output_length(lengths))
         width = int(padded.max())
         positions = torch.arange(width, device=x.device)[None] - left  # (1, W)
         index = _reflect_index(positions, lengths[:, None])
         # the authors pad `extra` on the right by reflection too, inside the same reflect call
         gathered = torch.gather(x, 2, index[:, None, :].expand(-1, x.shape[1], -1))
         out = F.conv1d(gathered, conv.weight, conv.bias, conv.stride, dilation=conv.dilation)
-        out_lengths = (padded - conv.kernel) // conv.stride + 1
-        return out, out_lengths
+        return out, conv.output_length(lengths)
 
     @staticmethod
     def _conv_same(x: torch.Tensor, conv: _Conv, pad: int) -> torch.Tensor:
@@ -190,13 +190,10 @@ class FastWavTokenizer:
     def _conv_short(x: torch.Tensor, lengths: torch.Tensor, conv: _Conv) -> tuple[torch.Tensor, torch.Tensor]:
         """Items shorter than the padding: per item, as the stock `_pad1d` does (zeros first, then reflect)."""
         outs, out_lengths = [], []
-        right_base = conv.padding_total // 2
-        left = conv.padding_total - right_base
+        left = conv.padding_left
         for i, length in enumerate(lengths.tolist()):
             xi = x[i:i + 1, :, :length]
-            frames = math.ceil((length - conv.kernel + conv.padding_total) / conv.stride)
-            extra = frames * conv.stride + conv.kernel - conv.padding_total - length
-            right = right_base + extra
+            right = conv.padding_total // 2 + conv.extra_padding(length)
             max_pad = max(left, right)
             zeros = max_pad - length + 1 if length <= max_pad else 0
             xi = F.pad(xi, (0, zeros))
@@ -231,12 +228,13 @@ class FastWavTokenizer:
         length, stride, halo, tile = waveform.shape[-1], self.conv_stride, self.halo_frames, self.tile_frames
         total = self._conv_frames(length)
         if total <= tile + 2 * halo:
-            return self._run(waveform[None, None], torch.tensor([length]), self.conv_plan)[0][0]
+            return self._run(waveform[None, None], torch.tensor([length], device=waveform.device), self.conv_plan)[0][0]
         pieces = []
         for first in range(0, total, tile):
             last = min(total, first + tile)
             start, end = max(0, first - halo) * stride, min(length, (last + halo) * stride)
-            out = self._run(waveform[None, None, start:end], torch.tensor([end - start]), self.conv_plan)[0][0]
+            span = torch.tensor([end - start], device=waveform.device)
+            out = self._run(waveform[None, None, start:end], span, self.conv_plan)[0][0]
             offset = first - start // stride
             pieces.append(out[:, offset: offset + last - first])
         return torch.cat(pieces, dim=-1)
