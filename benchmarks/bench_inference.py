@@ -135,7 +135,10 @@ def main() -> None:
         print(memory_probe(json.loads(args.probe)))
         return
     choice = args.tile_seconds.lower()
-    tile = "auto" if choice == "auto" else None if choice == "none" else float(choice)
+    try:
+        tile = "auto" if choice == "auto" else None if choice == "none" else float(choice)
+    except ValueError:
+        parser.error(f"--tile-seconds: 'auto', 'none' or a number of seconds, got {args.tile_seconds!r}")
 
     model, fast = build(args.device, tile)
     sync = torch.cuda.synchronize if args.device != "cpu" else (lambda: None)
