@@ -7,7 +7,15 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from wavtokenizer_hf.errors import WavTokenizerError
-from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
+from wavtokenizer_hf.evaluation import (
+    CodecReconstructor,
+    Identity,
+    LatentReconstructor,
+    evaluate,
+    load_test_set,
+    markdown_table,
+    write_results,
+)
 
 
 def main() -> int:
@@ -18,6 +26,8 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
+    parser.add_argument("--without-vq", action="store_true",
+                        help="also score each codec with its quantiser bypassed (continuous latents decoded)")
     parser.add_argument("--no-asr", action="store_true")
     parser.add_argument("--no-mos", action="store_true")
     parser.add_argument("--device", default="cpu")
@@ -28,6 +38,8 @@ def main() -> int:
         if not args.codec and not args.identity:
             raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
         reconstructors = ([Identity()] if args.identity else []) + [CodecReconstructor(p, args.device) for p in args.codec]
+        if args.without_vq:
+            reconstructors += [LatentReconstructor(p, args.device) for p in args.codec]
         utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
         results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos)
     except WavTokenizerError as err:

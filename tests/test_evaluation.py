@@ -9,11 +9,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table
+from wavtokenizer_hf.codec import Codec
+from wavtokenizer_hf.evaluation import (
+    CodecReconstructor,
+    Identity,
+    LatentReconstructor,
+    evaluate,
+    load_test_set,
+    markdown_table,
+)
 from wavtokenizer_hf.evaluation.asr import word_errors
 from wavtokenizer_hf.evaluation.pitch import track_pitch
 from wavtokenizer_hf.evaluation.quality import has
-from wavtokenizer_hf.evaluation.runner import codebook_usage
+from wavtokenizer_hf.evaluation.runner import EVAL_RATE, codebook_usage
 
 from conftest import ROOT
 
@@ -54,6 +62,25 @@ def test_random_weight_codec_scores_far_below_the_ceiling(results):
     assert 0 < codec["codebook_used"] <= 1 and codec["bits_per_second"] == pytest.approx(75 * 9)
     table = markdown_table(results)
     assert "| metric | identity | small75 |" in table and "675" in table
+
+
+def test_without_vq_decodes_the_latents_the_way_the_codec_decodes_codes(converted_dir):
+    """Once the codebook holds a clip's own latents, quantising changes nothing: the bypass must then give exactly
+    the codec's reconstruction (same conditioning, trimming and resampling), and differ from it before."""
+    wave, rate = sf.read(ROOT / "assets" / "audio" / "arctic_a0007.wav", dtype="float32")
+    wave = torch.from_numpy(wave[:rate])  # reconstructors take EVAL_RATE (24 kHz) audio: 2/3 s here
+    codec = Codec.from_pretrained(converted_dir)
+    bypassed, codes = LatentReconstructor(codec).reconstruct(wave)
+    quantised, _ = CodecReconstructor(codec).reconstruct(wave)
+    assert codes is None and bypassed.shape == quantised.shape
+    assert (bypassed - quantised).abs().max() > 1e-2
+    with torch.no_grad():
+        latents = codec.model.encoder_model.encoder(codec.prepare(wave, EVAL_RATE).unsqueeze(1))[0].T
+        codec.model.encoder_model.quantizer.codebook.embed[: latents.shape[0]] = latents
+    holding = Codec(codec.model, name="holding")  # a fresh fast path built from the edited codebook
+    quantised, _ = CodecReconstructor(holding).reconstruct(wave)
+    assert (bypassed - quantised).abs().max() < 1e-4
+    assert LatentReconstructor(converted_dir).name == "small75 without VQ"
 
 
 def test_recogniser_reads_the_real_recording(results):

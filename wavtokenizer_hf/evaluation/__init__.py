@@ -1,5 +1,14 @@
 """Codec evaluation: spectral distances, PESQ, STOI, pitch, MOS prediction, recogniser WER, codebook usage."""
 
-from .runner import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
+from .runner import (
+    CodecReconstructor,
+    Identity,
+    LatentReconstructor,
+    evaluate,
+    load_test_set,
+    markdown_table,
+    write_results,
+)
 
-__all__ = ["CodecReconstructor", "Identity", "evaluate", "load_test_set", "markdown_table", "write_results"]
+__all__ = ["CodecReconstructor", "Identity", "LatentReconstructor", "evaluate", "load_test_set", "markdown_table",
+           "write_results"]

@@ -65,6 +65,28 @@ class CodecReconstructor:
         return audio, codes.audio_codes[0]
 
 
+class LatentReconstructor:
+    """A codec with its quantiser bypassed: the encoder's continuous latents go straight to the decoder. Its scores
+    bound what any codebook could give this encoder and decoder, which tells a codebook problem from a decoder one."""
+
+    bits_per_second = None
+    codebook_size = None
+
+    def __init__(self, codec: Codec | str | Path, device: str = "cpu", name: str | None = None):
+        self.codec = codec if isinstance(codec, Codec) else Codec.from_pretrained(codec, device=device)
+        base = self.codec.name if isinstance(codec, Codec) else Path(codec).name
+        self.name = name or f"{base} without VQ"
+
+    @torch.inference_mode()
+    def reconstruct(self, waveform: torch.Tensor) -> tuple[torch.Tensor, None]:
+        model = self.codec.model
+        audio = self.codec.prepare(waveform, EVAL_RATE).to(self.codec.device)
+        latents = model.encoder_model.encoder(audio.unsqueeze(1))
+        bandwidth_id = torch.zeros(1, dtype=torch.long, device=latents.device)  # as the stock decode's default
+        decoded = model.head(model.backbone(latents, bandwidth_id))[:, 0, : audio.shape[-1]].float().cpu()
+        return resample(decoded, self.codec.sampling_rate, EVAL_RATE)[0], None
+
+
 def load_test_set(source: str | Path, split: str = "test", limit: int | None = None,
                   speech_only: bool = False) -> list[Utterance]:
     """Utterances from a saved `datasets` corpus (one split) or a folder of audio files with optional transcripts
