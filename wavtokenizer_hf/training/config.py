@@ -43,6 +43,10 @@ class LossConfig:
     adversarial: float = 1.0
     feature_matching: float = 1.0
     mrd: float = 1.0  # weight of the multi-resolution discriminator terms (the authors' mrd_loss_coeff)
+    # not in the paper (0 keeps its recipe): log-mel L1 at finer frequency resolutions, which resolve harmonics that
+    # the 100-band mel blurs; each scale is (n_fft, hop, n_mels)
+    multiscale_mel: float = 0.0
+    multiscale_mel_scales: tuple[tuple[int, int, int], ...] = ((512, 128, 80), (1024, 256, 160), (2048, 512, 320))
     gan_start_step: int = 0
 
 

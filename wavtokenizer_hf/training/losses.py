@@ -22,6 +22,17 @@ class MelLoss(nn.Module):
             return (a - b).abs().mean()
 
 
+class MultiScaleMelLoss(nn.Module):
+    """Mean of log-mel L1 losses at several (n_fft, hop, n_mels) resolutions."""
+
+    def __init__(self, sample_rate: int, scales: tuple[tuple[int, int, int], ...]):
+        super().__init__()
+        self.losses = nn.ModuleList(MelLoss(sample_rate, n_fft, hop, n_mels) for n_fft, hop, n_mels in scales)
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.stack([loss(estimate, target) for loss in self.losses]).mean()
+
+
 def discriminator_hinge(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     """Mean over sub-discriminators of mean(relu(1 - D(x))) + mean(relu(1 + D(G(x))))."""
     terms = [torch.relu(1 - r).mean() + torch.relu(1 + f).mean() for r, f in zip(real, fake)]

@@ -35,7 +35,7 @@ from .discriminators import (
     MultiResolutionDiscriminator,
 )
 from .generator import WavTokenizerGenerator
-from .losses import MelLoss, discriminator_hinge, feature_matching, generator_hinge
+from .losses import MelLoss, MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
 
 CHECKPOINT = "checkpoint.pt"
 # the discriminators' schedule advances with the generator's before the GAN phase starts; that is intended
@@ -169,6 +169,8 @@ class Trainer:
                                        weight_decay=o.weight_decay)
         self.sched_g, self.sched_d = cosine_schedule(self.opt_g, cfg), cosine_schedule(self.opt_d, cfg)
         self.mel_loss = MelLoss(self.sampling_rate).to(self.accelerator.device)
+        self.multiscale_mel_loss = (MultiScaleMelLoss(self.sampling_rate, cfg.loss.multiscale_mel_scales)
+                                    .to(self.accelerator.device) if cfg.loss.multiscale_mel else None)
         self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
         self.log_path = self.out_dir / "log.jsonl"
         self.resumed = self._load_checkpoint()
@@ -297,6 +299,10 @@ class Trainer:
 
             mel = self.mel_loss(fake, audio)
             g_loss = weights.mel * mel + weights.commit * out.commit_loss.float()
+            if self.multiscale_mel_loss is not None:
+                multiscale = self.multiscale_mel_loss(fake, audio)
+                g_loss = g_loss + weights.multiscale_mel * multiscale
+                logs["multiscale_mel"] = multiscale.item()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
