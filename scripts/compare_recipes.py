@@ -25,7 +25,8 @@ ORIGINAL = ["fixes.train_mbd=false", "fixes.reseed_dead_codes=false", "fixes.kme
             "fixes.single_ema_update=false", "fixes.nonfinite_guard=false", "optim.grad_clip=null"]
 RECIPES = {"ours": [], "original recipe": ORIGINAL}
 METRICS = [("codebook_used", "codebook used", "{:.1%}"), ("code_perplexity", "code perplexity", "{:.0f}"),
-           ("mel_distance", "mel distance", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("vuv_f1", "V/UV F1", "{:.3f}")]
+           ("mel_distance", "mel distance", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("vuv_f1", "V/UV F1", "{:.3f}"),
+           ("f0_rmse_cents", "F0 RMSE (cents)", "{:.0f}")]
 DISCRIMINATOR_LOGS = [("d_mpd", "MPD hinge"), ("d_mrd", "MRD hinge"), ("d_mbd", "MBD hinge")]
 LOG_WINDOW = 50  # steps over which the logged discriminator losses are averaged before each evaluation
 
