@@ -70,7 +70,6 @@ def main() -> int:
             rows[name] = {}
             for step in steps:
                 trainer.fit(step)
-                trainer.resumed = True  # later fit() calls append to the same log
                 exported = trainer.export(f"step{step:07d}")
                 summary = evaluate([CodecReconstructor(exported)], utterances, with_asr=False, with_mos=False)
                 rows[name][step] = {**summary["codecs"][exported.name]["summary"],

@@ -73,8 +73,11 @@ def test_multiscale_mel_sees_smeared_harmonics_more_than_the_mel():
 
 def test_multiscale_mel_term_enters_the_generator_loss(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.multiscale_mel=15", "loss.gan_start_step=100"), tmp_path)
-    trainer.fit(3)
-    for record in log_records(tmp_path / "log.jsonl"):
+    trainer.fit(2)
+    trainer.fit(3)  # a second fit() continues the same log
+    records = log_records(tmp_path / "log.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for record in records:
         expected = 45 * record["mel"] + record["commit"] + 15 * record["multiscale_mel"]
         assert record["loss"] == pytest.approx(expected, rel=1e-5)
 

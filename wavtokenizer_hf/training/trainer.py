@@ -355,6 +355,7 @@ class Trainer:
         if self.accelerator.is_main_process and not self.resumed:
             self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
                                                  "config": cfg.to_dict()}) + "\n")
+            self.resumed = True  # a later fit() on this trainer appends to the same log
         if cfg.run.log_with:
             self.accelerator.init_trackers(self.out_dir.name, config=flat_config(cfg.to_dict()))
         self.generator.train()
