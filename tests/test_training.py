@@ -15,6 +15,10 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from wavtokenizer_hf.curves import plot_scores
+from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.evaluation import load_test_set
+from wavtokenizer_hf.evaluation.snapshots import score_snapshots
 from wavtokenizer_hf.training import Trainer, load_train_config
 from wavtokenizer_hf.training.losses import MelLoss, MultiScaleMelLoss
 from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes
@@ -80,6 +84,29 @@ def test_multiscale_mel_term_enters_the_generator_loss(small_corpus, tmp_path):
     for record in records:
         expected = 45 * record["mel"] + record["commit"] + 15 * record["multiscale_mel"]
         assert record["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_snapshots_are_scored_against_minutes_and_plotted(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "run.export_every=2", "loss.gan_start_step=100"), tmp_path)
+    trainer.fit(4)
+    trainer.export("final")
+    utterances = load_test_set(small_corpus, "test", limit=2)
+    rows = score_snapshots(tmp_path, utterances, final_step=trainer.step)
+    assert [r["step"] for r in rows] == [2, 4, 4]
+    assert 0 < rows[0]["minutes"] < rows[1]["minutes"] == rows[2]["minutes"]
+    assert rows[1]["stoi"] == pytest.approx(rows[2]["stoi"])  # the final export is the step-4 model
+    assert all(0 < r["stoi"] < 1 and r["mel_distance"] > 0 for r in rows)
+    png = plot_scores(rows, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(WavTokenizerError, match="no snapshots"):
+        score_snapshots(_empty_run(tmp_path), utterances)
+
+
+def _empty_run(tmp_path):
+    run = tmp_path / "empty_run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("")
+    return run
 
 
 # --- defects of the authors' training code, each with a test that fails on the defect ---------------------------

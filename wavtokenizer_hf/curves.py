@@ -60,3 +60,25 @@ def _step_to_minutes(rows: list[dict], key: str):
     steps = np.array([r["step"] for r in rows], dtype=float)
     minutes = np.array([r[key] / 60 for r in rows], dtype=float)
     return (lambda s: np.interp(s, steps, minutes), lambda m: np.interp(m, minutes, steps))
+
+
+def plot_scores(rows: list[dict], out: str | Path, keys: tuple[str, ...] = ("stoi", "mel_distance"),
+                title: str = "") -> Path:
+    """One panel per metric against minutes of training (rows from `evaluation.snapshots.score_snapshots`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("minutes") is not None]
+    if not rows:
+        raise WavTokenizerError("no scored snapshots with a training time to plot")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot([r["minutes"] for r in rows], [r[key] for r in rows], marker="o")
+        ax.set(title=f"{title} {key}".strip(), xlabel="minutes of training")
+    out = Path(out)
+    with atomic_path(out, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return out

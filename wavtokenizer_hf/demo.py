@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -133,6 +134,14 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, us
         numbers["STOI"] = f"{summary['stoi']:.3f}"
         numbers["WER"] = _percent(summary["wer"]) + f" (original {_percent(summary['wer_original'])})"
         numbers["codebook used"] = _percent(summary.get("codebook_used"))
+        # the curve the targets ask for: quality against minutes of training, from the snapshots
+        from .curves import plot_scores
+        from .evaluation.snapshots import score_snapshots
+
+        curve = score_snapshots(tiny_dir, utterances, final_step=trainer.step)
+        (tiny_dir / "quality_curve.json").write_text(json.dumps(curve, indent=1))
+        numbers["STOI vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['stoi']:.3f}" for r in curve)
+        numbers["curve"] = str(plot_scores(curve, tiny_dir / "quality_curve.png", title="tiny codec, held-out"))
 
     with stage("9. place the codec the later stages use at ./wavtokenizer and load it with AutoModel") as numbers:
         shipped = ASSETS / "codec"
@@ -196,7 +205,6 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, us
         numbers["samples"] = str(out_dir / "tts_lm" / "samples")
 
     with stage("13. probe how codes align with phones and words; write the HTML report") as numbers:
-        import json
 
         from lm.probes import json_summary, run_probes, write_report
 

@@ -1,0 +1,40 @@
+"""Quality against training time: score a codec run's stock-loadable snapshots (`run.export_every`) on one test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import WavTokenizerError
+from .runner import CodecReconstructor, Utterance, evaluate
+
+CURVE_METRICS = ("stoi", "mel_distance", "vuv_f1", "codebook_used")
+
+
+def _minutes_at(log_path: Path) -> dict[int, float]:
+    """Wall-clock minutes since the start of training at each logged step."""
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    return {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
+
+
+def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step: int | None = None) -> list[dict]:
+    """One row per snapshot `run_dir/stepNNNNNNN` (and `run_dir/final` if `final_step` is given): step, minutes
+    of training (from `log.jsonl`) and the fast metrics (no recogniser, no MOS)."""
+    run_dir = Path(run_dir)
+    log_path = run_dir / "log.jsonl"
+    if not log_path.exists():
+        raise WavTokenizerError(f"{run_dir}: no log.jsonl; is this a codec training run?")
+    snapshots = [(int(p.name[4:]), p) for p in sorted(run_dir.glob("step*")) if p.name[4:].isdigit()]
+    if final_step is not None and (run_dir / "final").exists():
+        snapshots.append((final_step, run_dir / "final"))
+    if not snapshots:
+        raise WavTokenizerError(f"{run_dir}: no snapshots (train with run.export_every=N)")
+    minutes = _minutes_at(log_path)
+    rows = []
+    for step, path in snapshots:
+        logged = [s for s in minutes if s <= step]
+        summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=False,
+                           with_mos=False)["codecs"][path.name]["summary"]
+        rows.append({"step": step, "minutes": round(minutes[max(logged)], 2) if logged else None,
+                     **{key: summary.get(key) for key in CURVE_METRICS}})
+    return rows
