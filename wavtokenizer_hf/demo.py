@@ -29,7 +29,7 @@ def stage(name: str) -> Iterator[dict]:
     print(f"--- {name}: {elapsed:.1f} s" + (f" | {details}" if details else ""), flush=True)
 
 
-def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, use_own_codec: bool = False,
+def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, use_own_codec: bool = False,
         lm_minutes: float = 3.0, tts_minutes: float = 6.0, eval_items: int = 30) -> None:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -117,8 +117,8 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, us
         import shutil
 
         shutil.rmtree(tiny_dir, ignore_errors=True)  # a fresh run each time (the trainer would resume otherwise)
-        # snapshots every 100 steps let the probes (stage 13) show alignment against training step
-        cfg = load_train_config("tiny", [f"data.train={corpus_dir}", "run.export_every=100"])
+        # snapshots every 200 steps let stage 8 plot quality and the probes (stage 13) alignment against training
+        cfg = load_train_config("tiny", [f"data.train={corpus_dir}", "run.export_every=200"])
         trainer = Trainer(cfg, tiny_dir)
         last = trainer.fit(max_seconds=train_minutes * 60)
         exported = trainer.export("final")
@@ -205,7 +205,6 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 6.0, us
         numbers["samples"] = str(out_dir / "tts_lm" / "samples")
 
     with stage("13. probe how codes align with phones and words; write the HTML report") as numbers:
-
         from lm.probes import json_summary, run_probes, write_report
 
         codecs = {"./wavtokenizer (stage 9)": Path("wavtokenizer")}
@@ -233,7 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the demo writes its outputs")
     parser.add_argument("--corpus-hours", type=float, default=1.5, help="size of the synthetic corpus")
-    parser.add_argument("--train-minutes", type=float, default=6.0, help="wall time of the tiny codec's training")
+    parser.add_argument("--train-minutes", type=float, default=9.0, help="wall time of the tiny codec's training")
     parser.add_argument("--lm-minutes", type=float, default=3.0, help="wall time of the audio GPT's training")
     parser.add_argument("--tts-minutes", type=float, default=6.0, help="wall time of the TTS-LM's training")
     parser.add_argument("--eval-items", type=int, default=30, help="test utterances the codec evaluations use")

@@ -12,7 +12,7 @@ CURVE_METRICS = ("stoi", "mel_distance", "vuv_f1", "codebook_used")
 
 
 def _minutes_at(log_path: Path) -> dict[int, float]:
-    """Wall-clock minutes since the start of training at each logged step."""
+    """Wall-clock minutes at each logged step (counted from the start of the run's latest session)."""
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     return {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
 
