@@ -35,6 +35,6 @@ def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step
         logged = [s for s in minutes if s <= step]
         summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=False,
                            with_mos=False)["codecs"][path.name]["summary"]
-        rows.append({"step": step, "minutes": round(minutes[max(logged)], 2) if logged else None,
+        rows.append({"step": step, "minutes": minutes[max(logged)] if logged else None,
                      **{key: summary.get(key) for key in CURVE_METRICS}})
     return rows
