@@ -2,11 +2,12 @@
 voicing on a held-out split, plus the discriminators' own losses, side by side at each evaluation step.
 Writes OUT/comparison.{json,md}.
 
-  python scripts/compare_recipes.py --data runs/corpus4h --eval-at 300 700 --out runs/compare
+  python scripts/compare_recipes.py --data runs/corpus4h --eval-at 300 700 --set loss.gan_start_step=300 \
+      --out runs/compare
 
-With the `tiny` preset the GAN starts at step 300, so an evaluation at 300 shows the mel-only phase (where re-seeding,
-k-means on training data and clipping act) and later ones the GAN phase (where the multi-band discriminator's
-training and the single EMA update per step act too).
+With the GAN from step 300 (`tiny` itself starts it at 1200), an evaluation at 300 shows the mel-only phase (where
+re-seeding, k-means on training data and clipping act) and later ones the GAN phase (where the multi-band
+discriminator's training and the single EMA update per step act too).
 """
 
 import argparse
