@@ -22,6 +22,8 @@ from wavtokenizer_hf.evaluation.snapshots import score_snapshots
 
 def snapshot_curve(run_dir: Path, data: Path, split: str, limit: int | None, speech_only: bool,
                    out: Path | None) -> Path:
+    if not (run_dir / "log.jsonl").exists():
+        raise WavTokenizerError(f"{run_dir}: no log.jsonl; pass a codec run directory of train_codec.py")
     utterances = load_test_set(data, split, limit, speech_only)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     last_step = max((r["step"] for r in log if "step" in r), default=None)
