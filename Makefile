@@ -1,17 +1,22 @@
-# The two set-up commands of the README: `make demo` and `make test`. Each creates .venv and installs on first use.
+# The two set-up commands of the README: `make demo` and `make test`. Each creates .venv and installs on first use,
+# from requirements/lock.txt (every package at one exact version, so a fresh machine resolves what CI resolved).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+UV_VERSION := 0.13.9
 
-.PHONY: demo test install clean
+.PHONY: demo test install lock corpus-extras clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet "pip==26.3"
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	@# PESQ is built from source; without a C compiler the evaluation reports it as n/a
-	$(PY) -m pip install --quiet "pesq>=0.0.4" || echo "note: pesq did not install (needs a C compiler); PESQ will be n/a"
+	$(PY) -m pip install --quiet "pesq==0.0.4" || echo "note: pesq did not install (needs a C compiler); PESQ will be n/a"
+	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Regenerate the lock after changing dependencies in pyproject.toml (needs PyPI).
+lock:
+	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) runs wavtokenizer

@@ -1,7 +1,7 @@
 """`datasets.map` tokenization throughput: this package's callable (2 processes) against a plain per-row loop over
 the stock model (1 process, as a user would write it first), same codec, same rows.
 
-  python benchmarks/bench_datasets_map.py --model assets/codec --data runs/demo/corpus --split train \
+  python benchmarks/bench_datasets_map.py --model wavtokenizer_hf/default_codec --data runs/demo/corpus --split train \
       --out benchmarks/results_datasets_map.json
 """
 
@@ -21,7 +21,7 @@ from bench_inference import cpu_model  # run as a script from benchmarks/, so it
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="assets/codec")
+    parser.add_argument("--model", default="wavtokenizer_hf/default_codec")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="train")
     parser.add_argument("--num-proc", type=int, default=2)

@@ -1,6 +1,6 @@
 """Low-precision encoding: code agreement with fp32, why codes flip, and whether a mixed recipe keeps them.
 
-  python benchmarks/bench_precision.py --model assets/codec --data runs/demo/corpus --limit 40
+  python benchmarks/bench_precision.py --model wavtokenizer_hf/default_codec --data runs/demo/corpus --limit 40
 
 For each precision of `FastWavTokenizer.encode` (bf16 / fp16: encoder under autocast, nearest-code search in fp32;
 *-all: the search in low precision too, as a model cast with `.to(torch.bfloat16)` does) it reports the share of
@@ -37,7 +37,7 @@ def relative_gaps(fast: FastWavTokenizer, audio: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("assets/codec"))
+    parser.add_argument("--model", type=Path, default=Path("wavtokenizer_hf/default_codec"))
     parser.add_argument("--data", type=Path, required=True, help="a corpus (test split) or an audio folder")
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--out", type=Path, default=None)

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.run_lock import OutputLock
 from wavtokenizer_hf.tracking import check_tracker, flat_config, numeric
 
 
@@ -67,11 +68,17 @@ def train_lm(model, blocks: dict[str, np.ndarray], cfg: LMTrainConfig, out_dir: 
     """Train on packed `blocks` (see `lm.streams.pack_blocks`). `evaluate(model) -> {"loss": ..., ...}` runs every
     `eval_every` steps and at the end; the model with the lowest held-out loss is kept in `out_dir/model`.
     Returns a summary with the history of logged values."""
-    from accelerate import Accelerator
+    from wavtokenizer_hf.extras import require
+
+    Accelerator = require("accelerate", "LM training").Accelerator
     from accelerate.utils import set_seed
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out_dir, "LM training run"):
+        return _train(model, blocks, cfg, out_dir, tokenizer, evaluate, Accelerator, set_seed)
+
+
+def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate, Accelerator, set_seed) -> dict:
     if blocks["input_ids"].shape[1] != cfg.block_size:
         raise WavTokenizerError(f"blocks have length {blocks['input_ids'].shape[1]}, config says {cfg.block_size}")
     set_seed(cfg.seed)

@@ -92,14 +92,16 @@ def _audio_loss(model, utterances) -> dict:
 
 def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_dir: Path,
                  sampling: SamplingConfig, samples: int = 5) -> dict:
-    """Generate every row's sentence; WER (pocketsphinx) of generated, reconstructed and original audio; durations.
-    Writes the first `samples` triples as FLAC for listening, and per-item results."""
+    """Generate every row's sentence; WER and CER (Whisper tiny.en where installed, else pocketsphinx: named in
+    `recognizer`) of generated, reconstructed and original audio; durations. Writes the first `samples` triples as
+    FLAC for listening, and per-item results."""
     from wavtokenizer_hf.audio_io import resample, write_audio
     from wavtokenizer_hf.corpus.builder import read_audio_column
     from wavtokenizer_hf.evaluation import asr
 
-    has_asr = asr.available()
-    totals = {"generated": [0, 0], "reconstruction": [0, 0], "original": [0, 0]}
+    recognizer = asr.recognizer("auto")
+    has_asr = recognizer is not None
+    totals = {name: [0, 0, 0, 0] for name in ("generated", "reconstruction", "original")}
     items, seconds = [], {"generated": 0.0, "original": 0.0}
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
@@ -118,19 +120,22 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
         seconds["original"] += item["original_seconds"]
         if has_asr:
             for name, wave in audio.items():
-                hypothesis = asr.transcribe(wave, codec.sampling_rate)
-                errors, words = asr.word_errors(row["text"], hypothesis)
-                totals[name][0] += errors
-                totals[name][1] += words
+                hypothesis = recognizer.transcribe(wave, codec.sampling_rate)
+                counts = asr.word_errors(row["text"], hypothesis) + asr.char_errors(row["text"], hypothesis)
+                totals[name] = [a + b for a, b in zip(totals[name], counts)]
                 item[f"asr_{name}"] = hypothesis
         if index < samples:
             for name, wave in audio.items():
                 write_audio(samples_dir / f"{index:02d}_{row['id']}_{name}.flac", wave, codec.sampling_rate,
                             overwrite=True)
         items.append(item)
-    wer = {name: (e / w if has_asr and w else None) for name, (e, w) in totals.items()}
-    return {"sentences": len(rows), "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
-            "wer_original": wer["original"], "generated_seconds": round(seconds["generated"], 2),
+    wer = {name: (e / w if has_asr and w else None) for name, (e, w, _, _) in totals.items()}
+    cer = {name: (e / c if has_asr and c else None) for name, (_, _, e, c) in totals.items()}
+    return {"sentences": len(rows), "recognizer": recognizer.name if has_asr else None,
+            "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
+            "wer_original": wer["original"], "cer_generated": cer["generated"],
+            "cer_reconstruction": cer["reconstruction"], "cer_original": cer["original"],
+            "generated_seconds": round(seconds["generated"], 2),
             "original_seconds": round(seconds["original"], 2),
             "duration_ratio": seconds["generated"] / seconds["original"] if seconds["original"] else None,
             "items": items}

@@ -14,6 +14,7 @@ from wavtokenizer_hf.evaluation import (
     evaluate,
     load_test_set,
     markdown_table,
+    unique_codec_names,
     write_results,
 )
 
@@ -28,7 +29,9 @@ def main() -> int:
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
     parser.add_argument("--without-vq", action="store_true",
                         help="also score each codec with its quantiser bypassed (continuous latents decoded)")
-    parser.add_argument("--no-asr", action="store_true")
+    parser.add_argument("--recognizer", default="auto", choices=["auto", "whisper", "pocketsphinx", "none"],
+                        help="WER/CER recogniser (auto: Whisper tiny.en where installed, else pocketsphinx)")
+    parser.add_argument("--no-asr", action="store_true", help="same as --recognizer none")
     parser.add_argument("--no-mos", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"))
@@ -37,11 +40,15 @@ def main() -> int:
     try:
         if not args.codec and not args.identity:
             raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
-        reconstructors = ([Identity()] if args.identity else []) + [CodecReconstructor(p, args.device) for p in args.codec]
+        names = unique_codec_names(args.codec)
+        reconstructors = ([Identity()] if args.identity else []) + [
+            CodecReconstructor(p, args.device, name=n) for p, n in zip(args.codec, names)]
         if args.without_vq:
-            reconstructors += [LatentReconstructor(p, args.device) for p in args.codec]
+            reconstructors += [LatentReconstructor(p, args.device, name=f"{n} without VQ")
+                               for p, n in zip(args.codec, names)]
         utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
-        results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos)
+        results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,
+                           recognizer=args.recognizer)
     except WavTokenizerError as err:
         print(f"evaluate_codec: error: {err}", file=sys.stderr)
         return 2

@@ -56,9 +56,10 @@ def main() -> int:
               f"(text gain {conditioning['text_gain_nats']:.3f} nats/token over {conditioning['pairs']} utterances)")
     if "test" in metrics:
         t = metrics["test"]
-        print(f"WER on {t['sentences']} held-out sentences: generated {_percent(t['wer_generated'])}, codec ceiling "
-              f"{_percent(t['wer_reconstruction'])}, originals {_percent(t['wer_original'])}; duration ratio "
-              f"{t['duration_ratio']:.2f}")
+        print(f"WER ({t['recognizer']}) on {t['sentences']} held-out sentences: generated "
+              f"{_percent(t['wer_generated'])}, codec ceiling {_percent(t['wer_reconstruction'])}, originals "
+              f"{_percent(t['wer_original'])}; CER generated {_percent(t['cer_generated'])}, originals "
+              f"{_percent(t['cer_original'])}; duration ratio {t['duration_ratio']:.2f}")
     return 0
 
 

@@ -1,11 +1,12 @@
-"""Train or fine-tune a WavTokenizer codec; run plainly or with `accelerate launch` (DDP, bf16, accumulation).
+"""Train or fine-tune a WavTokenizer codec; run plainly, with `accelerate launch` on GPUs or `torchrun` on CPUs (DDP).
 
   python scripts/train_codec.py --preset tiny --out runs/tiny --set data.train=runs/demo/corpus
   accelerate launch --num_processes 8 scripts/train_codec.py --preset paper-75 --out runs/p75 --set data.train=DATA
+  torchrun --nproc_per_node 2 scripts/train_codec.py --preset tiny --out runs/ddp --set data.train=runs/demo/corpus
   python scripts/train_codec.py --preset paper-75 --init-from converted-large-75 --out runs/ft --set data.train=DATA
 
-Rerunning the same command resumes from `OUT/checkpoint.pt`. The codec is exported to `OUT/final/` (stock
-transformers loads it).
+Rerunning the same command resumes from `OUT/checkpoint.pt`; a second run on a folder that a live run uses is
+refused. The codec is exported to `OUT/final/` (stock transformers loads it).
 """
 
 import argparse
@@ -36,6 +37,7 @@ def main() -> int:
         if trainer.accelerator.is_main_process:
             path = trainer.export("final")
             print(f"step {trainer.step}: mel {last.get('mel', float('nan')):.4f}; exported {path}")
+        trainer.close()
     except WavTokenizerError as err:
         print(f"train_codec: error: {err}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, PAD, WORD_END, Audi
 from wavtokenizer_hf.errors import WavTokenizerError
 
 ROOT = Path(__file__).resolve().parents[1]
-CODEC = ROOT / "assets" / "codec"
+CODEC = ROOT / "wavtokenizer_hf" / "default_codec"
 TINY_LM = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)
 
 
@@ -188,6 +188,10 @@ def test_a_few_training_steps_lower_the_held_out_loss(tmp_path):
     losses = [h["val_loss"] for h in summary["history"] if "val_loss" in h]
     assert losses[-1] < 0.7 * losses[0]
     assert (tmp_path / "model" / "model.safetensors").exists() and not (tmp_path / "model.tmp").exists()
+    from wavtokenizer_hf.run_lock import OutputLock
+
+    with OutputLock(tmp_path), pytest.raises(WavTokenizerError, match="in use by another"):  # a live run holds it
+        train_lm(tiny_llama(42), pack_blocks(utterances[4:], 64), cfg, tmp_path, evaluate=evaluate)
 
 
 def test_top_k_top_p_filtering_and_allowed_ids():

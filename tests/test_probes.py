@@ -165,7 +165,7 @@ class _Elements(HTMLParser):
 def report(small_corpus, tmp_path_factory):
     from lm.probes import json_summary, run_probes, write_report
 
-    result = run_probes({"shipped": ROOT / "assets" / "codec"}, small_corpus, "train", limit=6, rounds=10)
+    result = run_probes({"shipped": ROOT / "wavtokenizer_hf" / "default_codec"}, small_corpus, "train", limit=6, rounds=10)
     path = write_report(result, tmp_path_factory.mktemp("report") / "report.html")
     return path, json_summary(result)
 

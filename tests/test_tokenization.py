@@ -91,3 +91,16 @@ def test_resuming_after_an_interruption_gives_the_same_shards(small_corpus, conv
     assert summary["parts_written"] == 1 and summary["parts_skipped"] >= 1
     assert check_output(interrupted, 2)["ok"]
     assert read_shards(interrupted) == read_shards(clean)
+
+
+def test_a_second_tokenizer_on_a_live_shard_is_refused(small_corpus, converted_dir, tmp_path):
+    from wavtokenizer_hf.errors import WavTokenizerError
+    from wavtokenizer_hf.run_lock import OutputLock
+    from wavtokenizer_hf.tokenization import shard_dir
+
+    with OutputLock(shard_dir(tmp_path, 2, 0), "tokenizer for this shard"):  # as a running tokenizer holds it
+        with pytest.raises(WavTokenizerError, match="in use by another tokenizer"):
+            tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4)
+        assert not list(shard_dir(tmp_path, 2, 0).glob("part-*"))
+    summary = tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4)
+    assert summary["parts_written"] >= 1

@@ -1,5 +1,6 @@
-"""Codec training: the loop learns, each fixed defect of the authors' code stays fixed, resume is bit-exact,
-the export loads in stock transformers, and a two-process accelerate run works."""
+"""Codec training: the loop learns, each fixed defect of the authors' code stays fixed, resume continues from the
+checkpoint bit for bit, a non-finite batch moves nothing, one run owns its folder, the export loads in stock
+transformers, and a real two-process (torchrun, gloo) run keeps both processes identical."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +35,7 @@ def micro_config(corpus, *overrides):
 
 
 def log_records(path):
-    return [r for r in map(json.loads, open(path)) if "step" in r]
+    return [r for r in map(json.loads, open(path)) if "step" in r and "event" not in r]
 
 
 def test_a_few_steps_lower_the_mel_loss(small_corpus, tmp_path):
@@ -125,6 +127,32 @@ def test_multiband_discriminator_is_trained(small_corpus, tmp_path, train_mbd):
     changed = any(not torch.equal(a, b) for a, b in zip(before, parameters_of(trainer, "mbd")))
     assert all(id(p) in in_optimizer for p in mbd) == train_mbd
     assert changed == train_mbd
+    if not train_mbd:  # the authors' untrained MBD: no gradients pile up in it (they would inflate the clip norm)
+        assert all(p.grad is None for p in mbd)
+
+
+def test_training_clips_generator_and_discriminator_gradients(small_corpus, tmp_path, monkeypatch):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "optim.grad_clip=0.01",
+                                   "fixes.train_mbd=false"), tmp_path)
+    generator = set(map(id, trainer.accelerator.unwrap_model(trainer.generator).parameters()))
+    discriminators = trainer.accelerator.unwrap_model(trainer.discriminators)
+    mbd = set(map(id, discriminators["mbd"].parameters()))
+    trained_d = {id(p) for name, m in discriminators.items() if name != "mbd" for p in m.parameters()}
+    clipped, real_clip = [], trainer.accelerator.clip_grad_norm_
+
+    def spy(parameters, max_norm):
+        parameters = list(parameters)
+        norm = real_clip(parameters, max_norm)
+        after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None]))
+        clipped.append(({id(p) for p in parameters}, float(norm), float(after)))
+        return norm
+
+    monkeypatch.setattr(trainer.accelerator, "clip_grad_norm_", spy)
+    trainer.fit(2)
+    groups = [ids for ids, _, _ in clipped]
+    assert generator in groups and trained_d in groups  # both steps clip, every step
+    assert len(clipped) == 4 and not any(ids & mbd for ids in groups)
+    assert all(norm > 0.01 and after <= 0.01 * (1 + 1e-4) for _, norm, after in clipped)
 
 
 def make_quantizer(num_codes=16, dim=4, reseed=True):
@@ -152,7 +180,9 @@ def test_dead_codes_are_reseeded_and_stay(reseed):
     near_data = int((book.embed.abs().max(dim=1).values < 10).sum())
     if reseed:
         assert near_data == 16 and usage > 8  # re-seeded codes sit on batch vectors and get used
-        quantizer(torch.randn(2, 4, 100))  # the next EMA step starts from the new vectors, not the stale averages
+        # the next EMA step starts from the new vectors, not the stale averages (no re-seeding in it to hide that)
+        quantizer.reseed_dead_codes = False
+        quantizer(torch.randn(2, 4, 100))
         assert int((book.embed.abs().max(dim=1).values < 10).sum()) == 16
     else:
         assert near_data == 1 and usage == 1  # the authors' behaviour: nothing moves
@@ -166,6 +196,25 @@ def test_kmeans_runs_in_bounded_memory():
     small, book = torch.randn(500, 8), torch.randn(64, 8)
     brute = torch.cdist(small, book).argmin(1)
     assert torch.equal(nearest_codes(small, book, max_chunk_elements=64 * 7), brute)
+
+
+def test_kmeans_finds_well_separated_clusters():
+    """Four tight blobs far apart: Lloyd's iterations end with every centre at the mean of its points, every blob
+    covered, and far less spread than the initial picks (a k-means whose update did nothing fails all three)."""
+    generator = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    points = torch.cat([c + 0.3 * torch.randn(200, 2, generator=generator) for c in centres])
+
+    def inertia(found):
+        return float((points - found[nearest_codes(points, found)]).pow(2).sum(1).mean())
+
+    start, _ = kmeans(points, 8, iterations=0, generator=torch.Generator().manual_seed(0))
+    found, counts = kmeans(points, 8, iterations=20, generator=torch.Generator().manual_seed(0))
+    assign = nearest_codes(points, found)
+    for code in assign.unique():
+        assert torch.allclose(found[code], points[assign == code].mean(0), atol=1e-4)
+    assert torch.cdist(centres, found).min(1).values.max() < 1.0
+    assert inertia(found) < 0.5 * inertia(start) and int(counts.sum()) == len(points)
 
 
 def test_kmeans_initialises_on_training_batches(small_corpus, tmp_path):
@@ -183,20 +232,62 @@ def test_codebook_ema_is_updated_once_per_step(small_corpus, tmp_path, single_up
     assert updates == (3 if single_update else 6)
 
 
-def test_non_finite_loss_is_skipped_and_gradients_are_clipped(small_corpus, tmp_path, monkeypatch):
-    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
+def codebook_state(trainer) -> dict[str, torch.Tensor]:
+    quantizer = trainer.accelerator.unwrap_model(trainer.generator).quantizer
+    book = quantizer.codebook
+    return {"embed": book.embed.clone(), "embed_avg": book.embed_avg.clone(),
+            "cluster_size": book.cluster_size.clone(), "updates": quantizer.updates.clone()}
+
+
+def test_a_nan_batch_leaves_weights_and_codebook_unchanged(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0"), tmp_path)
     generator = trainer.accelerator.unwrap_model(trainer.generator)
-    before = [p.detach().clone() for p in generator.parameters()]
+    weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
+    audio = next(iter(trainer.loader))
+    audio[1, 100:200] = float("nan")
+    trainer.train_step(audio)
+    assert trainer.skipped == 2  # the discriminator step and the generator step
+    assert all(torch.equal(a, b) for a, b in zip(weights, generator.parameters()))
+    after = codebook_state(trainer)
+    assert all(torch.equal(book[k], after[k]) for k in book), "the EMA moved the codebook on a skipped step"
+    trainer.train_step(next(iter(trainer.loader)))  # a finite batch afterwards trains and moves the codebook
+    assert int(codebook_state(trainer)["updates"]) == int(book["updates"]) + 1
+
+
+def test_a_generator_that_stays_non_finite_aborts_even_while_the_discriminators_are_finite(small_corpus, tmp_path,
+                                                                                          monkeypatch):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "run.max_consecutive_nonfinite=3"),
+                      tmp_path)
     real_mel = trainer.mel_loss.forward
     monkeypatch.setattr(trainer.mel_loss, "forward", lambda a, b: real_mel(a, b) * float("nan"))
-    trainer.fit(1)
-    assert trainer.skipped == 1
-    assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))
-    for p in generator.parameters():
-        p.grad = torch.full_like(p, 1e3)
-    norm = trainer._clip(trainer.generator)
-    clipped = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in generator.parameters()]))
-    assert norm > 1e3 and float(clipped) <= 1.0 + 1e-4
+    with pytest.raises(WavTokenizerError, match="generator loss was not finite for 4 steps in a row"):
+        trainer.fit(10)
+    assert trainer.step == 3
+
+
+def test_with_gradient_accumulation_the_codebook_moves_once_per_optimisation_step(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "optim.grad_accum=2"), tmp_path)
+    calls, real_step = [], trainer.train_step
+    trainer.train_step = lambda audio: calls.append(1) or real_step(audio)
+    trainer.fit(2)
+    assert len(calls) == 4 and trainer.step == 2
+    assert int(codebook_state(trainer)["updates"]) == 2  # the statistics of both micro-batches, in one EMA step
+
+
+def test_a_second_run_on_a_live_output_folder_is_refused(small_corpus, tmp_path):
+    first = Trainer(micro_config(small_corpus, "loss.gan_start_step=100"), tmp_path)
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from conftest import MICRO
+from wavtokenizer_hf.training import Trainer, load_train_config
+Trainer(load_train_config("tiny", ["data.train={small_corpus}", *MICRO]), {str(tmp_path)!r})
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode != 0 and "is in use by another codec training run" in result.stderr
+    first.close()  # released (a killed run releases it too: the kernel drops the flock with the process)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --- resume, export, distributed ---------------------------------------------------------------------------------
@@ -232,6 +323,33 @@ def test_resume_after_sigkill_is_bit_exact(small_corpus, tmp_path):
     assert sorted(expected) == list(range(1, 10))
     for step in range(4, 10):  # steps after the checkpoint at step 3, recomputed after the kill
         assert resumed[step] == expected[step], step
+    # the rerun started from the checkpoint, not from step 1 (a restart would rewrite the log from step 1)
+    records = [json.loads(line) for line in (killed / "log.jsonl").read_text().splitlines()]
+    (resume,) = [r for r in records if r.get("event") == "resume"]
+    after_resume = [r["step"] for r in records[records.index(resume):] if "loss" in r]
+    assert after_resume == list(range(resume["step"] + 1, 10)) and resume["step"] in (3, 6)
+    assert [r["step"] for r in records if "loss" in r].count(1) == 1
+    # and ended where the uninterrupted run ended: weights, discriminators, optimisers and codebook, exactly
+    final_clean = torch.load(clean / "checkpoint.pt", weights_only=True)
+    final_resumed = torch.load(killed / "checkpoint.pt", weights_only=True)
+    for key in ("generator", "discriminators", "opt_g", "opt_d", "step"):
+        assert_same(final_clean[key], final_resumed[key], key)
+    assert final_clean["codebook_updates"] == final_resumed["codebook_updates"] == 9
+
+
+def assert_same(a, b, where: str) -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
 
 
 def test_periodic_evaluation_logs_scores_and_writes_samples(small_corpus, tmp_path):
@@ -259,15 +377,46 @@ def test_export_loads_in_stock_transformers_with_the_same_codes(small_corpus, tm
     assert (path / "README.md").exists() and "trained by wavtokenizer-hf" in (path / "README.md").read_text()
 
 
-def test_two_process_accelerate_run(small_corpus, tmp_path):
-    out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               *train_command(out, small_corpus, 3)[1:]]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (out / "final" / "model.safetensors").exists()
-    assert [r["step"] for r in log_records(out / "log.jsonl")] == [1, 2, 3]
+def torchrun(tmp_path, corpus, *extra):
+    report = tmp_path / "report"
+    with socket.socket() as probe:  # a free port (torchrun's --master_port 0 hangs on CPU)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               str(ROOT / "tests" / "ddp_worker.py"), "--out", str(tmp_path / "run"), "--report", str(report),
+               "--corpus", str(corpus), *extra]
+    try:  # a healthy run takes seconds; a collective that one process never joins hangs until the timeout
+        result = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the two processes hung (a collective that one of them never joined)")
+    assert result.returncode == 0, result.stderr[-4000:]
+    from safetensors.torch import load_file
+
+    return ([json.loads((report / f"rank{r}.json").read_text()) for r in (0, 1)],
+            [load_file(report / f"rank{r}.safetensors") for r in (0, 1)])
+
+
+def test_two_real_processes_train_one_identical_codec_on_different_data(small_corpus, tmp_path):
+    reports, tensors = torchrun(tmp_path, small_corpus, "--steps", "4")
+    assert [r["world_size"] for r in reports] == [2, 2]
+    assert all(r["distributed_type"].endswith("MULTI_CPU") for r in reports)
+    assert len(reports[0]["batches"]) == len(reports[1]["batches"]) == 4
+    assert not set(reports[0]["batches"]) & set(reports[1]["batches"])  # each process saw its own data
+    assert tensors[0].keys() == tensors[1].keys()
+    for key in tensors[0]:  # codebook (embed, embed_avg, cluster_size) and every weight, bit for bit
+        assert torch.equal(tensors[0][key], tensors[1][key]), key
+    for report in reports:  # k-means and re-seeding went through broadcast, the EMA statistics through all-reduce
+        assert report["quantizer_calls"]["broadcast"] > 3 and report["quantizer_calls"]["all_reduce"] == 2 * 4
+    assert [r["step"] for r in log_records(tmp_path / "run" / "log.jsonl")] == [1, 2, 3, 4]  # one writer
+
+
+def test_a_nan_batch_on_one_process_skips_the_step_on_both_without_hanging(small_corpus, tmp_path):
+    reports, tensors = torchrun(tmp_path, small_corpus, "--steps", "3", "--nan-rank", "1")
+    assert [r["skipped"] for r in reports] == [1, 1]  # step 2 is mel-only: one generator skip, on both processes
+    assert [r["codebook_updates"] for r in reports] == [2, 2]
+    for key in tensors[0]:
+        assert torch.equal(tensors[0][key], tensors[1][key]), key
 
 
 def test_training_logs_to_tensorboard(small_corpus, tmp_path):

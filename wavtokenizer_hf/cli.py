@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-channels", action="store_true")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for directory output")
 
+    p = sub.add_parser("init", help="place the default codec where stock transformers finds it (./wavtokenizer)")
+    p.add_argument("directory", type=Path, nargs="?", default=Path("wavtokenizer"),
+                   help="where to write it (default: ./wavtokenizer, the CLI's default --model)")
+    p.add_argument("--overwrite", action="store_true")
+
     p = sub.add_parser("info", help="describe a model directory or a codes file")
     p.add_argument("path", type=Path)
     return parser
@@ -119,6 +124,14 @@ def _codec_jobs(args) -> None:
         raise SystemExit(1)
 
 
+def _init(args) -> None:
+    from .default_codec import install_default_codec
+
+    out = install_default_codec(args.directory, overwrite=args.overwrite)
+    print(f"wrote the default codec to {out} (model card: {out / 'README.md'})")
+    print(f'load it with: transformers.AutoModel.from_pretrained("{out}")')
+
+
 def _info(args) -> None:
     from .codes_file import CODES_SUFFIX, AudioCodes
     from .convert import load_hf_state
@@ -139,7 +152,7 @@ def _info(args) -> None:
 
 
 COMMANDS = {"convert": _convert, "export-original": _export, "encode": _codec_jobs, "decode": _codec_jobs,
-            "reconstruct": _codec_jobs, "info": _info}
+            "reconstruct": _codec_jobs, "init": _init, "info": _info}
 
 
 def main(argv: list[str] | None = None) -> int:

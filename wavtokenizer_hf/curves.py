@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .atomic import atomic_path
 from .errors import WavTokenizerError
+from .extras import require
 
 
 def _records(path: Path) -> list[dict]:
@@ -16,8 +17,7 @@ def _records(path: Path) -> list[dict]:
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write `run_dir/curves.png` (or `out`) and return its path."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -65,8 +65,7 @@ def _step_to_minutes(rows: list[dict], key: str):
 def plot_scores(rows: list[dict], out: str | Path, keys: tuple[str, ...] = ("stoi", "mel_distance"),
                 title: str = "") -> Path:
     """One panel per metric against minutes of training (rows from `evaluation.snapshots.score_snapshots`)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

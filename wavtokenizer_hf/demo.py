@@ -132,7 +132,9 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, us
         print(markdown_table(results))
         summary = results["codecs"][exported.name]["summary"]
         numbers["STOI"] = f"{summary['stoi']:.3f}"
+        numbers["recogniser"] = results["recognizer"]
         numbers["WER"] = _percent(summary["wer"]) + f" (original {_percent(summary['wer_original'])})"
+        numbers["CER"] = _percent(summary["cer"]) + f" (original {_percent(summary['cer_original'])})"
         numbers["codebook used"] = _percent(summary.get("codebook_used"))
         # the curve the targets ask for: quality against minutes of training, from the snapshots
         from .curves import plot_scores
@@ -144,14 +146,17 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, us
         numbers["curve"] = str(plot_scores(curve, tiny_dir / "quality_curve.png", title="tiny codec, held-out"))
 
     with stage("9. place the codec the later stages use at ./wavtokenizer and load it with AutoModel") as numbers:
-        shipped = ASSETS / "codec"
-        chosen = shipped if (shipped / "model.safetensors").exists() and not use_own_codec else exported
+        from .default_codec import install_default_codec
+
         target = Path("wavtokenizer")
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(chosen, target)
+        if use_own_codec:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(exported, target)
+        else:
+            install_default_codec(target, overwrite=True)  # what `wavtokenizer init` does
         model = AutoModel.from_pretrained("wavtokenizer")
-        numbers["codec"] = "shipped (assets/codec)" if chosen == shipped else f"this demo's tiny codec ({chosen})"
+        numbers["codec"] = f"this demo's tiny codec ({exported})" if use_own_codec else "the default codec (wavtokenizer init)"
         numbers["loaded"] = f"{type(model).__name__}, {model.config.codebook_size} codes, {model.config.frame_rate} tokens/s"
 
     tokenized_dir = out_dir / "tokenized"
@@ -198,6 +203,7 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, us
         if conditioning.get("pairs"):
             numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
                                                             f"(text gain {conditioning['text_gain_nats']:.3f} nats/token)")
+        numbers["recogniser"] = test["recognizer"]
         numbers["WER generated"] = _percent(test["wer_generated"])
         numbers["WER codec ceiling"] = _percent(test["wer_reconstruction"])
         numbers["WER originals"] = _percent(test["wer_original"])

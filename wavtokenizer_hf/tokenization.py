@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from .audio_io import is_audio_path, resample
 from .corpus.builder import is_saved_dataset, load_split
+from .atomic import atomic_path
 from .errors import WavTokenizerError
+from .run_lock import OutputLock
 
 
 def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -174,15 +176,22 @@ def shard_dir(out_dir: Path, num_shards: int, shard_index: int) -> Path:
 def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_dir: str | os.PathLike,
                    num_shards: int = 1, shard_index: int = 0, rows_per_part: int = 256, split: str = "train",
                    batch_size: int = 32) -> dict:
-    """Tokenize one shard into parquet parts; parts already written (atomically) are skipped on a rerun."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Tokenize one shard into parquet parts; parts already written (atomically) are skipped on a rerun. A second
+    process on the same shard is refused while the first runs."""
     out_dir = Path(out_dir)
     ids, values = list_inputs(source, split)
     items = shard_range(len(ids), num_shards, shard_index)
     directory = shard_dir(out_dir, num_shards, shard_index)
-    directory.mkdir(parents=True, exist_ok=True)
+    with OutputLock(directory, "tokenizer for this shard"):
+        return _tokenize_shard_parts(ids, values, items, directory, model_dir, num_shards, shard_index,
+                                     rows_per_part, batch_size)
+
+
+def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, num_shards: int, shard_index: int,
+                          rows_per_part: int, batch_size: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tokenizer = DatasetTokenizer(model_dir)
     parts = [items[i:i + rows_per_part] for i in range(0, len(items), rows_per_part)]
     done = skipped = 0
@@ -218,7 +227,8 @@ def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_
     progress.close()
     manifest = {"num_shards": num_shards, "shard_index": shard_index, "items": len(items), "parts": len(parts),
                 "rows_per_part": rows_per_part, "model": str(model_dir), "frame_rate": tokenizer.frame_rate}
-    (directory / "_COMPLETE.json").write_text(json.dumps(manifest, indent=2))
+    with atomic_path(directory / "_COMPLETE.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
     return {"parts_written": done, "parts_skipped": skipped, "audio_seconds": round(audio_seconds, 2),
             "seconds": round(time.perf_counter() - start, 2)}
 

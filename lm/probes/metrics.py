@@ -16,7 +16,10 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sparse
+
+from wavtokenizer_hf.extras import require
+
+sparse = require("scipy.sparse", "the alignment probes")
 
 CONTINGENCY_METRICS = ("phone_purity", "code_purity", "pnmi", "completeness", "v_measure")
 

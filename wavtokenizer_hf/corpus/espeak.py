@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import extras
+
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
 EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_PHONEME = 0, 1, 7
@@ -50,15 +52,11 @@ class Synthesis:
 
 
 def available() -> bool:
-    try:
-        import espeakng_loader  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return extras.available("espeakng_loader")
 
 
 def version() -> str:
-    import espeakng_loader
+    espeakng_loader = extras.require("espeakng_loader", "the espeak-ng corpus")
 
     lib = ctypes.CDLL(espeakng_loader.get_library_path())
     lib.espeak_Info.restype = ctypes.c_char_p
@@ -69,7 +67,7 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 
     """Speak `text` with an espeak-ng voice such as 'en-us+m3'; call once per process.
 
     Voices with breath noise draw random numbers; `seed` fixes them (otherwise espeak seeds from the clock)."""
-    import espeakng_loader
+    espeakng_loader = extras.require("espeakng_loader", "the espeak-ng corpus")
 
     lib = ctypes.CDLL(espeakng_loader.get_library_path())
     data_path = espeakng_loader.get_data_path().encode()

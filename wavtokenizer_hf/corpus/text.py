@@ -14,8 +14,42 @@ _SPEAKABLE = re.compile(r"[A-Za-z ,.;:'!?\"-]+")
 SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
+_ORDINAL = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth", "nine": "ninth",
+            "twelve": "twelfth"}
+
+
+def number_words(n: int) -> list[str]:
+    """English words of a non-negative integer, read as a cardinal: 1905 -> one thousand nine hundred five (years
+    are not read as years; what matters is that reference and hypothesis follow the same rule)."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + (number_words(n % 10) if n % 10 else [])
+    for size, name in _SCALES:
+        if n >= size:
+            return number_words(n // size) + [name] + (number_words(n % size) if n % size else [])
+    raise AssertionError(n)
+
+
+def _spell_number(match: re.Match) -> str:
+    whole, fraction, suffix = match.group(1).replace(",", ""), match.group(2), (match.group(3) or "").lower()
+    words = number_words(int(whole)) if len(whole) <= 12 else [_ONES[int(d)] for d in whole]
+    if fraction:
+        words += ["point"] + [_ONES[int(d)] for d in fraction]
+    elif suffix in ("st", "nd", "rd", "th"):
+        last = words[-1]
+        words[-1] = _ORDINAL.get(last, last[:-1] + "ieth" if last.endswith("y") else last + "th")
+    return " " + " ".join(words) + " "
+
+
 def normalize_words(text: str) -> list[str]:
-    """Lower-case words without punctuation: the form transcripts are compared in."""
+    """Lower-case words without punctuation, numbers spelled out: the form transcripts are compared in (the same
+    for reference and recognised text, so "21st" and "twenty-first", "3.5" and "three point five" agree)."""
+    text = re.sub(r"(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?", _spell_number, text.replace("%", " percent "))
     return re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower().replace("--", " "))
 
 

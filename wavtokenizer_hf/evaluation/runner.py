@@ -133,6 +133,22 @@ def load_test_set(source: str | Path, split: str = "test", limit: int | None = N
     return utterances
 
 
+def unique_codec_names(paths: list[str | Path]) -> list[str]:
+    """A distinct name per codec directory: the shortest path suffix that tells it from the others
+    (`runs/a/final`, `runs/b/final` -> `a/final`, `b/final`). The same directory twice is refused."""
+    resolved = [Path(p).resolve() for p in paths]
+    seen: dict[Path, str] = {}
+    for path, given in zip(resolved, paths):
+        if path in seen:
+            raise WavTokenizerError(f"codec {given} is given twice (same directory as {seen[path]})")
+        seen[path] = str(given)
+    for depth in range(1, max((len(p.parts) for p in resolved), default=1) + 1):
+        names = ["/".join(p.parts[-depth:]) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in resolved]
+
+
 def codebook_usage(codes: list[torch.Tensor], codebook_size: int) -> dict[str, float]:
     counts = torch.bincount(torch.cat(codes).flatten(), minlength=codebook_size).double()
     p = counts[counts > 0] / counts.sum()
@@ -146,25 +162,43 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def _recognised(recognizer: asr.Recognizer, text: str, waveform: torch.Tensor) -> dict:
+    hypothesis = recognizer.transcribe(waveform, EVAL_RATE)
+    errors, words = asr.word_errors(text, hypothesis)
+    char_errors, chars = asr.char_errors(text, hypothesis)
+    return {"errors": errors, "words": words, "char_errors": char_errors, "chars": chars, "transcript": hypothesis}
+
+
+def _pooled(rows, errors: str, total: str) -> float | None:
+    counted = sum(r.get(total, 0) for r in rows)
+    return sum(r.get(errors, 0) for r in rows) / counted if counted else None
+
+
 def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], with_asr: bool = True,
-             with_mos: bool = True) -> dict:
-    """Metrics per codec (means over utterances; WER pooled over words) plus the original audio's own scores."""
-    with_asr = with_asr and asr.available()
+             with_mos: bool = True, recognizer: str = "auto") -> dict:
+    """Metrics per codec (means over utterances; WER and CER pooled over words and characters) plus the original
+    audio's own scores. `recognizer`: auto (Whisper where installed, else pocketsphinx), whisper, pocketsphinx."""
+    names = [rec.name for rec in reconstructors]
+    if len(set(names)) != len(names):
+        raise WavTokenizerError(f"two codecs share a name in {names}: each needs its own column")
+    chosen = asr.recognizer(recognizer) if with_asr else None
     with_mos = with_mos and quality.has("distillmos")
     original: dict[str, dict] = {}
     for utt in tqdm(utterances, desc="original", unit="utt"):
         entry: dict = {}
-        if with_asr and utt.text:
-            entry["errors"], entry["words"] = asr.word_errors(utt.text, asr.transcribe(utt.waveform, EVAL_RATE))
+        if chosen is not None and utt.text:
+            entry.update(_recognised(chosen, utt.text, utt.waveform))
         if with_mos:
             entry["mos"] = quality.mos(utt.waveform, EVAL_RATE)
         original[utt.id] = entry
     results: dict = {"utterances": len(utterances), "seconds": round(sum(u.waveform.numel() for u in utterances)
-                                                                      / EVAL_RATE, 2), "codecs": {}}
-    words = sum(e.get("words", 0) for e in original.values())
+                                                                      / EVAL_RATE, 2), "codecs": {},
+                     "recognizer": chosen.name if chosen is not None else None}
     results["original"] = {
-        "wer": sum(e.get("errors", 0) for e in original.values()) / words if words else None,
+        "wer": _pooled(original.values(), "errors", "words"),
+        "cer": _pooled(original.values(), "char_errors", "chars"),
         "mos": _mean([e.get("mos") for e in original.values()]),
+        "transcripts": {k: e["transcript"] for k, e in original.items() if "transcript" in e},
     }
     for rec in reconstructors:
         rows, all_codes, start = [], [], time.perf_counter()
@@ -183,16 +217,15 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
             }
             if with_mos:
                 row["mos"] = quality.mos(estimate, EVAL_RATE)
-            if with_asr and utt.text:
-                row["errors"], row["words"] = asr.word_errors(utt.text, asr.transcribe(estimate, EVAL_RATE))
+            if chosen is not None and utt.text:
+                row.update(_recognised(chosen, utt.text, estimate))
             if codes is not None:
                 all_codes.append(codes)
             rows.append(row)
         summary = {key: _mean([r.get(key) for r in rows]) for key in
                    ("mel_distance", "stft_distance", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents", "mos")}
-        counted = sum(r.get("words", 0) for r in rows)
-        summary["wer"] = sum(r.get("errors", 0) for r in rows) / counted if counted else None
-        summary["wer_original"] = results["original"]["wer"]
+        summary["wer"], summary["cer"] = _pooled(rows, "errors", "words"), _pooled(rows, "char_errors", "chars")
+        summary["wer_original"], summary["cer_original"] = results["original"]["wer"], results["original"]["cer"]
         summary["bits_per_second"] = rec.bits_per_second
         if rec.codebook_size and all_codes:
             summary.update(codebook_usage(all_codes, rec.codebook_size))
@@ -209,8 +242,10 @@ ROWS = [
     ("vuv_f1", "voiced/unvoiced F1", "{:.3f}"),
     ("f0_rmse_cents", "F0 RMSE, cents (voiced in both)", "{:.1f}"),
     ("mos", "DistillMOS (1-5)", "{:.2f}"),
-    ("wer", "WER of pocketsphinx on the reconstruction", "{:.1%}"),
-    ("wer_original", "WER of pocketsphinx on the original", "{:.1%}"),
+    ("wer", "WER on the reconstruction", "{:.1%}"),
+    ("wer_original", "WER on the original", "{:.1%}"),
+    ("cer", "CER on the reconstruction", "{:.1%}"),
+    ("cer_original", "CER on the original", "{:.1%}"),
     ("codebook_used", "codebook entries used", "{:.1%}"),
     ("code_perplexity", "code perplexity", "{:.0f}"),
     ("bits_per_second", "bits per second", "{:.0f}"),
@@ -219,9 +254,11 @@ ROWS = [
 
 def markdown_table(results: dict) -> str:
     names = list(results["codecs"])
+    recognizer = results.get("recognizer") or "no recogniser"
     lines = [f"Test set: {results['utterances']} utterances, {results['seconds']} s. "
              f"Original audio: MOS {_fmt(results['original']['mos'], '{:.2f}')}, "
-             f"WER {_fmt(results['original']['wer'], '{:.1%}')}.", "",
+             f"WER {_fmt(results['original']['wer'], '{:.1%}')}, CER {_fmt(results['original'].get('cer'), '{:.1%}')}. "
+             f"WER and CER by {recognizer}.", "",
              "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for key, label, fmt in ROWS:
         values = [_fmt(results["codecs"][n]["summary"].get(key), fmt) for n in names]

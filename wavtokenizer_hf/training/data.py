@@ -93,7 +93,8 @@ class ResumableSampler(Sampler[int]):
     def order(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
-        return order[self.rank::self.num_replicas]
+        usable = self.size - self.size % self.num_replicas  # every process gets as many items, so as many steps
+        return order[:usable][self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start:])

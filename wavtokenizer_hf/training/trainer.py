@@ -1,8 +1,11 @@
 """The codec training loop (read it top to bottom): GAN training of WavTokenizer on accelerate.
 
-One generator forward per step feeds both the discriminator step (on detached audio) and the generator step, so the
-codebook's EMA is updated exactly once per step. Checkpoints are written atomically with everything needed to
-continue bit for bit on CPU: weights, codebook buffers, optimisers, schedulers, RNG states and the data position.
+One generator forward per micro-batch feeds both the discriminator step (on detached audio) and the generator step.
+The codebook's EMA statistics of kept micro-batches are summed and applied once per optimisation step, after the
+step is known to be kept: a non-finite loss on any process skips the step on every process (one collective
+decision, so DDP never waits for a rank that skipped) and leaves the codebook untouched. Checkpoints are written
+atomically with everything needed to continue bit for bit on CPU: weights, codebook buffers, optimisers,
+schedulers, RNG states and the data position. One live run per output folder (`run_lock.OutputLock`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
 from torch import nn
 from tqdm import tqdm
@@ -25,6 +29,7 @@ from transformers import AutoModel, WavTokenizerConfig
 from ..atomic import atomic_path
 from ..convert import save_hf_directory
 from ..errors import WavTokenizerError
+from ..run_lock import OutputLock
 from ..tracking import check_tracker, flat_config, numeric
 from .config import TrainConfig
 from .data import ClipSource, make_loader, set_position
@@ -38,8 +43,6 @@ from .generator import WavTokenizerGenerator
 from .losses import MelLoss, MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
 
 CHECKPOINT = "checkpoint.pt"
-# the discriminators' schedule advances with the generator's before the GAN phase starts; that is intended
-warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 
 
 def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokenizerGenerator:
@@ -144,9 +147,14 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, init_from: str | None = None,
                  discriminators_from: str | None = None):
         self.cfg, self.out_dir = cfg, Path(out_dir)
+        # cpu=True on a machine without CUDA: without it accelerate ignores torchrun's environment on CPU and
+        # every process trains alone (process 0 of 1)
         self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
-                                       mixed_precision=cfg.run.mixed_precision,
+                                       mixed_precision=cfg.run.mixed_precision, cpu=not torch.cuda.is_available(),
                                        log_with=check_tracker(cfg.run.log_with), project_dir=str(self.out_dir))
+        self.lock = OutputLock(self.out_dir, "codec training run")
+        if self.accelerator.is_main_process:
+            self.lock.acquire()
         torch.manual_seed(cfg.run.seed)
         random.seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
@@ -164,16 +172,23 @@ class Trainer:
                                   self.accelerator.num_processes, self.accelerator.process_index)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        trained = [m for name, m in self.discriminators.items() if name != "mbd" or cfg.fixes.train_mbd]
-        self.opt_d = torch.optim.AdamW([p for m in trained for p in m.parameters()], o.lr, betas=tuple(o.betas),
-                                       weight_decay=o.weight_decay)
+        # With fixes.train_mbd off (the authors' code) the multi-band discriminator scores but never learns: it is
+        # frozen, so no gradient piles up in it and none enters the other discriminators' clipping norm.
+        self.trained_discriminators = [m for name, m in self.discriminators.items()
+                                       if name != "mbd" or cfg.fixes.train_mbd]
+        for name, module in self.discriminators.items():
+            module.requires_grad_(module in self.trained_discriminators)
+        self.opt_d = torch.optim.AdamW([p for m in self.trained_discriminators for p in m.parameters()], o.lr,
+                                       betas=tuple(o.betas), weight_decay=o.weight_decay)
         self.sched_g, self.sched_d = cosine_schedule(self.opt_g, cfg), cosine_schedule(self.opt_d, cfg)
         self.mel_loss = MelLoss(self.sampling_rate).to(self.accelerator.device)
         self.multiscale_mel_loss = (MultiScaleMelLoss(self.sampling_rate, cfg.loss.multiscale_mel_scales)
                                     .to(self.accelerator.device) if cfg.loss.multiscale_mel else None)
         self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
+        self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.log_path = self.out_dir / "log.jsonl"
         self.resumed = self._load_checkpoint()
+        self.resumed_from_step = self.step if self.resumed else None
         self.init_info = {}
         self._maybe_initialize_codebook()
         self.generator, self.discriminators, self.opt_g, self.opt_d = self.accelerator.prepare(
@@ -273,15 +288,15 @@ class Trainer:
         batch = audio.shape[0]
         with self.accelerator.accumulate(self.generator, self.discriminators):
             quantize = self.accelerator.unwrap_model(self.generator).quantizer.initialized
-            with self.accelerator.autocast():
-                out = self.generator(audio, quantize=quantize)
+            with self.accelerator.autocast():  # the codebook moves only once the step is known to be kept
+                out = self.generator(audio, quantize=quantize, update_codebook=False)
             fake = out.audio_values.float()
             logs: dict[str, float] = {}
 
             if gan:  # discriminator step on detached audio: real and fake in one pass
                 if not cfg.fixes.single_ema_update:  # the authors' D step re-ran G in training mode
                     with torch.no_grad(), self.accelerator.autocast():
-                        fake_for_d = self.generator(audio, quantize=quantize).audio_values.float()
+                        fake_for_d = self.generator(audio, quantize=quantize, update_codebook=quantize).audio_values.float()
                 else:
                     fake_for_d = fake.detach()
                 outputs = self.discriminators(torch.cat([audio, fake_for_d]))
@@ -290,9 +305,9 @@ class Trainer:
                     term = discriminator_hinge([x[:batch] for x in logits], [x[batch:] for x in logits])
                     d_loss = d_loss + (weights.mrd if name == "mrd" else 1.0) * term
                     logs[f"d_{name}"] = term.item()
-                if self._finite(d_loss, "discriminator"):
+                if self._finite(d_loss, "discriminator") and d_loss.requires_grad:
                     self.accelerator.backward(d_loss)
-                    self._clip(self.discriminators)
+                    self._clip([p for m in self.trained_discriminators for p in m.parameters()])
                     self.opt_d.step()
                     self.opt_d.zero_grad(set_to_none=True)
                 logs["d_loss"] = d_loss.item()
@@ -315,36 +330,51 @@ class Trainer:
                     fm = feature_matching(real_features, fake_features)
                     g_loss = g_loss + scale * (weights.adversarial * adv + weights.feature_matching * fm)
                     logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.item(), fm.item()
+            quantizer = self.accelerator.unwrap_model(self.generator).quantizer
             if self._finite(g_loss, "generator"):
                 self.accelerator.backward(g_loss)
-                logs["grad_norm_g"] = self._clip(self.generator)
+                logs["grad_norm_g"] = self._clip(list(self.generator.parameters()))
                 self.opt_g.step()
                 self.opt_g.zero_grad(set_to_none=True)
+                if quantize:
+                    quantizer.accumulate(out.latents, out.audio_codes)
             if gan:
-                discriminators.requires_grad_(True)
+                for module in self.trained_discriminators:
+                    module.requires_grad_(True)
         if self.accelerator.sync_gradients:
-            self.sched_g.step()
-            self.sched_d.step()
-        usage = torch.unique(out.audio_codes).numel() / self.accelerator.unwrap_model(self.generator).quantizer.num_codes
+            quantizer.apply_accumulated()  # one EMA step per optimisation step, from its kept micro-batches
+            with warnings.catch_warnings():  # the discriminators' schedule advances before their first step
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                self.sched_g.step()
+                self.sched_d.step()
+        usage = torch.unique(out.audio_codes).numel() / quantizer.num_codes
         logs.update(loss=g_loss.item(), mel=mel.item(), commit=out.commit_loss.item(), batch_code_usage=usage,
                     lr=self.sched_g.get_last_lr()[0])
         return logs
 
     def _finite(self, loss: torch.Tensor, which: str) -> bool:
-        if torch.isfinite(loss).all() or not self.cfg.fixes.nonfinite_guard:
-            self._consecutive_nonfinite = 0
+        """Whether `loss` is finite on every process (one all-reduce: all processes take the same decision).
+        Each loss counts its own failures in a row, so a finite discriminator loss cannot hide a generator that
+        stays non-finite."""
+        if not self.cfg.fixes.nonfinite_guard:
+            return True
+        finite = torch.isfinite(loss.detach()).all().to(torch.int32).reshape(1)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if bool(finite.item()):
+            self.nonfinite_in_a_row[which] = 0
             return True
         self.skipped += 1
-        self._consecutive_nonfinite = getattr(self, "_consecutive_nonfinite", 0) + 1
-        if self._consecutive_nonfinite > self.cfg.run.max_consecutive_nonfinite:
-            raise WavTokenizerError(f"{which} loss was not finite for {self._consecutive_nonfinite} steps in a row; "
-                                    "lower optim.lr or check the data")
+        self.nonfinite_in_a_row[which] += 1
+        if self.nonfinite_in_a_row[which] > self.cfg.run.max_consecutive_nonfinite:
+            raise WavTokenizerError(f"{which} loss was not finite for {self.nonfinite_in_a_row[which]} steps in a "
+                                    "row; lower optim.lr or check the data")
         return False
 
-    def _clip(self, module: nn.Module) -> float:
+    def _clip(self, parameters: list[nn.Parameter]) -> float:
         if self.cfg.optim.grad_clip is None or not self.accelerator.sync_gradients:
             return float("nan")
-        return float(self.accelerator.clip_grad_norm_(module.parameters(), self.cfg.optim.grad_clip))
+        return float(self.accelerator.clip_grad_norm_(parameters, self.cfg.optim.grad_clip))
 
     # --- the loop ------------------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None, on_step=None, max_seconds: float | None = None) -> dict:
@@ -352,10 +382,17 @@ class Trainer:
         cfg = self.cfg
         max_steps = max_steps or cfg.optim.max_steps
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.accelerator.is_main_process and not self.resumed:
-            self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
-                                                 "config": cfg.to_dict()}) + "\n")
-            self.resumed = True  # a later fit() on this trainer appends to the same log
+        if self.accelerator.is_main_process:
+            self.lock.acquire()
+            if not self.resumed:
+                self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
+                                                     "config": cfg.to_dict()}) + "\n")
+                self.resumed = True  # a later fit() on this trainer appends to the same log
+            elif self.resumed_from_step is not None:
+                with open(self.log_path, "a") as handle:
+                    handle.write(json.dumps({"event": "resume", "step": self.resumed_from_step,
+                                             "world_size": self.accelerator.num_processes}) + "\n")
+                self.resumed_from_step = None
         if cfg.run.log_with:
             self.accelerator.init_trackers(self.out_dir.name, config=flat_config(cfg.to_dict()))
         self.generator.train()
@@ -405,3 +442,7 @@ class Trainer:
         if cfg.run.log_with:
             self.accelerator.end_training()
         return last
+
+    def close(self) -> None:
+        """Release the output folder for other runs (also released when this process ends)."""
+        self.lock.release()

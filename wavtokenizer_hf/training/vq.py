@@ -107,7 +107,8 @@ class EMAQuantizer(nn.Module):
                 dist.broadcast(buffer, src=0)
 
     def forward(self, latents: torch.Tensor, update: bool | None = None) -> QuantizerOutput:
-        """`update` (default: `self.training`) applies one EMA step; call it once per optimisation step."""
+        """`update` (default: `self.training`) applies one EMA step at once. The trainer passes `update=False` and
+        calls `accumulate` / `apply_accumulated` instead, so that only kept steps move the codebook."""
         if not self.initialized:
             raise RuntimeError("the codebook is not initialised: call initialize() on training vectors first")
         update = self.training if update is None else update
@@ -118,7 +119,8 @@ class EMAQuantizer(nn.Module):
         quantized = nn.functional.embedding(codes, embed).to(flat.dtype)
         commit_loss = nn.functional.mse_loss(flat, quantized.detach())
         if update:
-            self._ema_update(flat.detach().float(), codes)
+            self.accumulate(latents, codes.reshape(batch, frames))
+            self.apply_accumulated()
         straight = flat + (quantized - flat).detach()
         return QuantizerOutput(
             quantized=straight.reshape(batch, frames, dim).permute(0, 2, 1),
@@ -127,10 +129,37 @@ class EMAQuantizer(nn.Module):
         )
 
     @torch.no_grad()
-    def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
-        book = self.codebook
+    def accumulate(self, latents: torch.Tensor, codes: torch.Tensor) -> None:
+        """Add one micro-batch's statistics ((B, D, T) latents and their (B, T) codes) to the pending EMA step."""
+        flat = latents.detach().permute(0, 2, 1).reshape(-1, latents.shape[1]).float()
+        codes = codes.reshape(-1)
         counts = torch.bincount(codes, minlength=self.num_codes).to(flat)
-        sums = torch.zeros_like(book.embed_avg, dtype=flat.dtype).index_add_(0, codes, flat)
+        sums = torch.zeros(self.num_codes, flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, codes, flat)
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            self._pending = [counts, sums, [flat]]
+        else:
+            pending[0] += counts
+            pending[1] += sums
+            pending[2].append(flat)
+
+    def discard_accumulated(self) -> None:
+        self._pending = None
+
+    @torch.no_grad()
+    def apply_accumulated(self) -> bool:
+        """One EMA step from the statistics accumulated since the last one (summed over micro-batches and, under
+        DDP, over processes); returns False when nothing was accumulated."""
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return False
+        counts, sums, flats = pending
+        self._ema_update(torch.cat(flats), counts, sums)
+        return True
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, counts: torch.Tensor, sums: torch.Tensor) -> None:
+        book = self.codebook
         if _distributed():
             dist.all_reduce(counts)
             dist.all_reduce(sums)
