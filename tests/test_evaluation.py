@@ -18,10 +18,12 @@ from wavtokenizer_hf.evaluation import (
     load_test_set,
     markdown_table,
 )
-from wavtokenizer_hf.evaluation.asr import word_errors
+from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.evaluation import asr, unique_codec_names
+from wavtokenizer_hf.evaluation.asr import char_errors, word_errors
 from wavtokenizer_hf.evaluation.pitch import track_pitch
 from wavtokenizer_hf.evaluation.quality import has
-from wavtokenizer_hf.evaluation.runner import EVAL_RATE, codebook_usage
+from wavtokenizer_hf.evaluation.runner import EVAL_RATE, Utterance, codebook_usage
 
 from conftest import ROOT
 
@@ -83,8 +85,60 @@ def test_without_vq_decodes_the_latents_the_way_the_codec_decodes_codes(converte
     assert LatentReconstructor(converted_dir).name == "small75 without VQ"
 
 
-def test_recogniser_reads_the_real_recording(results):
-    assert results["original"]["wer"] <= 0.2
+SENTENCE = "And you always want to see it in the superlative degree."
+
+
+def test_whisper_reads_the_real_recording_and_is_named(results):
+    assert results["recognizer"] == "Whisper tiny.en"  # the asr extra is part of make test's install
+    assert results["original"]["wer"] <= 0.1 and results["original"]["cer"] <= 0.05
+    assert "WER and CER by Whisper tiny.en" in markdown_table(results)
+
+
+def test_whisper_hears_no_sentence_in_noise(speech_folder):
+    noise, rate = sf.read(speech_folder / "noise.wav", dtype="float32")
+    errors, words = word_errors(SENTENCE, asr.WHISPER.transcribe(torch.from_numpy(noise), rate))
+    assert errors / words >= 0.9
+
+
+def test_pocketsphinx_stays_available_as_the_fallback():
+    assert asr.recognizer("pocketsphinx").name == "pocketsphinx en-us"
+    with pytest.raises(WavTokenizerError, match="unknown recogniser"):
+        asr.recognizer("vosk")
+
+
+def test_whisper_weights_that_differ_from_the_recorded_ones_are_refused(tmp_path):
+    from wavtokenizer_hf.evaluation import whisper
+
+    source = whisper.model_dir()
+    for name in whisper.MODEL_SHA256:
+        (tmp_path / name).symlink_to(source / name)
+    whisper.verify_weights(tmp_path)  # the installed weights are the recorded ones
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "config.json").write_text((source / "config.json").read_text().replace("}", ' }', 1))
+    with pytest.raises(WavTokenizerError, match="differ from the recorded ones"):
+        whisper.verify_weights(tmp_path)
+
+
+def test_word_and_character_errors_of_a_known_substitution():
+    assert word_errors("the cat sat", "the bat sat") == (1, 3)
+    assert char_errors("the cat sat", "the bat sat") == (1, 11)
+    assert char_errors("the cat sat", "") == (11, 11)
+
+
+def test_numbers_are_spelled_out_alike_in_reference_and_transcript():
+    assert word_errors("He paid 21 pounds on the 3rd of May, 1905.",
+                       "he paid twenty-one pounds on the third of may one thousand nine hundred five") == (0, 15)
+    assert word_errors("3.5 percent", "three point five %") == (0, 4)
+
+
+def test_two_codecs_in_folders_of_the_same_name_get_two_columns(tmp_path):
+    a, b = tmp_path / "runs" / "a" / "final", tmp_path / "runs" / "b" / "final"
+    assert unique_codec_names([a, b]) == ["a/final", "b/final"]
+    assert unique_codec_names([a, tmp_path / "other"]) == ["final", "other"]
+    with pytest.raises(WavTokenizerError, match="given twice"):
+        unique_codec_names([a, tmp_path / "runs" / "a" / ".." / "a" / "final"])
+    with pytest.raises(WavTokenizerError, match="share a name"):
+        evaluate([Identity(), Identity()], [])
 
 
 def test_word_errors_by_hand():
@@ -107,3 +161,102 @@ def test_pitch_tracker_on_a_known_tone():
     f0, voiced = track_pitch(torch.cat([tone, silence]), rate)
     assert voiced[5:95].all() and not voiced[110:].any()
     assert abs(float(f0[5:95].mean()) - 180) < 2
+
+
+# --- degenerate outputs rank last --------------------------------------------------------------------------------
+
+class Degenerate:
+    """A "codec" that ignores (or mangles) its input."""
+
+    bits_per_second = None
+    codebook_size = None
+
+    def __init__(self, name, make):
+        self.name, self.make = name, make
+
+    def reconstruct(self, waveform):
+        return self.make(waveform), None
+
+
+def pulse_train(waveform):  # a constant 75 Hz buzz at the utterance's level, no information about it
+    buzz = torch.zeros_like(waveform)
+    buzz[::320] = 1.0
+    return buzz * float(waveform.abs().max())
+
+
+DEGENERATES = [
+    Degenerate("buzz", pulse_train),
+    Degenerate("silence", torch.zeros_like),
+    Degenerate("white noise", lambda w: 0.05 * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))),
+    Degenerate("reversed", lambda w: w.flip(0)),
+]
+HEADLINE = {"stoi": max, "mel_distance": min, "wer": min, "cer": min, "f0_gross_error": min, "vuv_mcc": max,
+            "mos": max}  # direction: which is better
+
+
+@pytest.fixture(scope="module")
+def degenerate_results(speech_folder):
+    from wavtokenizer_hf.default_codec import default_codec_dir
+
+    speech = load_test_set(speech_folder, limit=1)  # the real ARCTIC recording
+    return evaluate([CodecReconstructor(default_codec_dir(), name="default codec"), *DEGENERATES], speech)
+
+
+@pytest.mark.parametrize("degenerate", [d.name for d in DEGENERATES])
+def test_a_degenerate_output_scores_below_a_real_codec_on_every_headline_metric_or_is_flagged(degenerate_results,
+                                                                                             degenerate):
+    codec = degenerate_results["codecs"]["default codec"]["summary"]
+    bad = degenerate_results["codecs"][degenerate]["summary"]
+    if bad["flagged"] == 1.0:  # every output flagged: its scores are not taken at face value
+        return
+    for key, better in HEADLINE.items():
+        assert bad[key] is not None and codec[key] is not None, key
+        assert better(bad[key], codec[key]) == codec[key] and bad[key] != codec[key], (key, bad[key], codec[key])
+
+
+def test_each_degenerate_carries_the_flag_that_explains_it(degenerate_results):
+    flags = {name: degenerate_results["codecs"][name]["per_utterance"][0]["flags"] for name in
+             ("buzz", "silence", "white noise", "reversed")}
+    assert "monotone" in flags["buzz"] and "silent" in flags["silence"]
+    assert "unvoiced" in flags["white noise"] and "unrelated" in flags["reversed"]
+
+
+def test_a_silent_output_counts_as_pitch_errors_not_as_missing(degenerate_results):
+    silence = degenerate_results["codecs"]["silence"]["summary"]
+    assert silence["f0_gross_error"] == 1.0 and silence["vuv_f1"] == 0.0 and silence["vuv_mcc"] == 0.0
+    assert silence["wer"] == 1.0 and silence["cer"] == 1.0
+    if has("pesq"):  # PESQ cannot score silence: n/a with its reason, not an abort of the evaluation
+        row = degenerate_results["codecs"]["silence"]["per_utterance"][0]
+        assert silence["pesq_wb"] is None and silence["n_a"]["pesq_wb"] == 1 and "PESQ failed" in row["notes"][0]
+
+
+def test_pitch_error_of_a_known_interval():
+    from wavtokenizer_hf.evaluation.pitch import pitch_agreement
+
+    t = torch.arange(EVAL_RATE) / EVAL_RATE
+    tone = lambda f: 0.3 * torch.sin(2 * math.pi * f * t) + 0.1 * torch.sin(2 * math.pi * 2 * f * t)  # noqa: E731
+    scores = pitch_agreement(tone(180), tone(190), EVAL_RATE)
+    assert scores["f0_rmse_cents"] == pytest.approx(1200 * math.log2(190 / 180), abs=3)  # 93.6 cents
+    assert scores["f0_gross_error"] > 0.9 and scores["vuv_f1"] == 1.0
+    close = pitch_agreement(tone(180), tone(182), EVAL_RATE)  # 19 cents: fine, not gross
+    assert close["f0_gross_error"] < 0.1 and close["f0_fine_rmse_cents"] == pytest.approx(19.1, abs=3)
+
+
+def test_music_and_noise_rows_get_spectral_scores_only(converted_dir):
+    rng = torch.Generator().manual_seed(0)
+    utterances = [Utterance("chord", 0.1 * torch.randn(EVAL_RATE, generator=rng), None, "music")]
+    results = evaluate([CodecReconstructor(converted_dir)], utterances, with_mos=False)
+    summary = results["codecs"]["small75"]["summary"]
+    assert summary["speech_items"] == 0 and summary["nonspeech_items"] == 1
+    assert summary["stoi"] is None and summary["f0_gross_error"] is None and summary["nonspeech_mel_distance"] > 0
+
+
+def test_pesq_and_stoi_failures_are_per_utterance_not_aborts():
+    from wavtokenizer_hf.evaluation import quality
+
+    short = torch.randn(2400, generator=torch.Generator().manual_seed(0)) * 0.1  # 0.1 s
+    value, why = quality.stoi(short, short, EVAL_RATE)
+    assert value is None and "STOI n/a" in why
+    if has("pesq"):
+        value, why = quality.pesq_wb(torch.zeros(EVAL_RATE), torch.zeros(EVAL_RATE), EVAL_RATE)
+        assert value is None and why.startswith("PESQ failed")

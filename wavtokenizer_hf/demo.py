@@ -138,12 +138,17 @@ def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, us
         numbers["codebook used"] = _percent(summary.get("codebook_used"))
         # the curve the targets ask for: quality against minutes of training, from the snapshots
         from .curves import plot_scores
-        from .evaluation.snapshots import score_snapshots
+        from .evaluation.snapshots import best_snapshot, score_snapshots
 
         curve = score_snapshots(tiny_dir, utterances, final_step=trainer.step)
         (tiny_dir / "quality_curve.json").write_text(json.dumps(curve, indent=1))
         numbers["STOI vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['stoi']:.3f}" for r in curve)
-        numbers["curve"] = str(plot_scores(curve, tiny_dir / "quality_curve.png", title="tiny codec, held-out"))
+        if curve[0].get("cer") is not None:
+            numbers["CER vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['cer']:.1%}" for r in curve)
+        numbers["best snapshot (lowest CER)"] = f"step {best_snapshot(curve)['step']}"
+        keys = ("cer", "stoi") if curve[0].get("cer") is not None else ("stoi", "mel_distance")
+        numbers["curve"] = str(plot_scores(curve, tiny_dir / "quality_curve.png", keys=keys,
+                                           title="tiny codec, held-out"))
 
     with stage("9. place the codec the later stages use at ./wavtokenizer and load it with AutoModel") as numbers:
         from .default_codec import install_default_codec

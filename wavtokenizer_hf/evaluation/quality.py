@@ -1,5 +1,7 @@
 """Perceptual scores from optional packages: wide-band PESQ (`pesq`, built from source: needs a C compiler),
-STOI (`pystoi`) and a no-reference MOS predictor (`distillmos`). A missing package gives None, never a guess."""
+STOI (`pystoi`) and a no-reference MOS predictor (`distillmos`). A missing package gives None, never a guess; a
+score that cannot be computed for one utterance (silent or too short audio) is None with the reason, never an
+abort of the whole evaluation and never a placeholder value averaged in."""
 
 from __future__ import annotations
 
@@ -12,25 +14,37 @@ PESQ_RATE = 16000
 _MOS_MODEL = None
 
 
-def pesq_wb(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> float | None:
+STOI_TOO_SHORT = 1e-5  # what pystoi returns when fewer than 30 frames of speech remain after its silence removal
+
+
+def pesq_wb(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> tuple[float | None, str | None]:
+    """(score, None), or (None, why it is n/a)."""
     if not has("pesq"):
-        return None
-    from pesq import NoUtterancesError, pesq
+        return None, "pesq not installed"
+    from pesq import pesq
 
     ref = resample(reference[None], rate, PESQ_RATE)[0].double().numpy()
     est = resample(estimate[None], rate, PESQ_RATE)[0].double().numpy()
-    try:
-        return float(pesq(PESQ_RATE, ref, est, "wb"))
-    except NoUtterancesError:
-        return None
+    try:  # silent, too short or non-speech audio: NoUtterancesError, BufferTooShortError, ValueError (NaN level)
+        return float(pesq(PESQ_RATE, ref, est, "wb")), None
+    except Exception as err:  # noqa: BLE001 - any failure of this one score is reported, not raised
+        return None, f"PESQ failed: {type(err).__name__}: {err}".strip()
 
 
-def stoi(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> float | None:
+def stoi(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> tuple[float | None, str | None]:
+    """(score, None), or (None, why it is n/a)."""
     if not has("pystoi"):
-        return None
+        return None, "pystoi not installed"
+    import warnings
+
     from pystoi import stoi as compute_stoi
 
-    return float(compute_stoi(reference.double().numpy(), estimate.double().numpy(), rate, extended=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(compute_stoi(reference.double().numpy(), estimate.double().numpy(), rate, extended=False))
+    if value == STOI_TOO_SHORT:
+        return None, "STOI n/a: under 30 frames of speech in the reference"
+    return value, None
 
 
 def mos(waveform: torch.Tensor, rate: int) -> float | None:

@@ -19,7 +19,7 @@ from ..codec import Codec
 from ..corpus.builder import is_saved_dataset, load_split, read_audio_column
 from ..errors import WavTokenizerError
 from . import asr, quality
-from .pitch import pitch_agreement
+from .pitch import PITCH_KEYS, pitch_agreement
 from .spectral import mel_distance, multi_resolution_stft_distance
 
 EVAL_RATE = 24000
@@ -30,6 +30,7 @@ class Utterance:
     id: str
     waveform: torch.Tensor  # 1-D, EVAL_RATE
     text: str | None = None
+    kind: str = "speech"  # speech, or the corpus's music / noise kinds: scored with the spectral distances only
 
 
 class Reconstructor(Protocol):
@@ -102,7 +103,7 @@ def load_test_set(source: str | Path, split: str = "test", limit: int | None = N
                 continue
             audio, rate = read_audio_column(row)
             wave = resample(torch.from_numpy(audio)[None], rate, EVAL_RATE)[0]
-            utterances.append(Utterance(row["id"], wave, row.get("text") or None))
+            utterances.append(Utterance(row["id"], wave, row.get("text") or None, row.get("kind", "speech")))
             if limit and len(utterances) >= limit:
                 break
         return utterances
@@ -169,6 +170,33 @@ def _recognised(recognizer: asr.Recognizer, text: str, waveform: torch.Tensor) -
     return {"errors": errors, "words": words, "char_errors": char_errors, "chars": chars, "transcript": hypothesis}
 
 
+SILENT_RMS = 1e-4  # -80 dBFS
+MONOTONE_SPREAD = 0.2  # output F0 spread below a fifth of the reference's: a buzz at one pitch
+UNRELATED_STOI = 0.2  # below this the output does not follow the reference's envelope over time
+UNVOICED_SHARE = 0.02  # an output with (almost) no voiced frame where the reference speaks
+FLAGS = ("silent", "unvoiced", "monotone", "unrelated", "no_speech_heard")
+
+
+def degenerate_flags(estimate: torch.Tensor, row: dict, original_transcript: str | None) -> list[str]:
+    """Why an output should not be trusted whatever its scores: silence, no voicing or one pitch for a speaking
+    voice, audio unrelated to the reference over time (e.g. reversed), or no words heard where the original has
+    some. No-reference scores (MOS) in particular can rate such outputs well."""
+    flags = []
+    if float(estimate.float().pow(2).mean().sqrt()) < SILENT_RMS:
+        flags.append("silent")
+    share, reference_share = row.get("voiced_share"), row.get("voiced_share_reference")
+    if share is not None and not math.isnan(share) and reference_share > 5 * UNVOICED_SHARE and share < UNVOICED_SHARE:
+        flags.append("unvoiced")
+    spread = row.get("f0_spread_ratio")
+    if spread is not None and not math.isnan(spread) and spread < MONOTONE_SPREAD:
+        flags.append("monotone")
+    if row.get("stoi") is not None and row["stoi"] < UNRELATED_STOI:
+        flags.append("unrelated")
+    if original_transcript and "transcript" in row and not row["transcript"].strip():
+        flags.append("no_speech_heard")
+    return flags
+
+
 def _pooled(rows, errors: str, total: str) -> float | None:
     counted = sum(r.get(total, 0) for r in rows)
     return sum(r.get(errors, 0) for r in rows) / counted if counted else None
@@ -188,7 +216,7 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
         entry: dict = {}
         if chosen is not None and utt.text:
             entry.update(_recognised(chosen, utt.text, utt.waveform))
-        if with_mos:
+        if with_mos and utt.kind == "speech":
             entry["mos"] = quality.mos(utt.waveform, EVAL_RATE)
         original[utt.id] = entry
     results: dict = {"utterances": len(utterances), "seconds": round(sum(u.waveform.numel() for u in utterances)
@@ -208,24 +236,40 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
             n = min(reference.numel(), estimate.numel())
             reference, estimate = reference[:n], estimate[:n]
             row = {
-                "id": utt.id,
+                "id": utt.id, "kind": utt.kind,
                 "mel_distance": mel_distance(reference, estimate, EVAL_RATE),
                 "stft_distance": multi_resolution_stft_distance(reference, estimate),
-                "pesq_wb": quality.pesq_wb(reference, estimate, EVAL_RATE),
-                "stoi": quality.stoi(reference, estimate, EVAL_RATE),
-                **pitch_agreement(reference, estimate, EVAL_RATE),
             }
+            if codes is not None:
+                all_codes.append(codes)
+            if utt.kind != "speech":  # speech metrics (intelligibility, pitch, MOS) mean nothing on music or noise
+                rows.append(row)
+                continue
+            notes = []
+            for key, score in (("pesq_wb", quality.pesq_wb), ("stoi", quality.stoi)):
+                row[key], why = score(reference, estimate, EVAL_RATE)
+                if why and "not installed" not in why:
+                    notes.append(why)
+            row.update(pitch_agreement(reference, estimate, EVAL_RATE))
             if with_mos:
                 row["mos"] = quality.mos(estimate, EVAL_RATE)
             if chosen is not None and utt.text:
                 row.update(_recognised(chosen, utt.text, estimate))
-            if codes is not None:
-                all_codes.append(codes)
+            row["flags"] = degenerate_flags(estimate, row, original[utt.id].get("transcript"))
+            if notes:
+                row["notes"] = notes
             rows.append(row)
-        summary = {key: _mean([r.get(key) for r in rows]) for key in
-                   ("mel_distance", "stft_distance", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents", "mos")}
+        speech, other = [r for r in rows if r["kind"] == "speech"], [r for r in rows if r["kind"] != "speech"]
+        summary = {key: _mean([r.get(key) for r in speech]) for key in
+                   ("mel_distance", "stft_distance", "pesq_wb", "stoi", *PITCH_KEYS, "mos")}
+        summary["speech_items"], summary["nonspeech_items"] = len(speech), len(other)
+        summary["nonspeech_mel_distance"] = _mean([r["mel_distance"] for r in other])
+        summary["nonspeech_stft_distance"] = _mean([r["stft_distance"] for r in other])
         summary["wer"], summary["cer"] = _pooled(rows, "errors", "words"), _pooled(rows, "char_errors", "chars")
         summary["wer_original"], summary["cer_original"] = results["original"]["wer"], results["original"]["cer"]
+        summary["flagged"] = sum(bool(r["flags"]) for r in speech) / len(speech) if speech else None
+        summary.update({f"flag_{flag}": sum(flag in r["flags"] for r in speech) for flag in FLAGS})
+        summary["n_a"] = {key: sum(r.get(key) is None for r in speech) for key in ("pesq_wb", "stoi")}
         summary["bits_per_second"] = rec.bits_per_second
         if rec.codebook_size and all_codes:
             summary.update(codebook_usage(all_codes, rec.codebook_size))
@@ -235,17 +279,23 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
 
 
 ROWS = [
-    ("mel_distance", "mel L1 distance (log, lower is better)", "{:.3f}"),
+    ("mel_distance", "mel L1 distance (log, lower is better; speech)", "{:.3f}"),
+    ("nonspeech_mel_distance", "mel L1 distance on music and noise", "{:.3f}"),
     ("stft_distance", "multi-resolution STFT distance (lower is better)", "{:.3f}"),
     ("pesq_wb", "PESQ wide-band (1-4.6)", "{:.2f}"),
     ("stoi", "STOI (0-1)", "{:.3f}"),
-    ("vuv_f1", "voiced/unvoiced F1", "{:.3f}"),
+    ("vuv_f1", "voiced/unvoiced F1 (reference as truth)", "{:.3f}"),
+    ("vuv_mcc", "voiced/unvoiced agreement (Matthews correlation)", "{:.3f}"),
+    ("f0_gross_error", "F0 gross errors (unvoiced or > 50 cents off)", "{:.1%}"),
+    ("f0_fine_rmse_cents", "F0 RMSE of the other frames, cents", "{:.1f}"),
     ("f0_rmse_cents", "F0 RMSE, cents (voiced in both)", "{:.1f}"),
-    ("mos", "DistillMOS (1-5)", "{:.2f}"),
+    ("f0_spread_ratio", "F0 spread, output / reference (a buzz: ~0)", "{:.2f}"),
+    ("mos", "DistillMOS (1-5; no reference: see the flags)", "{:.2f}"),
     ("wer", "WER on the reconstruction", "{:.1%}"),
     ("wer_original", "WER on the original", "{:.1%}"),
     ("cer", "CER on the reconstruction", "{:.1%}"),
     ("cer_original", "CER on the original", "{:.1%}"),
+    ("flagged", "outputs flagged (silent, unvoiced, monotone, unrelated, no speech heard)", "{:.1%}"),
     ("codebook_used", "codebook entries used", "{:.1%}"),
     ("code_perplexity", "code perplexity", "{:.0f}"),
     ("bits_per_second", "bits per second", "{:.0f}"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import WavTokenizerError
 from .runner import CodecReconstructor, Utterance, evaluate
 
-CURVE_METRICS = ("stoi", "mel_distance", "vuv_f1", "codebook_used")
+CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_mcc", "flagged", "codebook_used")
 
 
 def _minutes_at(log_path: Path) -> dict[int, float]:
@@ -17,9 +17,11 @@ def _minutes_at(log_path: Path) -> dict[int, float]:
     return {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
 
 
-def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step: int | None = None) -> list[dict]:
+def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step: int | None = None,
+                    with_asr: bool = True) -> list[dict]:
     """One row per snapshot `run_dir/stepNNNNNNN` (and `run_dir/final` if `final_step` is given): step, minutes
-    of training (from `log.jsonl`) and the fast metrics (no recogniser, no MOS)."""
+    of training (from `log.jsonl`) and the metrics of `CURVE_METRICS` (the recogniser's CER and WER where one is
+    installed, Whisper first; no MOS)."""
     run_dir = Path(run_dir)
     log_path = run_dir / "log.jsonl"
     if not log_path.exists():
@@ -33,8 +35,18 @@ def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step
     rows = []
     for step, path in snapshots:
         logged = [s for s in minutes if s <= step]
-        summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=False,
+        summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=with_asr,
                            with_mos=False)["codecs"][path.name]["summary"]
         rows.append({"step": step, "minutes": minutes[max(logged)] if logged else None,
                      **{key: summary.get(key) for key in CURVE_METRICS}})
     return rows
+
+
+def best_snapshot(rows: list[dict]) -> dict:
+    """The row to keep: lowest CER (a frame-rate buzz or silence cannot lower it), then WER; STOI where no
+    recogniser scored the rows."""
+    if not rows:
+        raise WavTokenizerError("no snapshot rows to choose from")
+    if all(r.get("cer") is not None for r in rows):
+        return min(rows, key=lambda r: (r["cer"], r["wer"], -r["step"]))
+    return max(rows, key=lambda r: (r.get("stoi") or 0.0, r["step"]))
