@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 UV_VERSION := 0.13.9
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: demo test install lock corpus-extras clean
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -31,6 +33,12 @@ test: $(STAMP)
 lock:
 	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o $(LOCK)
+
+# Optional system packages for the corpus (Debian/Ubuntu): natural voices (flite) and General MIDI music
+# (fluidsynth with the FluidR3_GM soundfont). The corpus and the demo build without them.
+corpus-extras:
+	@command -v apt-get >/dev/null || { echo "corpus-extras: apt-get not found; install flite, fluidsynth and a General MIDI soundfont with your package manager"; exit 1; }
+	$(SUDO) apt-get install -y flite fluidsynth fluid-soundfont-gm
 
 clean:
 	rm -rf $(VENV) runs wavtokenizer

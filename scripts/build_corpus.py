@@ -16,9 +16,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--espeak-only", action="store_true", help="do not use flite's natural voices even if installed")
     args = parser.parse_args()
     try:
-        summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite)
+        from wavtokenizer_hf.corpus.builder import find_backends
+
+        backends = find_backends(not args.espeak_only)
+        print("speech backends found: " + ", ".join(f"{k} {v}" for k, v in backends.items())
+              + ("" if "flite" in backends or args.espeak_only else "; flite not found (make corpus-extras installs it)"))
+        summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only)
     except WavTokenizerError as err:
         print(f"build_corpus: error: {err}", file=sys.stderr)
         return 2

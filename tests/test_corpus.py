@@ -6,7 +6,8 @@ import pytest
 from datasets import load_from_disk
 
 from wavtokenizer_hf.corpus import build_corpus, plan_corpus, read_audio_column
-from wavtokenizer_hf.corpus.builder import TEST_VOICE
+from wavtokenizer_hf.corpus import flite, gm_music
+from wavtokenizer_hf.corpus.builder import FLITE_TEST_VOICE, TEST_VOICE
 from wavtokenizer_hf.errors import WavTokenizerError
 
 
@@ -41,10 +42,15 @@ def test_every_field_is_filled_and_timings_are_consistent(corpus):
 def test_test_split_is_held_out(corpus):
     dataset = load_from_disk(str(corpus))
     test_speech = [r for r in dataset["test"] if r["kind"] == "speech"]
-    assert test_speech and {r["voice"] for r in test_speech} == {TEST_VOICE}
     seen_voices = {r["voice"] for s in ("train", "validation") for r in dataset[s] if r["kind"] == "speech"}
-    accent, variant = TEST_VOICE.split("+")
-    assert all(v.split("+")[0] != accent and v.split("+")[1] != variant for v in seen_voices)
+    if FLITE_TEST_VOICE in flite.installed_voices():  # a natural test voice, unheard in training
+        assert test_speech and {r["voice"] for r in test_speech} == {f"flite:{FLITE_TEST_VOICE}"}
+        assert not any(FLITE_TEST_VOICE in v for v in seen_voices)
+    else:
+        assert test_speech and {r["voice"] for r in test_speech} == {TEST_VOICE}
+        accent, variant = TEST_VOICE.split("+")
+        espeak_voices = {v for v in seen_voices if not v.startswith("flite:")}
+        assert all(v.split("+")[0] != accent and v.split("+")[1] != variant for v in espeak_voices)
     train_text = {r["text"] for r in dataset["train"]}
     assert not train_text & {r["text"] for r in test_speech}
 
@@ -62,3 +68,85 @@ def test_plan_scales_to_twenty_hours():
     assert len(items) > 10_000 and len(voices) > 100
     with pytest.raises(WavTokenizerError, match="--hours must be positive"):
         plan_corpus(0)
+
+
+def test_plan_with_natural_voices_holds_one_out_for_the_test_split():
+    items = [i for i in plan_corpus(2.0, seed=0, natural_voices=("awb", "rms", "slt")) if i.kind == "speech"]
+    test = {i.voice for i in items if i.split == "test"}
+    train = [i.voice for i in items if i.split != "test"]
+    assert test == {"flite:slt"} and not any("slt" in v for v in train)
+    natural = sum(v.startswith("flite:") for v in train) / len(train)
+    assert {"flite:awb", "flite:rms"} <= set(train) and 0.4 < natural < 0.6  # the rest stays espeak
+    espeak_only = plan_corpus(2.0, seed=0)
+    assert not any(i.voice.startswith("flite:") for i in espeak_only)
+
+
+needs_flite = pytest.mark.skipif(not flite.installed_voices(), reason="flite not installed (make corpus-extras)")
+
+
+@needs_flite
+@pytest.mark.parametrize("voice", ["awb", "slt"])
+def test_flite_timings_cover_the_audio_and_split_into_the_words(voice):
+    import numpy as np
+
+    from wavtokenizer_hf.corpus.text import normalize_words
+
+    text = "Well, Mrs. Bennet, I hope you have not been disappointed by the weather at Longbourn."
+    spoken = flite.synthesize(text, voice, stretch=1.2)
+    audio, rate = spoken.audio.astype(np.float32) / 32768, spoken.sampling_rate
+    phones, words = spoken.phones, spoken.words
+    assert phones[0]["start"] == 0 and abs(phones[-1]["end"] - len(audio) / rate) < 1e-3
+    assert all(a["end"] == b["start"] for a, b in zip(phones, phones[1:]))  # contiguous, no gaps or overlaps
+    assert [w["word"] for w in words] == normalize_words(text)
+    non_pause = [p for p in phones if p["phone"] != "sil"]
+    assert words[0]["start"] == non_pause[0]["start"] and words[-1]["end"] == non_pause[-1]["end"]
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
+
+    def rms(spans):
+        parts = [audio[int(s["start"] * rate): int(s["end"] * rate)] for s in spans]
+        return float(np.sqrt(np.mean(np.concatenate(parts) ** 2)))
+
+    assert rms([p for p in phones if p["phone"] == "sil"]) < 0.2 * rms(words)  # pauses are where the silence is
+    slower = flite.synthesize(text, voice, stretch=1.5)
+    assert slower.phones[-1]["end"] > 1.15 * phones[-1]["end"]  # the speaking rate is applied
+
+
+@needs_flite
+def test_flite_refuses_the_held_out_diphone_voice():
+    with pytest.raises(WavTokenizerError, match="not a training voice"):
+        flite.synthesize("hello there", "kal")
+
+
+def test_midi_writer_encodes_variable_lengths_and_orders_note_offs_first():
+    midi = gm_music.midi_file([(0, bytes([0x90, 60, 100])), (480, bytes([0x80, 60, 0])), (480, bytes([0x90, 62, 90]))],
+                              500000)
+    assert midi[:4] == b"MThd" and midi[14:18] == b"MTrk"
+    track = midi[22:]
+    assert track[:7] == b"\x00\xff\x51\x03\x07\xa1\x20"  # tempo 500,000 us per quarter
+    assert track[7:11] == b"\x00\x90\x3c\x64" and track[11:16] == b"\x83\x60\x80\x3c\x00"  # 480 = 0x83 0x60
+    assert track[16:20] == b"\x00\x90\x3e\x5a"
+
+
+@pytest.mark.skipif(not gm_music.available(), reason="fluidsynth or its GM soundfont not installed (make corpus-extras)")
+def test_general_midi_music_is_seeded_and_sounds():
+    import numpy as np
+
+    first, description = gm_music.render(3.0, 24000, np.random.default_rng(7))
+    again, _ = gm_music.render(3.0, 24000, np.random.default_rng(7))
+    other, _ = gm_music.render(3.0, 24000, np.random.default_rng(8))
+    assert first.shape == (72000,) and np.array_equal(first, again) and not np.array_equal(first, other)
+    assert 0.2 < float(np.abs(first).max()) <= 0.8 and float(np.sqrt(np.mean(first**2))) > 0.01
+    assert "General MIDI programs" in description
+
+
+def test_a_sentence_flite_cannot_time_falls_back_to_an_espeak_voice(monkeypatch):
+    from wavtokenizer_hf.corpus import builder
+
+    def refuse(*args, **kwargs):
+        raise WavTokenizerError("flite's phones do not split into its words")
+
+    monkeypatch.setattr(builder.flite, "synthesize", refuse)
+    item = builder.Item(id="x", split="train", kind="speech", text="Hello there, my friend.", voice="flite:awb",
+                        rate=170, pitch=50, pitch_range=50, seed=11)
+    audio, rate, words, phones, voice = builder._synthesize_speech(item)
+    assert not voice.startswith("flite:") and "+" in voice and len(audio) > 0 and words[0]["word"].lower() == "hello"

