@@ -5,7 +5,8 @@
   python scripts/tokenize_dataset.py INPUT OUT --num-shards 64 --check                    # all shards complete?
 
 Each shard is a contiguous, deterministic slice of the input; its parts are written atomically, so a killed job
-rerun with the same arguments skips finished parts and redoes only the unfinished one.
+rerun with the same arguments skips finished parts and redoes only the unfinished one. A rerun with other input or
+--rows-per-part is refused (the shard's _PLAN.json), as is a second process on a shard that one is writing.
 """
 
 import argparse
@@ -27,6 +28,8 @@ def main() -> int:
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--rows-per-part", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-errors", action="store_true",
+                        help="skip unreadable or invalid audio (listed in the shard's _COMPLETE.json) instead of stopping")
     parser.add_argument("--check", action="store_true", help="only verify that all shards are complete")
     args = parser.parse_args()
     try:
@@ -35,7 +38,7 @@ def main() -> int:
             print(json.dumps(report, indent=2))
             return 0 if report["ok"] else 1
         summary = tokenize_shard(args.input, args.out, args.model, args.num_shards, args.shard_index,
-                                 args.rows_per_part, args.split, args.batch_size)
+                                 args.rows_per_part, args.split, args.batch_size, args.skip_errors)
     except WavTokenizerError as err:
         print(f"tokenize_dataset: error: {err}", file=sys.stderr)
         return 2

@@ -88,3 +88,13 @@ def test_cli_reconstruct_single_file(converted_dir, tmp_path):
     data, rate = sf.read(out)
     assert rate == 44100 and data.shape == (int(0.5 * 44100), 2)
     assert main(["info", str(converted_dir)]) == 0
+
+
+def test_directory_mode_refuses_two_inputs_that_would_write_one_output(converted_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_tone(folder / "a.wav")
+    write_tone(folder / "a.flac", freq=330.0)
+    write_tone(folder / "b.wav")
+    code = main(["encode", str(folder), str(tmp_path / "out"), "--model", str(converted_dir)])
+    assert code == 2 and "a.flac, a.wav -> a.codes.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())  # nothing half done

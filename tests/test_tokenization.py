@@ -104,3 +104,68 @@ def test_a_second_tokenizer_on_a_live_shard_is_refused(small_corpus, converted_d
         assert not list(shard_dir(tmp_path, 2, 0).glob("part-*"))
     summary = tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4)
     assert summary["parts_written"] >= 1
+
+
+def test_the_map_fingerprint_depends_on_model_and_options_not_on_the_process(converted_dir, tmp_path):
+    """datasets hashes the callable to name its cache: a process id inside it made every run re-tokenize."""
+    import subprocess
+    import sys
+
+    from datasets.fingerprint import Hasher
+
+    here = Hasher.hash(DatasetTokenizer(converted_dir))
+    script = ("from datasets.fingerprint import Hasher; from wavtokenizer_hf.tokenization import DatasetTokenizer; "
+              f"print(Hasher.hash(DatasetTokenizer({str(converted_dir)!r})))")
+    there = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert here == there
+    assert Hasher.hash(DatasetTokenizer(converted_dir, precision="bf16")) != here
+
+
+def test_codes_of_large_codebooks_get_an_int32_column():
+    import numpy as np
+
+    from wavtokenizer_hf.tokenization import codes_table
+
+    rows = {"id": ["a"], "audio_codes": [np.array([1, 40000], dtype=np.int32)], "num_frames": [2], "frame_rate": [75.0]}
+    table = codes_table(rows)
+    assert str(table.schema.field("audio_codes").type) == "list<item: int32>"
+    assert table.column("audio_codes").to_pylist() == [[1, 40000]]
+    small = codes_table({**rows, "audio_codes": [np.array([1, 4095], dtype=np.int16)]})
+    assert str(small.schema.field("audio_codes").type) == "list<item: int16>"
+
+
+def test_bad_audio_in_a_shard_stops_it_clearly_or_is_skipped_and_listed(converted_dir, tmp_path):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "c"):
+        sf.write(folder / f"{name}.wav", 0.1 * np.sin(np.arange(12000) / 10), 24000)
+    (folder / "b.wav").write_bytes(b"RIFF not really audio")
+    sf.write(folder / "d.wav", np.zeros(100), 24000)  # shorter than two frames
+    sf.write(folder / "e.wav", np.full(4800, np.nan), 24000, subtype="FLOAT")
+    with pytest.raises(WavTokenizerError, match=r"b.wav: not readable audio.*--skip-errors"):
+        tokenize_shard(folder, tmp_path / "strict", converted_dir, rows_per_part=2)
+    summary = tokenize_shard(folder, tmp_path / "lenient", converted_dir, rows_per_part=2, skip_errors=True)
+    assert summary["files_skipped"] == 3
+    manifest = json.loads((tmp_path / "lenient" / "shard-00000-of-00001" / "_COMPLETE.json").read_text())
+    reasons = {s["id"]: s["reason"] for s in manifest["skipped"]}
+    assert set(reasons) == {"b.wav", "d.wav", "e.wav"}
+    assert "too short" in reasons["d.wav"] and "NaN" in reasons["e.wav"]
+    assert check_output(tmp_path / "lenient", 1) == {"ok": True, "rows": 2, "problems": []}
+
+
+def test_a_resumed_shard_refuses_changed_input_or_part_size(small_corpus, converted_dir, tmp_path):
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4)
+    with pytest.raises(WavTokenizerError, match="started with other rows_per_part"):
+        tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=5)
+    with pytest.raises(WavTokenizerError, match="started with other .*input_fingerprint"):
+        tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4,
+                       split="validation")

@@ -23,6 +23,16 @@ from .inference import FastWavTokenizer
 MIN_FRAMES = 2
 
 
+def check_min_length(num_samples: int, hop_length: int, sampling_rate: int, what: str = "audio") -> None:
+    """Refuse audio (at the model's rate) too short for `MIN_FRAMES` frames."""
+    needed = (MIN_FRAMES - 1) * hop_length + 1
+    if num_samples < needed:
+        raise WavTokenizerError(
+            f"{what}: {num_samples} samples at {sampling_rate} Hz is too short; at least {needed} samples "
+            f"({1000 * needed / sampling_rate:.1f} ms, {MIN_FRAMES} frames of {hop_length}) are needed"
+        )
+
+
 class Codec:
     """A loaded WavTokenizer codec."""
 
@@ -84,12 +94,7 @@ class Codec:
         if not keep_channels and waveform.shape[0] > 1:
             waveform = waveform.mean(dim=0, keepdim=True)
         waveform = resample(waveform, int(sampling_rate), self.sampling_rate)
-        if waveform.shape[-1] < self.min_num_samples:
-            raise WavTokenizerError(
-                f"{what}: {waveform.shape[-1]} samples at {self.sampling_rate} Hz is too short; at least "
-                f"{self.min_num_samples} samples ({1000 * self.min_num_samples / self.sampling_rate:.1f} ms, "
-                f"{MIN_FRAMES} frames of {self.hop_length}) are needed"
-            )
+        check_min_length(waveform.shape[-1], self.hop_length, self.sampling_rate, what)
         return waveform
 
     @torch.inference_mode()

@@ -66,8 +66,18 @@ def run_job(
     files = sorted(p for p in input_path.rglob("*") if p.is_file() and accepts(p))
     if not files:
         raise WavTokenizerError(f"no input files found under {input_path}")
+    targets = {path: output_path_for(path, input_path, output_path, in_suffix, out_suffix) for path in files}
+    by_target: dict[Path, list[Path]] = {}
+    for path, target in targets.items():
+        by_target.setdefault(target, []).append(path)
+    collisions = {t: paths for t, paths in by_target.items() if len(paths) > 1}
+    if collisions:  # e.g. a.wav and a.flac: one would be skipped or silently replace the other
+        listed = "; ".join(f"{', '.join(str(p.relative_to(input_path)) for p in paths)} -> {t.name}"
+                           for t, paths in list(collisions.items())[:5])
+        raise WavTokenizerError(f"{len(collisions)} output name(s) would be written by more than one input file "
+                                f"({listed}); rename or move those inputs")
     for path in tqdm(files, desc=desc, unit="file"):
-        target = output_path_for(path, input_path, output_path, in_suffix, out_suffix)
+        target = targets[path]
         if target.exists() and not overwrite:
             summary.existing.append(path)
             continue

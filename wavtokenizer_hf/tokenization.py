@@ -11,6 +11,7 @@ by length and encoded with the padding-exact batched encoder, so an item's codes
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,7 +24,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .audio_io import is_audio_path, resample
+from .audio_io import is_audio_path, resample, validate_waveform
 from .corpus.builder import is_saved_dataset, load_split
 from .atomic import atomic_path
 from .errors import WavTokenizerError
@@ -50,8 +51,14 @@ def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np
     return np.ascontiguousarray(data, dtype=np.float32), rate
 
 
+_MAIN_PID = os.getpid()  # forked workers inherit it, so they can tell they are workers
+
+
 class DatasetTokenizer:
-    """Picklable `datasets.map` callable; the codec loads lazily once per process (rank r uses GPU r if any)."""
+    """Picklable `datasets.map` callable; the codec loads lazily once per process (rank r uses GPU r if any).
+
+    Its state is the model and the options only (no process id), so `datasets` fingerprints a map with it the same
+    way in every process and a repeated `ds.map` finds its cache."""
 
     def __init__(self, model_dir: str | os.PathLike, audio_column: str = "audio", sampling_rate: int | None = None,
                  max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32"):
@@ -66,7 +73,6 @@ class DatasetTokenizer:
         self.sampling_rate = sampling_rate
         self.max_batch_samples = max_batch_samples
         self.device = device
-        self._parent_pid = os.getpid()
         self._loaded: tuple[int, Any] | None = None
 
     def _fast(self, rank: int | None):
@@ -77,7 +83,7 @@ class DatasetTokenizer:
             from .inference import FastWavTokenizer
 
             hf_logging.disable_progress_bar()
-            if os.getpid() != self._parent_pid:
+            if os.getpid() != _MAIN_PID:
                 # a forked map worker: one thread each (OpenMP's pool does not survive fork; N workers share cores)
                 torch.set_num_threads(1)
             device = self.device
@@ -92,9 +98,16 @@ class DatasetTokenizer:
         state["_loaded"] = None  # each worker loads its own copy
         return state
 
+    def _config(self) -> dict:
+        return json.loads((Path(self.model_dir) / "config.json").read_text())
+
+    @property
+    def model_rate(self) -> int:
+        return int(self._config()["sampling_rate"])
+
     @property
     def frame_rate(self) -> float:
-        config = json.loads((Path(self.model_dir) / "config.json").read_text())
+        config = self._config()
         return config["sampling_rate"] / int(np.prod(config["upsampling_ratios"]))
 
     def encode_waveforms(self, waveforms: list[torch.Tensor], rank: int | None = None) -> list[np.ndarray]:
@@ -116,15 +129,32 @@ class DatasetTokenizer:
             start = end
         return out  # type: ignore[return-value]
 
+    def waveform(self, value: Any, sampling_rate: int | None = None, what: str = "audio") -> torch.Tensor:
+        """One audio value decoded, checked (empty, NaN/Inf, shorter than two frames: clear errors, as
+        `Codec.prepare` gives them) and resampled to the model's rate."""
+        from .codec import check_min_length
+
+        config = self._config()
+        try:
+            data, source_rate = decode_audio_value(value, sampling_rate or self.sampling_rate)
+        except WavTokenizerError as err:
+            raise WavTokenizerError(f"{what}: {err}") from None
+        except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as err:
+            raise WavTokenizerError(f"{what}: not readable audio ({str(err).strip() or type(err).__name__})") from None
+        wave = torch.from_numpy(data)
+        validate_waveform(wave, what)
+        target = config["sampling_rate"]
+        wave = resample(wave[None], source_rate, target)[0] if source_rate != target else wave
+        check_min_length(wave.numel(), int(np.prod(config["upsampling_ratios"])), target, what)
+        return wave
+
     def __call__(self, batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         fast = self._fast(rank)
         target = fast.config.sampling_rate
         rates = batch.get("sampling_rate") or [self.sampling_rate] * len(batch[self.audio_column])
-        waveforms = []
-        for value, rate in zip(batch[self.audio_column], rates):
-            data, source_rate = decode_audio_value(value, rate)
-            wave = torch.from_numpy(data)
-            waveforms.append(resample(wave[None], source_rate, target)[0] if source_rate != target else wave)
+        ids = batch.get("id") or [f"row {i} of the batch" for i in range(len(rates))]
+        waveforms = [self.waveform(value, rate, str(what)) for value, rate, what in
+                     zip(batch[self.audio_column], rates, ids)]
         codes = self.encode_waveforms(waveforms, rank)
         frame_rate = target / fast.hop_length
         return {"audio_codes": codes, "num_frames": [len(c) for c in codes],
@@ -173,64 +203,115 @@ def shard_dir(out_dir: Path, num_shards: int, shard_index: int) -> Path:
     return out_dir / f"shard-{shard_index:05d}-of-{num_shards:05d}"
 
 
+PLAN = "_PLAN.json"
+COMPLETE = "_COMPLETE.json"
+
+
+def shard_plan(ids: list[str], items: range, rows_per_part: int, num_shards: int, shard_index: int,
+               model_dir) -> dict:
+    """What a shard is made of: a rerun must find the same plan, or its finished parts would not fit."""
+    digest = hashlib.sha256("\n".join(ids[i] for i in items).encode()).hexdigest()
+    return {"num_shards": num_shards, "shard_index": shard_index, "items": len(items), "rows_per_part": rows_per_part,
+            "input_fingerprint": digest, "model": str(model_dir)}
+
+
+def codes_table(rows: dict[str, list]):
+    """A parquet table of one part; the codes column is int16 when every codebook fits, int32 otherwise."""
+    import pyarrow as pa
+
+    wide = any(np.asarray(c).dtype.itemsize > 2 for c in rows["audio_codes"])
+    return pa.table({
+        "id": pa.array(rows["id"], pa.string()),
+        "audio_codes": pa.array([np.asarray(c).tolist() for c in rows["audio_codes"]],
+                                pa.list_(pa.int32() if wide else pa.int16())),
+        "num_frames": pa.array(rows["num_frames"], pa.int32()),
+        "frame_rate": pa.array(rows["frame_rate"], pa.float32()),
+    })
+
+
 def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_dir: str | os.PathLike,
                    num_shards: int = 1, shard_index: int = 0, rows_per_part: int = 256, split: str = "train",
-                   batch_size: int = 32) -> dict:
-    """Tokenize one shard into parquet parts; parts already written (atomically) are skipped on a rerun. A second
-    process on the same shard is refused while the first runs."""
+                   batch_size: int = 32, skip_errors: bool = False) -> dict:
+    """Tokenize one shard into parquet parts; parts already written (atomically) are skipped on a rerun, which must
+    see the same input ids, `rows_per_part` and model (else a clear error). A second process on the same shard is
+    refused while the first runs. With `skip_errors`, unreadable or invalid audio is skipped and listed in
+    `_COMPLETE.json` (`skipped`: id and reason) instead of stopping the shard."""
     out_dir = Path(out_dir)
     ids, values = list_inputs(source, split)
     items = shard_range(len(ids), num_shards, shard_index)
     directory = shard_dir(out_dir, num_shards, shard_index)
     with OutputLock(directory, "tokenizer for this shard"):
-        return _tokenize_shard_parts(ids, values, items, directory, model_dir, num_shards, shard_index,
-                                     rows_per_part, batch_size)
+        plan = shard_plan(ids, items, rows_per_part, num_shards, shard_index, model_dir)
+        plan_path = directory / PLAN
+        if plan_path.exists():
+            earlier = json.loads(plan_path.read_text())
+            changed = [k for k in plan if earlier.get(k) != plan[k]]
+            if changed:
+                raise WavTokenizerError(f"{directory} was started with other {', '.join(changed)}; its parts would "
+                                        "not fit this run: remove the folder or write to another output")
+        else:
+            with atomic_path(plan_path) as tmp:
+                tmp.write_text(json.dumps(plan, indent=2))
+        return _tokenize_shard_parts(ids, values, items, directory, model_dir, plan, batch_size, skip_errors)
 
 
-def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, num_shards: int, shard_index: int,
-                          rows_per_part: int, batch_size: int) -> dict:
-    import pyarrow as pa
+def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: dict, batch_size: int,
+                          skip_errors: bool) -> dict:
     import pyarrow.parquet as pq
 
     tokenizer = DatasetTokenizer(model_dir)
+    rows_per_part = plan["rows_per_part"]
     parts = [items[i:i + rows_per_part] for i in range(0, len(items), rows_per_part)]
-    done = skipped = 0
+    done = skipped_parts = 0
+    skipped: list[dict] = []
     audio_seconds = 0.0
     start = time.perf_counter()
-    progress = tqdm(total=len(items), desc=f"shard {shard_index}/{num_shards}", unit="file")
+    progress = tqdm(total=len(items), desc=f"shard {plan['shard_index']}/{plan['num_shards']}", unit="file")
     for number, part in enumerate(parts):
         path = directory / f"part-{number:05d}.parquet"
         if path.exists():
             progress.update(len(part))
-            skipped += 1
+            skipped_parts += 1
             continue
         rows: dict[str, list] = {"id": [], "audio_codes": [], "num_frames": [], "frame_rate": []}
         for chunk in (part[i:i + batch_size] for i in range(0, len(part), batch_size)):
-            encoded = tokenizer({"audio": [values[i] for i in chunk]})
-            rows["id"] += [ids[i] for i in chunk]
-            for key in ("audio_codes", "num_frames", "frame_rate"):
-                rows[key] += encoded[key]
-            audio_seconds += sum(encoded["audio_seconds"])
+            kept, waveforms = [], []
+            for i in chunk:
+                try:
+                    waveforms.append(tokenizer.waveform(values[i], what=ids[i]))
+                    kept.append(i)
+                except WavTokenizerError as err:
+                    if not skip_errors:
+                        raise WavTokenizerError(f"{err} (pass --skip-errors to skip such files and list them)") from None
+                    skipped.append({"id": ids[i], "reason": str(err)})
+            codes = tokenizer.encode_waveforms(waveforms) if waveforms else []
+            frame_rate = tokenizer.frame_rate
+            rows["id"] += [ids[i] for i in kept]
+            rows["audio_codes"] += codes
+            rows["num_frames"] += [len(c) for c in codes]
+            rows["frame_rate"] += [frame_rate] * len(codes)
+            audio_seconds += sum(w.numel() for w in waveforms) / tokenizer.model_rate
             progress.update(len(chunk))
             hours_per_second = audio_seconds / 3600 / max(time.perf_counter() - start, 1e-9)
             progress.set_postfix(audio_h_per_s=f"{hours_per_second:.4f}")
-        table = pa.table({
-            "id": pa.array(rows["id"], pa.string()),
-            "audio_codes": pa.array([c.tolist() for c in rows["audio_codes"]], pa.list_(pa.int16())),
-            "num_frames": pa.array(rows["num_frames"], pa.int32()),
-            "frame_rate": pa.array(rows["frame_rate"], pa.float32()),
-        })
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(codes_table(rows), tmp)
+        skipped_file = directory / f".part-{number:05d}.skipped.json"  # this part's skips, kept for a rerun
+        with atomic_path(skipped_file, overwrite=True) as tmp:
+            tmp.write_text(json.dumps([s for s in skipped if s["id"] in {ids[i] for i in part}]))
         done += 1
     progress.close()
-    manifest = {"num_shards": num_shards, "shard_index": shard_index, "items": len(items), "parts": len(parts),
-                "rows_per_part": rows_per_part, "model": str(model_dir), "frame_rate": tokenizer.frame_rate}
-    with atomic_path(directory / "_COMPLETE.json", overwrite=True) as tmp:
+    all_skipped = []
+    for number in range(len(parts)):
+        record = directory / f".part-{number:05d}.skipped.json"
+        if record.exists():
+            all_skipped += json.loads(record.read_text())
+    manifest = {**plan, "parts": len(parts), "rows": plan["items"] - len(all_skipped), "skipped": all_skipped,
+                "frame_rate": tokenizer.frame_rate}
+    with atomic_path(directory / COMPLETE, overwrite=True) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
-    return {"parts_written": done, "parts_skipped": skipped, "audio_seconds": round(audio_seconds, 2),
-            "seconds": round(time.perf_counter() - start, 2)}
+    return {"parts_written": done, "parts_skipped": skipped_parts, "files_skipped": len(all_skipped),
+            "audio_seconds": round(audio_seconds, 2), "seconds": round(time.perf_counter() - start, 2)}
 
 
 def check_output(out_dir: str | os.PathLike, num_shards: int) -> dict:
@@ -241,16 +322,17 @@ def check_output(out_dir: str | os.PathLike, num_shards: int) -> dict:
     problems, rows = [], 0
     for index in range(num_shards):
         directory = shard_dir(out_dir, num_shards, index)
-        marker = directory / "_COMPLETE.json"
+        marker = directory / COMPLETE
         if not marker.exists():
-            problems.append(f"shard {index}: not complete ({directory} has no _COMPLETE.json)")
+            problems.append(f"shard {index}: not complete ({directory} has no {COMPLETE})")
             continue
         manifest = json.loads(marker.read_text())
         files = sorted(directory.glob("part-*.parquet"))
         if len(files) != manifest["parts"]:
             problems.append(f"shard {index}: {len(files)} of {manifest['parts']} parts")
         count = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        if count != manifest["items"]:
-            problems.append(f"shard {index}: {count} rows, expected {manifest['items']}")
+        expected = manifest.get("rows", manifest["items"])
+        if count != expected:
+            problems.append(f"shard {index}: {count} rows, expected {expected}")
         rows += count
     return {"ok": not problems, "rows": rows, "problems": problems}
