@@ -112,3 +112,86 @@ def test_low_precision_is_an_explicit_option(models, waves):
         assert all(0 <= int(c.min()) and int(c.max()) < fast.config.codebook_size for c in codes)
     with pytest.raises(ValueError, match="accepted: fp32"):
         fast.encode_list(waves[:1], "int8")
+
+
+# --- long audio: streaming-exact encode ----------------------------------------------------------------------------
+
+def sustained_chord(seconds: float, rate: int = 24000) -> torch.Tensor:
+    """Music-like input: a held chord with slow tremolo and a note change, where an LSTM carries state for long."""
+    t = torch.arange(int(seconds * rate)) / rate
+    chord = sum(0.1 * torch.sin(2 * torch.pi * f * t) for f in (220.0, 277.2, 329.6))
+    melody = 0.08 * torch.sin(2 * torch.pi * torch.where(t < seconds / 2, 440.0, 493.9) * t)
+    noise = 0.005 * torch.randn(t.shape, generator=torch.Generator().manual_seed(1))
+    return (chord + melody) * (1 + 0.3 * torch.sin(2 * torch.pi * 0.2 * t)) + noise
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from wavtokenizer_hf.default_codec import default_codec_dir
+
+    model = AutoModel.from_pretrained(default_codec_dir()).eval()
+    return model, FastWavTokenizer(model)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    import soundfile as sf
+
+    from conftest import ROOT
+    from wavtokenizer_hf.audio_io import resample
+
+    wave, rate = sf.read(ROOT / "assets" / "audio" / "arctic_a0007.wav", dtype="float32")
+    return resample(torch.from_numpy(wave)[None], rate, 24000)[0].repeat(3)  # 12 s
+
+
+@pytest.mark.parametrize("chunk_seconds", [0.37, 1.3])
+@pytest.mark.parametrize("kind", ["music", "speech"])
+def test_streaming_encode_gives_every_whole_file_code(trained, speech, chunk_seconds, kind):
+    from wavtokenizer_hf.streaming import StreamingEncoder
+
+    model, fast = trained
+    audio = sustained_chord(12.0) if kind == "music" else speech
+    with torch.no_grad():
+        whole = model.encode(audio[None, None]).audio_codes[0, 0]
+    streamed = StreamingEncoder(fast, chunk_seconds).encode(audio)  # chunk edges fall mid-note and mid-word
+    assert torch.equal(streamed, whole)
+
+
+def test_streaming_encode_memory_does_not_grow_with_the_file(trained, monkeypatch):
+    from wavtokenizer_hf.streaming import StreamingEncoder
+
+    _, fast = trained
+    largest = []
+    real_conv = torch.nn.functional.conv1d
+
+    def recording(x, *args, **kwargs):
+        largest[-1] = max(largest[-1], x.numel())
+        return real_conv(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv1d", recording)
+    for seconds in (6.0, 24.0):
+        largest.append(0)
+        StreamingEncoder(fast, chunk_seconds=1.0).encode(sustained_chord(seconds))
+    assert largest[0] == largest[1]  # the biggest activation is a chunk's, whatever the length
+
+
+def test_long_inputs_take_the_streaming_path_from_codec_and_datasets(trained, monkeypatch, converted_dir):
+    from wavtokenizer_hf import streaming
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.default_codec import default_codec_dir
+    from wavtokenizer_hf.tokenization import DatasetTokenizer
+
+    calls = []
+    real = streaming.StreamingEncoder.encode
+    monkeypatch.setattr(streaming, "STREAMING_THRESHOLD_SECONDS", 2.0)
+    monkeypatch.setattr("wavtokenizer_hf.codec.STREAMING_THRESHOLD_SECONDS", 2.0)
+    monkeypatch.setattr(streaming.StreamingEncoder, "encode", lambda self, w: calls.append(w.numel()) or real(self, w))
+    audio = sustained_chord(5.0)
+    model, _ = trained
+    with torch.no_grad():
+        whole = model.encode(audio[None, None]).audio_codes[0, 0]
+    codes = Codec.from_pretrained(default_codec_dir()).encode(audio, 24000).audio_codes[0]
+    assert calls == [audio.numel()] and torch.equal(codes, whole)
+    mapped = DatasetTokenizer(default_codec_dir())({"audio": [audio.numpy(), audio[:24000].numpy()],
+                                                   "sampling_rate": [24000, 24000]})
+    assert len(calls) == 2 and (mapped["audio_codes"][0] == whole.numpy()).all()

@@ -19,6 +19,7 @@ from .codes_file import AudioCodes, check_codes
 from .convert import codebook_fingerprint, load_hf_state
 from .errors import WavTokenizerError
 from .inference import FastWavTokenizer
+from .streaming import STREAMING_THRESHOLD_SECONDS, StreamingEncoder
 
 MIN_FRAMES = 2
 
@@ -103,10 +104,14 @@ class Codec:
         """Encode `(samples,)` or `(channels, samples)` float audio at any rate; channels are mixed down by default."""
         source_num_samples = as_channels_first(waveform, what).shape[-1]
         prepared = self.prepare(waveform, sampling_rate, keep_channels, what)
-        # channels of one file have equal length, so they form an unpadded batch
-        prepared = prepared.to(self.device)
-        codes = (self.fast.encode(prepared)[0] if self.fast is not None
-                 else self.model.encode(prepared.unsqueeze(1)).audio_codes[:, 0])
+        if self.fast is not None and prepared.shape[-1] > STREAMING_THRESHOLD_SECONDS * self.sampling_rate:
+            # long audio: chunk by chunk with the LSTM state carried, in bounded memory, the same codes
+            streaming = StreamingEncoder(self.fast)
+            codes = torch.stack([streaming.encode(channel) for channel in prepared])
+        else:  # channels of one file have equal length, so they form an unpadded batch
+            prepared = prepared.to(self.device)
+            codes = (self.fast.encode(prepared)[0] if self.fast is not None
+                     else self.model.encode(prepared.unsqueeze(1)).audio_codes[:, 0])
         return AudioCodes(
             audio_codes=codes.cpu(),
             codebook_size=self.codebook_size,

@@ -112,9 +112,18 @@ class DatasetTokenizer:
 
     def encode_waveforms(self, waveforms: list[torch.Tensor], rank: int | None = None) -> list[np.ndarray]:
         """Encode mono waveforms at the model's rate; sorted by length, in batches of bounded total samples."""
+        from .streaming import STREAMING_THRESHOLD_SECONDS, StreamingEncoder
+
         fast = self._fast(rank)
-        order = sorted(range(len(waveforms)), key=lambda i: waveforms[i].numel())
+        dtype = np.int16 if fast.config.codebook_size <= 2**15 else np.int32
         out: list[np.ndarray | None] = [None] * len(waveforms)
+        long_ones = {i for i, w in enumerate(waveforms) if w.numel() > STREAMING_THRESHOLD_SECONDS * fast.config.sampling_rate}
+        if long_ones and self.precision != "fp32":
+            raise WavTokenizerError(f"audio longer than {STREAMING_THRESHOLD_SECONDS:g} s is encoded exactly in fp32 "
+                                    f"chunks; precision {self.precision!r} is for shorter items")
+        for i in long_ones:  # chunk by chunk, LSTM state carried: the whole-file codes in bounded memory
+            out[i] = StreamingEncoder(fast).encode(waveforms[i]).numpy().astype(dtype)
+        order = sorted((i for i in range(len(waveforms)) if i not in long_ones), key=lambda i: waveforms[i].numel())
         limit = self.max_batch_samples
         start = 0
         while start < len(order):
@@ -123,7 +132,6 @@ class DatasetTokenizer:
                 end += 1
             group = order[start:end]
             codes = fast.encode_list([waveforms[i] for i in group], self.precision)
-            dtype = np.int16 if fast.config.codebook_size <= 2**15 else np.int32
             for i, c in zip(group, codes):
                 out[i] = c.numpy().astype(dtype)
             start = end

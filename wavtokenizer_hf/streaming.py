@@ -1,0 +1,81 @@
+"""Encode audio of any length chunk by chunk, in memory that does not grow with the file, with the whole-file codes.
+
+The WavTokenizer encoder is convolutions (tiled exactly: each chunk carries `halo_frames` of real audio on both
+sides, see `inference.py`), then a forward-only LSTM, then an ELU and one stride-1 convolution. The LSTM's state
+(h, c) is carried from one chunk to the next, and the last convolution's few frames of context are held back until
+the next chunk brings them, so every frame sees exactly what it sees in a whole-file encode (windowed encoding with
+a fixed context does not: an LSTM carries state far longer than a few seconds on sustained sounds).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .inference import FastWavTokenizer, _Conv
+
+DEFAULT_CHUNK_SECONDS = 20.0
+# inputs longer than this go through the streaming path in Codec.encode, the CLI and DatasetTokenizer
+STREAMING_THRESHOLD_SECONDS = 60.0
+
+
+class StreamingEncoder:
+    """`encode(waveform)` of a 1-D waveform at the model's rate -> its codes (frames,), chunk by chunk."""
+
+    def __init__(self, fast: FastWavTokenizer, chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
+        kinds = [kind for kind, _ in fast.recurrent_plan]
+        if kinds != ["lstm", "elu", "conv"] or fast.recurrent_plan[2][1].stride != 1:
+            raise ValueError(f"streaming encode expects LSTM, ELU, stride-1 conv after the convolutions, got {kinds}")
+        if not chunk_seconds > 0:
+            raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
+        self.fast = fast
+        self.lstm = fast.recurrent_plan[0][1]
+        self.last_conv: _Conv = fast.recurrent_plan[2][1]
+        self.left, self.right = self.last_conv.padding_left, self.last_conv.padding_total // 2
+        rate, stride = fast.config.sampling_rate, fast.conv_stride
+        self.chunk_frames = max(self.left + self.right + 1, round(chunk_seconds * rate / stride))
+
+    def _conv_frames(self, waveform: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """LSTM inputs (D, last - first) of frames first..last-1, from the audio around them (exact: halos)."""
+        fast, stride, halo = self.fast, self.fast.conv_stride, self.fast.halo_frames
+        start, end = max(0, first - halo) * stride, min(waveform.shape[-1], (last + halo) * stride)
+        span = torch.tensor([end - start], device=waveform.device)
+        out = fast._run(waveform[None, None, start:end], span, fast.conv_plan)[0][0]
+        offset = first - start // stride
+        return out[:, offset: offset + last - first]
+
+    def _codes(self, latents: torch.Tensor) -> torch.Tensor:
+        flat = latents.t().float()  # (frames, D)
+        distances = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.fast.embed_t + self.fast.embed_sq)
+        return distances.max(dim=-1).indices
+
+    @torch.inference_mode()
+    def encode(self, waveform: torch.Tensor) -> torch.Tensor:
+        fast = self.fast
+        waveform = waveform.to(fast.device, torch.float32)
+        total = fast._conv_frames(waveform.shape[-1])
+        if total <= self.left + self.right + 1:
+            return fast.encode(waveform[None])[0][0].cpu()  # too short to stream: the ordinary path
+        state = None
+        held = waveform.new_zeros(self.lstm.hidden_size, 0)  # LSTM outputs not yet turned into codes
+        held_start = 0  # global frame index of held[:, 0]
+        done = 0  # frames whose codes are out
+        codes = []
+        for first in range(0, total, self.chunk_frames):
+            last = min(total, first + self.chunk_frames)
+            seq = self._conv_frames(waveform, first, last).t()[:, None, :]  # (frames, 1, D)
+            out, state = self.lstm(seq, state)
+            held = torch.cat([held, (out + seq)[:, 0].t()], dim=1)
+            ready = total if last == total else last - self.right  # frames whose right context has arrived
+            if ready <= done:
+                continue
+            window = F.elu(held)
+            pad_left = self.left if done == 0 else 0
+            pad_right = self.right if ready == total else 0
+            window = F.pad(window[None], (pad_left, pad_right), mode="reflect")
+            latents = F.conv1d(window, self.last_conv.weight, self.last_conv.bias)[0]
+            codes.append(self._codes(latents[:, : ready - done]).cpu())
+            done = ready
+            keep_from = done - self.left  # the left context the next window needs
+            held, held_start = held[:, keep_from - held_start:], keep_from
+        return torch.cat(codes)
