@@ -147,7 +147,7 @@ def speech():
 @pytest.mark.parametrize("chunk_seconds", [0.37, 1.3])
 @pytest.mark.parametrize("kind", ["music", "speech"])
 def test_streaming_encode_gives_every_whole_file_code(trained, speech, chunk_seconds, kind):
-    from wavtokenizer_hf.streaming import StreamingEncoder
+    from wavtokenizer_hf.long_audio import StreamingEncoder
 
     model, fast = trained
     audio = sustained_chord(12.0) if kind == "music" else speech
@@ -158,7 +158,7 @@ def test_streaming_encode_gives_every_whole_file_code(trained, speech, chunk_sec
 
 
 def test_streaming_encode_memory_does_not_grow_with_the_file(trained, monkeypatch):
-    from wavtokenizer_hf.streaming import StreamingEncoder
+    from wavtokenizer_hf.long_audio import StreamingEncoder
 
     _, fast = trained
     largest = []
@@ -176,7 +176,7 @@ def test_streaming_encode_memory_does_not_grow_with_the_file(trained, monkeypatc
 
 
 def test_long_inputs_take_the_streaming_path_from_codec_and_datasets(trained, monkeypatch, converted_dir):
-    from wavtokenizer_hf import streaming
+    from wavtokenizer_hf import long_audio as streaming
     from wavtokenizer_hf.codec import Codec
     from wavtokenizer_hf.default_codec import default_codec_dir
     from wavtokenizer_hf.tokenization import DatasetTokenizer
@@ -195,3 +195,55 @@ def test_long_inputs_take_the_streaming_path_from_codec_and_datasets(trained, mo
     mapped = DatasetTokenizer(default_codec_dir())({"audio": [audio.numpy(), audio[:24000].numpy()],
                                                    "sampling_rate": [24000, 24000]})
     assert len(calls) == 2 and (mapped["audio_codes"][0] == whole.numpy()).all()
+
+
+# --- long audio: exact decode in memory linear in the length -------------------------------------------------------
+
+@pytest.mark.parametrize("chunk_frames", [37, 400])
+def test_long_decode_is_within_1e_4_of_the_stock_decode(trained, speech, chunk_frames):
+    from wavtokenizer_hf.long_audio import decode_long
+
+    model, fast = trained
+    codes = fast.encode_list([speech])[0]
+    with torch.no_grad():
+        stock = model.decode(codes[None, None]).audio_values[0, 0]
+    audio = decode_long(fast, codes, chunk_frames=chunk_frames)
+    assert audio.shape == stock.shape and float((audio - stock).abs().max()) < 1e-4
+
+
+def test_long_decode_never_builds_a_frames_by_frames_attention_matrix(tmp_path):
+    """13 minutes of codes (60,000 frames): a frames x frames fp32 attention matrix alone would be 14.4 GB."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, torch
+from transformers import AutoModel
+from wavtokenizer_hf.default_codec import default_codec_dir
+from wavtokenizer_hf.inference import FastWavTokenizer
+from wavtokenizer_hf.long_audio import decode_long
+fast = FastWavTokenizer(AutoModel.from_pretrained(default_codec_dir()).eval())
+audio = decode_long(fast, torch.randint(0, 1024, (60000,), generator=torch.Generator().manual_seed(0)))
+print("RESULT", audio.numel(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    samples, peak_mb = map(int, result.stdout.split("RESULT")[1].split())
+    assert samples == 60000 * 320 and peak_mb < 3000
+
+
+def test_long_code_sequences_take_the_long_decode_from_codec(monkeypatch):
+    from wavtokenizer_hf import long_audio
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.default_codec import default_codec_dir
+
+    calls = []
+    real = long_audio.decode_long
+    monkeypatch.setattr("wavtokenizer_hf.codec.STREAMING_THRESHOLD_SECONDS", 2.0)
+    monkeypatch.setattr("wavtokenizer_hf.codec.decode_long", lambda fast, c: calls.append(c.numel()) or real(fast, c))
+    codec = Codec.from_pretrained(default_codec_dir())
+    codes = torch.randint(0, 1024, (1, 300), generator=torch.Generator().manual_seed(2))
+    audio = codec.decode(codes)
+    with torch.no_grad():
+        stock = codec.model.decode(codes[:, None]).audio_values[:, 0]
+    assert calls == [300] and float((audio - stock).abs().max()) < 1e-4

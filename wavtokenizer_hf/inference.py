@@ -316,7 +316,8 @@ class FastWavTokenizer:
 
     def _attention(self, x, mask, block) -> torch.Tensor:
         h = self._group_norm(x, mask, block.norm)
-        q, k, v = (conv(h).transpose(1, 2)[:, None] for conv in (block.q, block.k, block.v))  # (B, 1, F, C)
+        # contiguous (B, 1, F, C): the fused kernels need it; unmasked, CPU then takes the flash kernel (no F x F matrix)
+        q, k, v = (conv(h).transpose(1, 2)[:, None].contiguous() for conv in (block.q, block.k, block.v))
         key_mask = None if mask is None else mask.bool()[:, None]  # (B, 1, 1, F): padded frames never attended
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         return x + block.proj_out(out[:, 0].transpose(1, 2))

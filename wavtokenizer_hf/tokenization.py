@@ -112,7 +112,7 @@ class DatasetTokenizer:
 
     def encode_waveforms(self, waveforms: list[torch.Tensor], rank: int | None = None) -> list[np.ndarray]:
         """Encode mono waveforms at the model's rate; sorted by length, in batches of bounded total samples."""
-        from .streaming import STREAMING_THRESHOLD_SECONDS, StreamingEncoder
+        from .long_audio import STREAMING_THRESHOLD_SECONDS, StreamingEncoder
 
         fast = self._fast(rank)
         dtype = np.int16 if fast.config.codebook_size <= 2**15 else np.int32

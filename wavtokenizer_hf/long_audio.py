@@ -79,3 +79,54 @@ class StreamingEncoder:
             keep_from = done - self.left  # the left context the next window needs
             held, held_start = held[:, keep_from - held_start:], keep_from
         return torch.cat(codes)
+
+
+# --- decode -----------------------------------------------------------------------------------------------------
+DEFAULT_DECODE_CHUNK_FRAMES = 1500  # 20 s at 75 frames/s
+
+
+@torch.inference_mode()
+def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int = 0,
+                chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES) -> torch.Tensor:
+    """Exact whole-sequence decode of a long 1-D code sequence in memory linear in its length (never quadratic).
+
+    The decoder's global parts run over the whole sequence: its GroupNorms with their statistics over all frames,
+    its attention through a flash kernel (no frames x frames matrix; a backend that would build one is refused).
+    Everything after them is local: the ConvNeXt blocks (each sees 3 frames either side), the per-frame head and the
+    iSTFT overlap-add run chunk by chunk with enough context frames, added into one output buffer."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model, device = fast.model, fast.device
+    backbone, head = model.backbone, model.head
+    codes = codes.to(device).long().reshape(1, -1)
+    total = codes.shape[-1]
+    condition = torch.tensor([bandwidth_id], device=device)
+    x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        for layer in backbone.pos_net:
+            name = type(layer).__name__
+            if name == "WavTokenizerVocosResnetBlock":
+                x = fast._resnet(x, None, layer)
+            elif name == "WavTokenizerVocosAttention":
+                x = fast._attention(x, None, layer)
+            else:
+                x = fast._group_norm(x, None, layer)
+    context = sum((block.dwconv.kernel_size[0] - 1) // 2 for block in backbone.convnext)
+    hop, n_fft, padding = head.hop_length, head.n_fft, head.padding
+    out = torch.zeros((total - 1) * hop + n_fft, device=device)
+    window = head.window.to(device)
+    for first in range(0, total, chunk_frames):
+        last = min(total, first + chunk_frames)
+        start, end = max(0, first - context), min(total, last + context)
+        h = backbone.norm(x[:, :, start:end].transpose(1, 2), condition).transpose(1, 2)
+        for block in backbone.convnext:
+            h = block(h, condition)
+        hidden = backbone.final_layer_norm(h.transpose(1, 2))[:, first - start: first - start + last - first]
+        magnitude, phase = head.linear(hidden).float().chunk(2, dim=-1)
+        spectrum = torch.polar(torch.exp(magnitude).clamp(max=1e2), phase)
+        frames = torch.fft.irfft(spectrum, n_fft, dim=-1, norm="backward")[0] * window  # (chunk, n_fft)
+        size = (last - first - 1) * hop + n_fft
+        folded = F.fold(frames.t()[None], output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop))
+        out[first * hop: first * hop + size] += folded.reshape(-1)
+    audio = out[padding: -padding]
+    return (audio / fast._envelope(total, device)).cpu()

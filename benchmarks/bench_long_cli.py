@@ -1,0 +1,107 @@
+"""Long files through the CLI (encode, decode, reconstruct): wall time, x real time and peak resident memory of each
+command (`/usr/bin/time -v`), and the streaming encoder's code agreement with whole-file encoding on speech and on
+music-like audio.
+
+  python benchmarks/bench_long_cli.py --model wavtokenizer_hf/default_codec --minutes 60 \
+      --speech ../shared/data/real_speech/cmu_arctic --out benchmarks/results_long_cli.json
+  python benchmarks/bench_long_cli.py --full-size --minutes 20 ...   # a full-size 75 tokens/s model, random weights
+"""
+
+import argparse
+import json
+import math
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import transformers
+from transformers import AutoModel, WavTokenizerConfig, WavTokenizerModel
+
+from wavtokenizer_hf.evaluation import load_test_set
+from wavtokenizer_hf.inference import FastWavTokenizer, encode_windowed
+from wavtokenizer_hf.long_audio import StreamingEncoder
+
+RATE = 24000
+
+
+def music_like(seconds: float) -> torch.Tensor:
+    """Held chords with tremolo, changing every 4 s: where an LSTM carries state for long."""
+    t = torch.arange(int(seconds * RATE)) / RATE
+    roots = torch.tensor([220.0, 196.0, 174.6, 246.9])[(t // 4).long() % 4]
+    chord = sum(0.1 * torch.sin(2 * math.pi * roots * ratio * t) for ratio in (1.0, 1.26, 1.5))
+    return chord * (1 + 0.3 * torch.sin(2 * math.pi * 0.2 * t)) + 0.003 * torch.randn(t.shape)
+
+
+def timed(command: list[str]) -> dict:
+    start = time.perf_counter()
+    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak_kb / 2**20, 2)}
+
+
+def agreement(fast: FastWavTokenizer, audio: torch.Tensor) -> dict:
+    whole = fast.encode_list([audio])[0]
+    streamed = StreamingEncoder(fast).encode(audio)
+    windowed = encode_windowed(fast, audio, 30.0, 2.0)
+    return {"seconds": round(audio.numel() / RATE, 1), "frames": whole.numel(),
+            "streaming_equal_to_whole": float((streamed == whole).float().mean()),
+            "windowed_30s_2s_equal_to_whole": float((windowed == whole).float().mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("wavtokenizer"))
+    parser.add_argument("--full-size", action="store_true", help="a full-size 75 tokens/s model with random weights")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--speech", type=Path, required=True, help="a folder of speech recordings to loop")
+    parser.add_argument("--agreement-seconds", type=float, default=180.0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="long_cli_"))
+    model_dir = args.model
+    if args.full_size:
+        model_dir = work / "full75"
+        WavTokenizerModel(WavTokenizerConfig()).eval().save_pretrained(model_dir)
+    fast = FastWavTokenizer(AutoModel.from_pretrained(model_dir).eval())
+    speech = torch.cat([u.waveform for u in load_test_set(args.speech)])
+    result = {"model": "full-size 75 tokens/s, random weights" if args.full_size else str(args.model),
+              "device": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+              "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+              "agreement": {"speech": agreement(fast, speech.repeat(math.ceil(args.agreement_seconds * RATE
+                                                                                / speech.numel()))
+                                                [: int(args.agreement_seconds * RATE)]),
+                            "music": agreement(fast, music_like(args.agreement_seconds))}}
+    print(json.dumps(result["agreement"]), flush=True)
+    # the long file: speech and music-like audio alternating in 5-minute blocks
+    block = 5 * 60 * RATE
+    pieces, total = [], int(args.minutes * 60 * RATE)
+    while sum(p.numel() for p in pieces) < total:
+        source = speech if len(pieces) % 2 == 0 else music_like(300.0)
+        pieces.append(source.repeat(math.ceil(block / source.numel()))[:block])
+    long_file, codes_file, back = work / "long.wav", work / "long.codes.safetensors", work / "back.wav"
+    sf.write(long_file, torch.cat(pieces)[:total].clamp(-1, 1).numpy(), RATE, subtype="PCM_16")
+    del pieces
+    cli = [sys.executable, "-m", "wavtokenizer_hf.cli"]
+    seconds = args.minutes * 60
+    result["cli"] = {"minutes": args.minutes}
+    for name, command in (("encode", [*cli, "encode", str(long_file), str(codes_file)]),
+                          ("decode", [*cli, "decode", str(codes_file), str(back)]),
+                          ("reconstruct", [*cli, "reconstruct", str(long_file), str(work / "rec.wav")])):
+        row = timed([*command, "--model", str(model_dir)])
+        row["x_real_time"] = round(seconds / row["seconds"], 1)
+        result["cli"][name] = row
+        print(name, json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
