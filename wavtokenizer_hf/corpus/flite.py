@@ -14,11 +14,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ..errors import WavTokenizerError
 
@@ -91,7 +91,14 @@ def synthesize(text: str, voice: str, stretch: float = 1.0) -> FliteSpeech:
     with tempfile.TemporaryDirectory() as tmp:
         wav = os.path.join(tmp, "out.wav")
         segments = _run(text, voice, wav, stretch)
-        audio, rate = sf.read(wav, dtype="int16")
+        # the standard library's reader, not soundfile: this runs in forked pool workers, and a fork taken while
+        # the parent holds libsndfile's lock (it writes FLAC meanwhile) would wait on that lock forever
+        with wave.open(wav, "rb") as handle:
+            if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+                raise WavTokenizerError(f"flite wrote {handle.getnchannels()} channel(s) of "
+                                        f"{8 * handle.getsampwidth()}-bit audio; expected 16-bit mono")
+            rate = handle.getframerate()
+            audio = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").copy()
     duration = len(audio) / rate
     phones, start = [], 0.0
     for name, end in segments:
