@@ -34,11 +34,12 @@ lock:
 	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o $(LOCK)
 
-# Optional system packages for the corpus (Debian/Ubuntu): natural voices (flite) and General MIDI music
+# Optional system packages for the corpus (Debian/Ubuntu): natural voices (flite; festival's HTS slt for the test
+# split) and General MIDI music
 # (fluidsynth with the FluidR3_GM soundfont). The corpus and the demo build without them.
 corpus-extras:
 	@command -v apt-get >/dev/null || { echo "corpus-extras: apt-get not found; install flite, fluidsynth and a General MIDI soundfont with your package manager"; exit 1; }
-	$(SUDO) apt-get install -y flite fluidsynth fluid-soundfont-gm
+	$(SUDO) apt-get install -y flite festival festvox-us-slt-hts fluidsynth fluid-soundfont-gm
 
 clean:
 	rm -rf $(VENV) runs wavtokenizer

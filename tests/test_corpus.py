@@ -6,7 +6,7 @@ import pytest
 from datasets import load_from_disk
 
 from wavtokenizer_hf.corpus import build_corpus, plan_corpus, read_audio_column
-from wavtokenizer_hf.corpus import flite, gm_music
+from wavtokenizer_hf.corpus import festival, flite, gm_music
 from wavtokenizer_hf.corpus.builder import FLITE_TEST_VOICE, TEST_VOICE
 from wavtokenizer_hf.errors import WavTokenizerError
 
@@ -43,9 +43,10 @@ def test_test_split_is_held_out(corpus):
     dataset = load_from_disk(str(corpus))
     test_speech = [r for r in dataset["test"] if r["kind"] == "speech"]
     seen_voices = {r["voice"] for s in ("train", "validation") for r in dataset[s] if r["kind"] == "speech"}
-    if FLITE_TEST_VOICE in flite.installed_voices():  # a natural test voice, unheard in training
-        assert test_speech and {r["voice"] for r in test_speech} == {f"flite:{FLITE_TEST_VOICE}"}
-        assert not any(FLITE_TEST_VOICE in v for v in seen_voices)
+    if FLITE_TEST_VOICE in flite.installed_voices():  # a natural test speaker, unheard in training
+        expected = {f"flite:{FLITE_TEST_VOICE}"} | ({f"festival:{festival.VOICE}"} if festival.available() else set())
+        assert test_speech and {r["voice"] for r in test_speech} == expected
+        assert not any("slt" in v for v in seen_voices)
     else:
         assert test_speech and {r["voice"] for r in test_speech} == {TEST_VOICE}
         accent, variant = TEST_VOICE.split("+")
@@ -71,6 +72,9 @@ def test_plan_scales_to_twenty_hours():
 
 
 def test_plan_with_natural_voices_holds_one_out_for_the_test_split():
+    both = [i.voice for i in plan_corpus(2.0, seed=0, natural_voices=("awb", "rms", "slt", "festival:slt_hts"))
+            if i.kind == "speech" and i.split == "test"]
+    assert set(both) == {"flite:slt", "festival:slt_hts"} and abs(both.count("flite:slt") - len(both) / 2) <= 1
     items = [i for i in plan_corpus(2.0, seed=0, natural_voices=("awb", "rms", "slt")) if i.kind == "speech"]
     test = {i.voice for i in items if i.split == "test"}
     train = [i.voice for i in items if i.split != "test"]
@@ -150,3 +154,18 @@ def test_a_sentence_flite_cannot_time_falls_back_to_an_espeak_voice(monkeypatch)
                         rate=170, pitch=50, pitch_range=50, seed=11)
     audio, rate, words, phones, voice = builder._synthesize_speech(item)
     assert not voice.startswith("flite:") and "+" in voice and len(audio) > 0 and words[0]["word"].lower() == "hello"
+
+
+@pytest.mark.skipif(not festival.available(), reason="festival or festvox-us-slt-hts not installed (make corpus-extras)")
+def test_festival_timings_cover_the_audio_and_name_the_words():
+    from wavtokenizer_hf.corpus.text import normalize_words
+
+    text = '"Well," said Mrs. Bennet, "I hope you have not been disappointed by the weather."'
+    spoken = festival.synthesize(text, stretch=1.1)
+    phones, words = spoken.phones, spoken.words
+    assert phones[0]["start"] == 0 and abs(phones[-1]["end"] - len(spoken.audio) / spoken.sampling_rate) < 1e-3
+    assert all(a["end"] == b["start"] for a, b in zip(phones, phones[1:]))
+    assert [w["word"] for w in words] == normalize_words(text)
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
+    inside = [p for p in phones if p["phone"] != "sil"]
+    assert words[0]["start"] == inside[0]["start"] and words[-1]["end"] == inside[-1]["end"]

@@ -3,7 +3,8 @@
 
 Speech backends: espeak-ng (always; a formant synthesiser) and, where Debian's `flite` is installed, its
 statistical voices built from real recordings (`corpus/flite.py`): then half of the training and validation
-utterances use `awb` or `rms`, and the test split uses `slt`, a natural voice no other split has. Without flite the
+utterances use `awb` or `rms`, and the test split uses `slt`, a natural voice no other split has (with Festival's
+HTS voice of the same speaker, `corpus/festival.py`, where installed: the test items alternate between the two). Without flite the
 test voice is an espeak accent and variant no other split has. The test split's sentences are disjoint from the
 others' (by a hash of the text). Everything is derived from `seed` and the backends found (recorded in the
 summary), so two builds on one machine are identical; synthesis runs in parallel, one fresh process per utterance
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..audio_io import resample
 from ..errors import WavTokenizerError
-from . import espeak, flite, gm_music, nonspeech
+from . import espeak, festival, flite, gm_music, nonspeech
 from .text import load_sentence_pools, normalize_words
 
 SAMPLING_RATE = 24000
@@ -65,9 +66,11 @@ class Item:
 
 def plan_corpus(hours: float, seed: int = 0, natural_voices: tuple[str, ...] = ()) -> list[Item]:
     """Deterministic list of what to synthesise for `hours` of audio in total; `natural_voices`: the flite voices
-    installed (see module docstring)."""
+    installed, plus `festival:slt_hts` where Festival's HTS voice is (see module docstring)."""
     train_flite = [v for v in FLITE_TRAIN_VOICES if v in natural_voices]
-    test_voice = f"flite:{FLITE_TEST_VOICE}" if FLITE_TEST_VOICE in natural_voices else TEST_VOICE
+    test_voices = ([f"flite:{FLITE_TEST_VOICE}"] if FLITE_TEST_VOICE in natural_voices else []) + (
+        [f"festival:{festival.VOICE}"] if f"festival:{festival.VOICE}" in natural_voices else [])
+    test_voices = test_voices or [TEST_VOICE]
     if not hours > 0:
         raise WavTokenizerError(f"--hours must be positive, got {hours}")
     rng = random.Random(seed)
@@ -83,7 +86,7 @@ def plan_corpus(hours: float, seed: int = 0, natural_voices: tuple[str, ...] = (
         while planned < speech_target:  # past the pool's end, sentences come again with other voices
             sentence = pool[index % len(pool)]
             if split == "test":
-                voice = test_voice
+                voice = test_voices[index % len(test_voices)]
             else:
                 voice = f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
                 if train_flite and rng.random() < NATURAL_SHARE:
@@ -113,9 +116,11 @@ def _synthesize_speech(item: Item) -> tuple[np.ndarray, int, list[dict], list[di
     """Runs in a fresh worker process (see module docstring). Returns the voice actually used: a sentence whose
     flite phones cannot be split into its words falls back to an espeak voice chosen from the item's seed."""
     voice = item.voice
-    if voice.startswith("flite:"):
+    if voice.startswith(("flite:", "festival:")):
         try:
-            spoken = flite.synthesize(item.text, voice.split(":", 1)[1], FLITE_REFERENCE_RATE / item.rate)
+            stretch = FLITE_REFERENCE_RATE / item.rate
+            spoken = (flite.synthesize(item.text, voice.split(":", 1)[1], stretch) if voice.startswith("flite:")
+                      else festival.synthesize(item.text, stretch))
             return spoken.audio, spoken.sampling_rate, spoken.words, spoken.phones, voice
         except WavTokenizerError:
             rng = random.Random(item.seed)
@@ -178,6 +183,8 @@ def find_backends(natural: bool = True) -> dict[str, str]:
     backends = {"espeak-ng": espeak.version()}
     if natural and flite.available() and flite.installed_voices():
         backends["flite"] = f"{flite.version()} ({', '.join(flite.installed_voices())})"
+    if natural and festival.available():
+        backends["festival"] = f"festival with {festival.VOICE_DIR.name}"
     if natural and gm_music.available():
         backends["fluidsynth"] = f"General MIDI soundfont {gm_music.SOUNDFONT.name}"
     return backends
@@ -191,23 +198,26 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
 
     backends = find_backends(natural)
     start = time.perf_counter()
-    items = plan_corpus(hours, seed, tuple(flite.installed_voices()) if "flite" in backends else ())
+    natural_voices = (tuple(flite.installed_voices()) if "flite" in backends else ()) + (
+        (f"festival:{festival.VOICE}",) if "festival" in backends else ())
+    items = plan_corpus(hours, seed, natural_voices)
     speech = [item for item in items if item.kind == "speech"]
     jobs = jobs or max(1, multiprocessing.cpu_count())
     context = multiprocessing.get_context("fork")
     sources = {"espeak": f"espeak-ng {backends['espeak-ng']} (espeakng-loader, GPL-3+ program, output unrestricted), "
                          "Jane Austen sentences (public domain)",
-               "flite": f"{flite.LICENCE}; Jane Austen sentences (public domain)"}
+               "flite": f"{flite.LICENCE}; Jane Austen sentences (public domain)",
+               "festival": f"{festival.LICENCE}; Jane Austen sentences (public domain)"}
     rows: dict[str, list[dict]] = {split: [] for split in SPLIT_HOURS_SHARE}
-    used: dict[str, int] = {"espeak-ng": 0, "flite": 0}
+    used: dict[str, int] = {"espeak-ng": 0, "flite": 0, "festival": 0}
     with context.Pool(jobs, maxtasksperchild=1) as pool:
         results = pool.imap(_synthesize_speech, speech, chunksize=1)
         for item, (audio, rate, words, phones, voice) in tqdm(zip(speech, results), total=len(speech), desc="speech",
                                                               unit="utt"):
             wave = resample(torch.from_numpy(audio.astype(np.float32) / 32768.0)[None], rate, SAMPLING_RATE)[0].numpy()
             floor = np.random.default_rng(item.seed).normal(0.0, 10 ** (NOISE_FLOOR_DBFS / 20), wave.shape)
-            backend = "flite" if voice.startswith("flite:") else "espeak"
-            used["flite" if backend == "flite" else "espeak-ng"] += 1
+            backend = voice.split(":", 1)[0] if ":" in voice else "espeak"
+            used["espeak-ng" if backend == "espeak" else backend] += 1
             item.voice = voice
             rows[item.split].append(_row(item, wave + floor.astype(np.float32), words, phones, sources[backend]))
     music = 0
@@ -240,7 +250,7 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
             }
             for split, split_rows in rows.items()
         },
-        "test_voice": rows["test"][0]["voice"] if rows["test"] and rows["test"][0]["voice"] else TEST_VOICE,
+        "test_voice": ", ".join(sorted({r["voice"] for r in rows["test"] if r["voice"]})) or TEST_VOICE,
         "backends_found": backends,
         "items_by_backend": used,
     }
@@ -266,7 +276,7 @@ def corpus_card(summary: dict) -> str:
         lines.append(f"| {split} | {info['items']} | {info['speech_items']} | {info['minutes']} | {len(info['voices'])} |")
     lines += [
         "",
-        f"The test split uses sentences and a voice (`{summary['test_voice']}`) that appear in no other split.",
+        f"The test split uses sentences and a speaker (`{summary['test_voice']}`) that appear in no other split.",
         "Speech backends found: " + ", ".join(f"{k} {v}" for k, v in summary["backends_found"].items())
         + "; items per backend: " + ", ".join(f"{k} {v}" for k, v in summary["items_by_backend"].items())
         + ".",
