@@ -207,11 +207,12 @@ def test_a_degenerate_output_scores_below_a_real_codec_on_every_headline_metric_
                                                                                              degenerate):
     codec = degenerate_results["codecs"]["default codec"]["summary"]
     bad = degenerate_results["codecs"][degenerate]["summary"]
-    if bad["flagged"] == 1.0:  # every output flagged: its scores are not taken at face value
-        return
-    for key, better in HEADLINE.items():
-        assert bad[key] is not None and codec[key] is not None, key
-        assert better(bad[key], codec[key]) == codec[key] and bad[key] != codec[key], (key, bad[key], codec[key])
+    for key in ("stoi", "mel_distance", "cer"):  # the reference-based scores rank it last whatever the flags say
+        assert HEADLINE[key](bad[key], codec[key]) == codec[key] and bad[key] != codec[key], (key, bad[key], codec[key])
+    worse = {key for key, better in HEADLINE.items() if bad[key] is not None and codec[key] is not None
+             and better(bad[key], codec[key]) == codec[key] and bad[key] != codec[key]}
+    # where it ties or wins (pitch of a codec that has none, a no-reference MOS), every output is flagged
+    assert worse == set(HEADLINE) or bad["flagged"] == 1.0, (HEADLINE.keys() - worse, bad["flagged"])
 
 
 def test_each_degenerate_carries_the_flag_that_explains_it(degenerate_results):
@@ -224,7 +225,7 @@ def test_each_degenerate_carries_the_flag_that_explains_it(degenerate_results):
 def test_a_silent_output_counts_as_pitch_errors_not_as_missing(degenerate_results):
     silence = degenerate_results["codecs"]["silence"]["summary"]
     assert silence["f0_gross_error"] == 1.0 and silence["vuv_f1"] == 0.0 and silence["vuv_mcc"] == 0.0
-    assert silence["wer"] == 1.0 and silence["cer"] == 1.0
+    assert silence["wer"] >= 0.9 and silence["cer"] >= 0.9  # nothing recognised (a stray "you" at most)
     if has("pesq"):  # PESQ cannot score silence: n/a with its reason, not an abort of the evaluation
         row = degenerate_results["codecs"]["silence"]["per_utterance"][0]
         assert silence["pesq_wb"] is None and silence["n_a"]["pesq_wb"] == 1 and "PESQ failed" in row["notes"][0]

@@ -254,6 +254,22 @@ def test_a_nan_batch_leaves_weights_and_codebook_unchanged(small_corpus, tmp_pat
     assert int(codebook_state(trainer)["updates"]) == int(book["updates"]) + 1
 
 
+def test_with_accumulation_a_nan_last_micro_batch_skips_the_whole_step(small_corpus, tmp_path):
+    """The earlier micro-batch's gradients and codebook statistics must not leak into the next step."""
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "optim.grad_accum=2"), tmp_path)
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
+    batches = iter(trainer.loader)
+    trainer.train_step(next(batches))  # finite, accumulated
+    poisoned = next(batches)
+    poisoned[0, :50] = float("nan")
+    trainer.train_step(poisoned)  # the step's last micro-batch: the whole step is skipped
+    assert all(torch.equal(a, b) for a, b in zip(weights, generator.parameters()))
+    assert all(p.grad is None for p in generator.parameters())
+    assert all(torch.equal(book[k], v) for k, v in codebook_state(trainer).items())
+    assert all(p.grad is None for m in trainer.trained_discriminators for p in m.parameters())
+
+
 def test_a_generator_that_stays_non_finite_aborts_even_while_the_discriminators_are_finite(small_corpus, tmp_path,
                                                                                           monkeypatch):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "run.max_consecutive_nonfinite=3"),

@@ -67,8 +67,6 @@ class StreamingEncoder:
             out, state = self.lstm(seq, state)
             held = torch.cat([held, (out + seq)[:, 0].t()], dim=1)
             ready = total if last == total else last - self.right  # frames whose right context has arrived
-            if ready <= done:
-                continue
             window = F.elu(held)
             pad_left = self.left if done == 0 else 0
             pad_right = self.right if ready == total else 0
@@ -91,7 +89,8 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     """Exact whole-sequence decode of a long 1-D code sequence in memory linear in its length (never quadratic).
 
     The decoder's global parts run over the whole sequence: its GroupNorms with their statistics over all frames,
-    its attention through a flash kernel (no frames x frames matrix; a backend that would build one is refused).
+    its attention through a fused kernel (flash, or memory-efficient on GPUs in fp32; no frames x frames matrix: the
+    backend that would build one is refused).
     Everything after them is local: the ConvNeXt blocks (each sees 3 frames either side), the per-frame head and the
     iSTFT overlap-add run chunk by chunk with enough context frames, added into one output buffer."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -102,7 +101,7 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     total = codes.shape[-1]
     condition = torch.tensor([bandwidth_id], device=device)
     x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
         for layer in backbone.pos_net:
             name = type(layer).__name__
             if name == "WavTokenizerVocosResnetBlock":

@@ -102,6 +102,10 @@ class DatasetTokenizer:
         return json.loads((Path(self.model_dir) / "config.json").read_text())
 
     @property
+    def codebook_size(self) -> int:
+        return int(self._config()["codebook_size"])
+
+    @property
     def model_rate(self) -> int:
         return int(self._config()["sampling_rate"])
 
@@ -220,14 +224,16 @@ def shard_plan(ids: list[str], items: range, rows_per_part: int, num_shards: int
     """What a shard is made of: a rerun must find the same plan, or its finished parts would not fit."""
     digest = hashlib.sha256("\n".join(ids[i] for i in items).encode()).hexdigest()
     return {"num_shards": num_shards, "shard_index": shard_index, "items": len(items), "rows_per_part": rows_per_part,
-            "input_fingerprint": digest, "model": str(model_dir)}
+            "input_fingerprint": digest, "model": str(Path(model_dir).resolve())}
 
 
-def codes_table(rows: dict[str, list]):
-    """A parquet table of one part; the codes column is int16 when every codebook fits, int32 otherwise."""
+def codes_table(rows: dict[str, list], wide: bool | None = None):
+    """A parquet table of one part; the codes column is int32 for codebooks above 32,768 entries (`wide`; by
+    default read off the codes' dtype), int16 otherwise, so every part of a shard has one schema."""
     import pyarrow as pa
 
-    wide = any(np.asarray(c).dtype.itemsize > 2 for c in rows["audio_codes"])
+    if wide is None:
+        wide = any(np.asarray(c).dtype.itemsize > 2 for c in rows["audio_codes"])
     return pa.table({
         "id": pa.array(rows["id"], pa.string()),
         "audio_codes": pa.array([np.asarray(c).tolist() for c in rows["audio_codes"]],
@@ -302,11 +308,11 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
             progress.update(len(chunk))
             hours_per_second = audio_seconds / 3600 / max(time.perf_counter() - start, 1e-9)
             progress.set_postfix(audio_h_per_s=f"{hours_per_second:.4f}")
-        with atomic_path(path) as tmp:
-            pq.write_table(codes_table(rows), tmp)
-        skipped_file = directory / f".part-{number:05d}.skipped.json"  # this part's skips, kept for a rerun
+        skipped_file = directory / f".part-{number:05d}.skipped.json"  # this part's skips, before the part itself
         with atomic_path(skipped_file, overwrite=True) as tmp:
             tmp.write_text(json.dumps([s for s in skipped if s["id"] in {ids[i] for i in part}]))
+        with atomic_path(path) as tmp:
+            pq.write_table(codes_table(rows, wide=tokenizer.codebook_size > 2**15), tmp)
         done += 1
     progress.close()
     all_skipped = []

@@ -51,7 +51,10 @@ def installed_voices() -> list[str]:
     """The training-usable voices this flite offers (a subset of VOICES)."""
     if not available():
         return []
-    listing = subprocess.run(["flite", "-lv"], capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(["flite", "-lv"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return []
+    listing = result.stdout
     offered = set(listing.split(":", 1)[-1].split())
     return [voice for voice in VOICES if voice in offered]
 

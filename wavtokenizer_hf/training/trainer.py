@@ -155,6 +155,13 @@ class Trainer:
         self.lock = OutputLock(self.out_dir, "codec training run")
         if self.accelerator.is_main_process:
             self.lock.acquire()
+        try:
+            self._build(cfg, init_from, discriminators_from)
+        except BaseException:
+            self.lock.release()  # a failed start (bad checkpoint, bad data) leaves the folder free
+            raise
+
+    def _build(self, cfg: TrainConfig, init_from: str | None, discriminators_from: str | None) -> None:
         torch.manual_seed(cfg.run.seed)
         random.seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
@@ -310,6 +317,8 @@ class Trainer:
                     self._clip([p for m in self.trained_discriminators for p in m.parameters()])
                     self.opt_d.step()
                     self.opt_d.zero_grad(set_to_none=True)
+                elif self.accelerator.sync_gradients:  # a skipped step: no micro-batch's gradient reaches the next
+                    self.opt_d.zero_grad(set_to_none=True)
                 logs["d_loss"] = d_loss.item()
 
             mel = self.mel_loss(fake, audio)
@@ -338,6 +347,9 @@ class Trainer:
                 self.opt_g.zero_grad(set_to_none=True)
                 if quantize:
                     quantizer.accumulate(out.latents, out.audio_codes)
+            elif self.accelerator.sync_gradients:  # the optimiser skips this step: so do the codebook and the
+                self.opt_g.zero_grad(set_to_none=True)  # gradients of its earlier micro-batches
+                quantizer.discard_accumulated()
             if gan:
                 for module in self.trained_discriminators:
                     module.requires_grad_(True)
