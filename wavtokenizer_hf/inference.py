@@ -322,6 +322,19 @@ class FastWavTokenizer:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         return x + block.proj_out(out[:, 0].transpose(1, 2))
 
+    def _pos_net(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The decoder's positional network (ResNet blocks, attention, GroupNorm): its global part."""
+        for layer in self.model.backbone.pos_net:
+            name = type(layer).__name__
+            if name == "WavTokenizerVocosResnetBlock":
+                x = self._resnet(x, mask, layer)
+            elif name == "WavTokenizerVocosAttention":
+                x = self._attention(x, mask, layer)
+            else:
+                x = self._group_norm(x, mask, layer)
+            x = self._masked(x, mask)
+        return x
+
     def _envelope(self, frames: int, device) -> torch.Tensor:
         head = self.model.head
         window_sq = head.window.square().to(device)
@@ -346,16 +359,7 @@ class FastWavTokenizer:
         features = self._masked(F.embedding(codes.clamp(min=0), self.embed).transpose(1, 2), mask)
         backbone, head = self.model.backbone, self.model.head
         condition = torch.tensor([bandwidth_id], device=self.device)
-        x = self._masked(backbone.embed(features), mask)
-        for layer in backbone.pos_net:
-            name = type(layer).__name__
-            if name == "WavTokenizerVocosResnetBlock":
-                x = self._resnet(x, mask, layer)
-            elif name == "WavTokenizerVocosAttention":
-                x = self._attention(x, mask, layer)
-            else:
-                x = self._group_norm(x, mask, layer)
-            x = self._masked(x, mask)
+        x = self._pos_net(self._masked(backbone.embed(features), mask), mask)
         x = backbone.norm(x.transpose(1, 2), condition).transpose(1, 2)
         for block in backbone.convnext:
             x = block(self._masked(x, mask), condition)

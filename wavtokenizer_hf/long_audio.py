@@ -102,14 +102,7 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     condition = torch.tensor([bandwidth_id], device=device)
     x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-        for layer in backbone.pos_net:
-            name = type(layer).__name__
-            if name == "WavTokenizerVocosResnetBlock":
-                x = fast._resnet(x, None, layer)
-            elif name == "WavTokenizerVocosAttention":
-                x = fast._attention(x, None, layer)
-            else:
-                x = fast._group_norm(x, None, layer)
+        x = fast._pos_net(x, None)
     context = sum((block.dwconv.kernel_size[0] - 1) // 2 for block in backbone.convnext)
     hop, n_fft, padding = head.hop_length, head.n_fft, head.padding
     out = torch.zeros((total - 1) * hop + n_fft, device=device)
