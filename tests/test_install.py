@@ -168,3 +168,16 @@ def test_wheel_works_in_a_fresh_venv_without_the_checkout(wheel, tmp_path):
     assert int(stock.stdout.split("FRAMES")[1]) == 75
     back, rate = __import__("soundfile").read(work / "back.wav")
     assert rate == 24000 and abs(len(back) - 24000) <= 320
+
+
+def test_the_codec_package_imports_nothing_from_lm():
+    """wavtokenizer_hf is usable without the LM package; lm builds on it, never the reverse."""
+    import ast
+
+    offenders = []
+    for path in (ROOT / "wavtokenizer_hf").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] == "lm"]
+    assert not offenders
