@@ -5,6 +5,8 @@ music-like audio.
   python benchmarks/bench_long_cli.py --model wavtokenizer_hf/default_codec --minutes 60 \
       --speech ../shared/data/real_speech/cmu_arctic --out benchmarks/results_long_cli.json
   python benchmarks/bench_long_cli.py --full-size --minutes 20 ...   # a full-size 75 tokens/s model, random weights
+
+Each command runs in a fresh process; the work folder (a temporary directory) is removed at the end.
 """
 
 import argparse
@@ -65,11 +67,19 @@ def main() -> None:
     parser.add_argument("--agreement-seconds", type=float, default=180.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="long_cli_"))
+    with tempfile.TemporaryDirectory(prefix="long_cli_") as work:
+        run(args, Path(work))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     model_dir = args.model
     if args.full_size:
         model_dir = work / "full75"
-        WavTokenizerModel(WavTokenizerConfig()).eval().save_pretrained(model_dir)
+        torch.manual_seed(0)
+        full = WavTokenizerModel(WavTokenizerConfig(upsampling_ratios=[8, 5, 4, 2])).eval()  # full size, 75/s
+        with torch.no_grad():
+            full.encoder_model.quantizer.codebook.embed.normal_()  # codes spread over the codebook
+        full.save_pretrained(model_dir)
     fast = FastWavTokenizer(AutoModel.from_pretrained(model_dir).eval())
     speech = torch.cat([u.waveform for u in load_test_set(args.speech)])
     result = {"model": "full-size 75 tokens/s, random weights" if args.full_size else str(args.model),
@@ -94,13 +104,17 @@ def main() -> None:
     result["cli"] = {"minutes": args.minutes}
     for name, command in (("encode", [*cli, "encode", str(long_file), str(codes_file)]),
                           ("decode", [*cli, "decode", str(codes_file), str(back)]),
+                          ("decode --precision bf16",
+                           [*cli, "decode", str(codes_file), str(work / "back_bf16.wav"), "--precision", "bf16"]),
                           ("reconstruct", [*cli, "reconstruct", str(long_file), str(work / "rec.wav")])):
         row = timed([*command, "--model", str(model_dir)])
         row["x_real_time"] = round(seconds / row["seconds"], 1)
         result["cli"][name] = row
         print(name, json.dumps(row), flush=True)
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        tmp.replace(args.out)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ def _add_io(parser: argparse.ArgumentParser, what_in: str, what_out: str) -> Non
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="decoder arithmetic: fp32 (exact, default) or bf16 (faster where the CPU supports bf16, "
+                             "slightly different audio; see BENCHMARKS.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wavtokenizer", description="WavTokenizer codec tools (Hugging Face format).")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -48,11 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-rate", action="store_true", help="resample back to the encoded file's original rate")
     p.add_argument("--allow-other-model", action="store_true",
                    help="decode codes made by a different model with the same codebook size and framing")
+    _add_precision(p)
 
     p = sub.add_parser("reconstruct", help="audio -> codes -> audio (copy synthesis)")
     _add_io(p, "audio", "audio")
     p.add_argument("--keep-channels", action="store_true")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "ogg"], help="audio format for directory output")
+    _add_precision(p)
 
     p = sub.add_parser("init", help="place the default codec where stock transformers finds it (./wavtokenizer)")
     p.add_argument("directory", type=Path, nargs="?", default=Path("wavtokenizer"),
@@ -97,15 +105,16 @@ def _codec_jobs(args) -> None:
     def decode(src: Path, dst: Path) -> None:
         codes = AudioCodes.load(src)
         if args.source_rate:
-            audio, rate = codec.decode_to_source_rate(codes, args.allow_other_model), codes.source_sampling_rate
+            audio = codec.decode_to_source_rate(codes, args.allow_other_model, args.precision)
+            rate = codes.source_sampling_rate
         else:
-            audio, rate = codec.decode(codes, args.allow_other_model), codec.sampling_rate
+            audio, rate = codec.decode(codes, args.allow_other_model, args.precision), codec.sampling_rate
         write_audio(dst, audio, rate, overwrite=args.overwrite)
 
     def reconstruct(src: Path, dst: Path) -> None:
         waveform, rate = read_audio(src)
         codes = codec.encode(waveform, rate, keep_channels=args.keep_channels, what=str(src))
-        write_audio(dst, codec.decode_to_source_rate(codes), rate, overwrite=args.overwrite)
+        write_audio(dst, codec.decode_to_source_rate(codes, precision=args.precision), rate, overwrite=args.overwrite)
 
     is_codes = lambda p: p.name.endswith(CODES_SUFFIX)  # noqa: E731
     jobs = {

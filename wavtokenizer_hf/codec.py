@@ -18,7 +18,7 @@ from .audio_io import as_channels_first, resample
 from .codes_file import AudioCodes, check_codes
 from .convert import codebook_fingerprint, load_hf_state
 from .errors import WavTokenizerError
-from .inference import FastWavTokenizer
+from .inference import DECODE_PRECISIONS, FastWavTokenizer, decode_autocast
 from .long_audio import STREAMING_THRESHOLD_SECONDS, StreamingEncoder, decode_long
 
 MIN_FRAMES = 2
@@ -147,8 +147,13 @@ class Codec:
             )
 
     @torch.inference_mode()
-    def decode(self, codes: AudioCodes | torch.Tensor, allow_other_model: bool = False) -> torch.Tensor:
-        """Decode to `(channels, samples)` at the model's rate, trimmed to the original length when known."""
+    def decode(self, codes: AudioCodes | torch.Tensor, allow_other_model: bool = False,
+               precision: str = "fp32") -> torch.Tensor:
+        """Decode to `(channels, samples)` at the model's rate, trimmed to the original length when known.
+        `precision="bf16"` runs the decoder's matrix products in bf16 (faster on CPUs with bf16 support, not exact;
+        measured in BENCHMARKS.md); the default "fp32" is the stock model's decode."""
+        if precision not in DECODE_PRECISIONS:
+            raise WavTokenizerError(f"decode precision {precision!r}; accepted: {', '.join(DECODE_PRECISIONS)}")
         if isinstance(codes, AudioCodes):
             self.check_compatible(codes, allow_other_model)
             ids, length = codes.audio_codes, codes.num_samples
@@ -160,14 +165,17 @@ class Codec:
         if self.fast is not None and ids.shape[-1] > STREAMING_THRESHOLD_SECONDS * self.frame_rate:
             # long sequences: global parts over the whole sequence (flash attention, never frames x frames),
             # local parts chunk by chunk; within 1e-4 of the stock decode, in memory linear in the length
-            audio = torch.stack([decode_long(self.fast, channel) for channel in ids])
+            audio = torch.stack([decode_long(self.fast, channel, precision=precision) for channel in ids])
         else:
-            audio = self.model.decode(ids.unsqueeze(1).to(self.device)).audio_values[:, 0].float().cpu()
+            with decode_autocast(self.device, precision):
+                audio = self.model.decode(ids.unsqueeze(1).to(self.device)).audio_values[:, 0].float().cpu()
         return audio[:, :length] if length is not None else audio
 
-    def decode_to_source_rate(self, codes: AudioCodes, allow_other_model: bool = False) -> torch.Tensor:
+    def decode_to_source_rate(self, codes: AudioCodes, allow_other_model: bool = False,
+                              precision: str = "fp32") -> torch.Tensor:
         """Decode and resample back to the rate and length of the file that was encoded."""
-        audio = resample(self.decode(codes, allow_other_model), self.sampling_rate, codes.source_sampling_rate)
+        audio = resample(self.decode(codes, allow_other_model, precision), self.sampling_rate,
+                         codes.source_sampling_rate)
         audio = audio[:, : codes.source_num_samples]
         missing = codes.source_num_samples - audio.shape[-1]
         return torch.nn.functional.pad(audio, (0, missing)) if missing > 0 else audio

@@ -80,6 +80,18 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "bf16
               "fp16-all": torch.float16}
 
 
+DECODE_PRECISIONS = ("fp32", "bf16")
+
+
+def decode_autocast(device: torch.device, precision: str):
+    """The context a decode runs in: nothing for "fp32" (exact), bf16 autocast of the decoder's convolutions, linears
+    and attention for "bf16" (normalisation statistics, the head's exponent and the iSTFT stay fp32). Speed and quality
+    against fp32: `benchmarks/bench_decode_precision.py`."""
+    if precision not in DECODE_PRECISIONS:
+        raise ValueError(f"decode precision {precision!r}; accepted: {', '.join(DECODE_PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 class FastWavTokenizer:
     """Batched, padding-exact `encode` / `decode` using the weights of a stock `WavTokenizerModel`."""
 
@@ -293,6 +305,7 @@ class FastWavTokenizer:
     def _group_norm(x: torch.Tensor, mask: torch.Tensor | None, norm: nn.GroupNorm) -> torch.Tensor:
         if mask is None:  # nothing padded: the native kernel
             return norm(x)
+        x = x.float()  # statistics in fp32 under a bf16 decode too
         batch, channels, frames = x.shape
         groups = norm.num_groups
         grouped = x.view(batch, groups, -1, frames)
@@ -344,9 +357,11 @@ class FastWavTokenizer:
         return env[head.padding: -head.padding].clamp(min=1e-11)
 
     @torch.inference_mode()
-    def decode(self, codes: torch.Tensor, frames: torch.Tensor | None = None, bandwidth_id: int = 0) -> torch.Tensor:
+    def decode(self, codes: torch.Tensor, frames: torch.Tensor | None = None, bandwidth_id: int = 0,
+               precision: str = "fp32") -> torch.Tensor:
         """(B, F) codes (padding anything) and frame counts -> (B, F * hop) audio; each item as decoded alone
-        (samples past an item's `frames * hop` are zero)."""
+        (samples past an item's `frames * hop` are zero). `precision`: "fp32" (exact) or "bf16" (see
+        `decode_autocast`)."""
         codes = codes.to(self.device)
         batch, length = codes.shape
         if frames is None:
@@ -359,13 +374,13 @@ class FastWavTokenizer:
         features = self._masked(F.embedding(codes.clamp(min=0), self.embed).transpose(1, 2), mask)
         backbone, head = self.model.backbone, self.model.head
         condition = torch.tensor([bandwidth_id], device=self.device)
-        x = self._pos_net(self._masked(backbone.embed(features), mask), mask)
-        x = backbone.norm(x.transpose(1, 2), condition).transpose(1, 2)
-        for block in backbone.convnext:
-            x = block(self._masked(x, mask), condition)
-        hidden = backbone.final_layer_norm(x.transpose(1, 2))  # (B, F, C)
-
-        spec = head.linear(hidden)
+        with decode_autocast(self.device, precision):
+            x = self._pos_net(self._masked(backbone.embed(features), mask), mask)
+            x = backbone.norm(x.transpose(1, 2), condition).transpose(1, 2)
+            for block in backbone.convnext:
+                x = block(self._masked(x, mask), condition)
+            hidden = backbone.final_layer_norm(x.transpose(1, 2))  # (B, F, C)
+            spec = head.linear(hidden)
         magnitude, phase = spec.float().chunk(2, dim=-1)
         complex_spec = torch.polar(torch.exp(magnitude).clamp(max=1e2), phase)
         time_frames = torch.fft.irfft(complex_spec, head.n_fft, dim=-1, norm="backward").transpose(1, 2)
@@ -382,13 +397,13 @@ class FastWavTokenizer:
             out[i, :samples] = audio[i, :samples] / envelopes[n][:samples]
         return out
 
-    def decode_list(self, code_sequences: list[torch.Tensor]) -> list[torch.Tensor]:
+    def decode_list(self, code_sequences: list[torch.Tensor], precision: str = "fp32") -> list[torch.Tensor]:
         """Decode 1-D code sequences of any lengths as one padded batch; each result equals decoding it alone."""
         frames = torch.tensor([c.shape[-1] for c in code_sequences])
         batch = torch.zeros(len(code_sequences), int(frames.max()), dtype=torch.long)
         for i, c in enumerate(code_sequences):
             batch[i, : c.shape[-1]] = c
-        audio = self.decode(batch, frames)
+        audio = self.decode(batch, frames, precision=precision)
         return [audio[i, : frames[i] * self.hop_length].cpu() for i in range(len(code_sequences))]
 
 

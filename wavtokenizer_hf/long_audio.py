@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .inference import FastWavTokenizer, _Conv
+from .inference import FastWavTokenizer, _Conv, decode_autocast
 
 DEFAULT_CHUNK_SECONDS = 20.0
 # inputs longer than this go through the streaming path in Codec.encode, the CLI and DatasetTokenizer
@@ -85,14 +85,15 @@ DEFAULT_DECODE_CHUNK_FRAMES = 1500  # 20 s at 75 frames/s
 
 @torch.inference_mode()
 def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int = 0,
-                chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES) -> torch.Tensor:
+                chunk_frames: int = DEFAULT_DECODE_CHUNK_FRAMES, precision: str = "fp32") -> torch.Tensor:
     """Exact whole-sequence decode of a long 1-D code sequence in memory linear in its length (never quadratic).
 
     The decoder's global parts run over the whole sequence: its GroupNorms with their statistics over all frames,
     its attention through a fused kernel (flash, or memory-efficient on GPUs in fp32; no frames x frames matrix: the
     backend that would build one is refused).
     Everything after them is local: the ConvNeXt blocks (each sees 3 frames either side), the per-frame head and the
-    iSTFT overlap-add run chunk by chunk with enough context frames, added into one output buffer."""
+    iSTFT overlap-add run chunk by chunk with enough context frames, added into one output buffer. `precision`:
+    "fp32" (exact) or "bf16" (`inference.decode_autocast`)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     model, device = fast.model, fast.device
@@ -100,9 +101,11 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     codes = codes.to(device).long().reshape(1, -1)
     total = codes.shape[-1]
     condition = torch.tensor([bandwidth_id], device=device)
-    x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
-    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-        x = fast._pos_net(x, None)
+    autocast = lambda: decode_autocast(device, precision)  # noqa: E731 (a fresh context for each use)
+    with autocast():
+        x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+            x = fast._pos_net(x, None)
     context = sum((block.dwconv.kernel_size[0] - 1) // 2 for block in backbone.convnext)
     hop, n_fft, padding = head.hop_length, head.n_fft, head.padding
     out = torch.zeros((total - 1) * hop + n_fft, device=device)
@@ -110,11 +113,13 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     for first in range(0, total, chunk_frames):
         last = min(total, first + chunk_frames)
         start, end = max(0, first - context), min(total, last + context)
-        h = backbone.norm(x[:, :, start:end].transpose(1, 2), condition).transpose(1, 2)
-        for block in backbone.convnext:
-            h = block(h, condition)
-        hidden = backbone.final_layer_norm(h.transpose(1, 2))[:, first - start: first - start + last - first]
-        magnitude, phase = head.linear(hidden).float().chunk(2, dim=-1)
+        with autocast():
+            h = backbone.norm(x[:, :, start:end].transpose(1, 2), condition).transpose(1, 2)
+            for block in backbone.convnext:
+                h = block(h, condition)
+            hidden = backbone.final_layer_norm(h.transpose(1, 2))[:, first - start: first - start + last - first]
+            spectrum_parts = head.linear(hidden)
+        magnitude, phase = spectrum_parts.float().chunk(2, dim=-1)
         spectrum = torch.polar(torch.exp(magnitude).clamp(max=1e2), phase)
         frames = torch.fft.irfft(spectrum, n_fft, dim=-1, norm="backward")[0] * window  # (chunk, n_fft)
         size = (last - first - 1) * hop + n_fft
