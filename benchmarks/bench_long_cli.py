@@ -29,15 +29,8 @@ from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.inference import FastWavTokenizer, encode_windowed
 from wavtokenizer_hf.long_audio import StreamingEncoder
 
-RATE = 24000
+from signals import RATE, alternating, music_like  # run as a script from benchmarks/, so its folder is on sys.path
 
-
-def music_like(seconds: float) -> torch.Tensor:
-    """Held chords with tremolo, changing every 4 s: where an LSTM carries state for long."""
-    t = torch.arange(int(seconds * RATE)) / RATE
-    roots = torch.tensor([220.0, 196.0, 174.6, 246.9])[(t // 4).long() % 4]
-    chord = sum(0.1 * torch.sin(2 * math.pi * roots * ratio * t) for ratio in (1.0, 1.26, 1.5))
-    return chord * (1 + 0.3 * torch.sin(2 * math.pi * 0.2 * t)) + 0.003 * torch.randn(t.shape)
 
 
 def timed(command: list[str]) -> dict:
@@ -91,14 +84,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
                             "music": agreement(fast, music_like(args.agreement_seconds))}}
     print(json.dumps(result["agreement"]), flush=True)
     # the long file: speech and music-like audio alternating in 5-minute blocks
-    block = 5 * 60 * RATE
-    pieces, total = [], int(args.minutes * 60 * RATE)
-    while sum(p.numel() for p in pieces) < total:
-        source = speech if len(pieces) % 2 == 0 else music_like(300.0)
-        pieces.append(source.repeat(math.ceil(block / source.numel()))[:block])
     long_file, codes_file, back = work / "long.wav", work / "long.codes.safetensors", work / "back.wav"
-    sf.write(long_file, torch.cat(pieces)[:total].clamp(-1, 1).numpy(), RATE, subtype="PCM_16")
-    del pieces
+    sf.write(long_file, alternating(speech, args.minutes * 60).clamp(-1, 1).numpy(), RATE, subtype="PCM_16")
     cli = [sys.executable, "-m", "wavtokenizer_hf.cli"]
     seconds = args.minutes * 60
     result["cli"] = {"minutes": args.minutes}
