@@ -4,7 +4,6 @@ held-out evaluation, the best model saved with `save_pretrained` (atomically) be
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from wavtokenizer_hf.errors import WavTokenizerError
 from wavtokenizer_hf.run_lock import OutputLock
+from wavtokenizer_hf.schedule import warmup_cosine
 from wavtokenizer_hf.tracking import check_tracker, flat_config, numeric
 
 
@@ -39,14 +39,10 @@ class LMTrainConfig:
 
 
 def _learning_rate(step: int, cfg: LMTrainConfig, elapsed_s: float = 0.0) -> float:
-    """Linear warmup, then cosine decay to min_learning_rate. With a time limit the decay follows whichever of
-    steps or wall time runs out first, so a run cut by `max_minutes` still ends annealed."""
-    if step < cfg.warmup_steps:
-        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    if cfg.max_minutes:
-        progress = max(progress, min(1.0, elapsed_s / (cfg.max_minutes * 60)))
-    return cfg.min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_learning_rate)
+    """`schedule.warmup_cosine` from learning_rate to min_learning_rate, decaying on wall time too under `max_minutes`."""
+    time_fraction = elapsed_s / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+    return cfg.learning_rate * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps,
+                                             cfg.min_learning_rate / cfg.learning_rate, time_fraction)
 
 
 def save_atomically(model, tokenizer, out_dir: Path) -> None:

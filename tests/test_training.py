@@ -441,3 +441,15 @@ def test_training_logs_to_tensorboard(small_corpus, tmp_path):
     trainer.fit(2)
     events = list(tmp_path.rglob("events.out.tfevents.*"))
     assert events and max(e.stat().st_size for e in events) > 100
+
+
+def test_a_run_stopped_by_its_time_limit_ends_with_the_learning_rate_annealed(small_corpus, tmp_path):
+    """Stopped by wall time long before max_steps, the learning rate has still decayed to its floor: the schedule
+    follows whichever of steps or time runs out first (inside a warm-up too: tests/test_schedule.py)."""
+    cfg = micro_config(small_corpus, "loss.gan_start_step=100", "optim.max_steps=100000", "run.save_every=0",
+                       "optim.warmup_steps=0", "optim.min_lr_ratio=0.1")
+    trainer = Trainer(cfg, tmp_path)
+    trainer.fit(max_seconds=4.0)
+    assert 2 <= trainer.step < 1000
+    assert trainer.sched_g.get_last_lr()[0] < 0.15 * cfg.optim.lr
+    trainer.close()

@@ -11,12 +11,12 @@ schedulers, RNG states and the data position. One live run per output folder (`r
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from ..atomic import atomic_path
 from ..convert import save_hf_directory
 from ..errors import WavTokenizerError
 from ..run_lock import OutputLock
+from ..schedule import warmup_cosine
 from ..tracking import check_tracker, flat_config, numeric
 from .config import TrainConfig
 from .data import ClipSource, make_loader, set_position
@@ -91,16 +92,12 @@ def build_discriminators(cfg: TrainConfig) -> DiscriminatorSet:
     return DiscriminatorSet({name: available[name]() for name in d.use})
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+def cosine_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    time_fraction: Callable[[], float] = lambda: 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """`schedule.warmup_cosine` on the config's steps; `time_fraction()` is the share of the run's time limit used."""
     o = cfg.optim
-
-    def factor(step: int) -> float:
-        if step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        progress = min(1.0, (step - o.warmup_steps) / max(1, o.max_steps - o.warmup_steps))
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, o.warmup_steps, o.max_steps, o.min_lr_ratio, time_fraction()))
 
 
 @torch.no_grad()
@@ -187,7 +184,9 @@ class Trainer:
             module.requires_grad_(module in self.trained_discriminators)
         self.opt_d = torch.optim.AdamW([p for m in self.trained_discriminators for p in m.parameters()], o.lr,
                                        betas=tuple(o.betas), weight_decay=o.weight_decay)
-        self.sched_g, self.sched_d = cosine_schedule(self.opt_g, cfg), cosine_schedule(self.opt_d, cfg)
+        self.time_fraction = 0.0  # share of fit()'s time limit used, the same on every process
+        self.sched_g, self.sched_d = (cosine_schedule(opt, cfg, lambda: self.time_fraction)
+                                      for opt in (self.opt_g, self.opt_d))
         self.mel_loss = MelLoss(self.sampling_rate).to(self.accelerator.device)
         self.multiscale_mel_loss = (MultiScaleMelLoss(self.sampling_rate, cfg.loss.multiscale_mel_scales)
                                     .to(self.accelerator.device) if cfg.loss.multiscale_mel else None)
@@ -415,6 +414,8 @@ class Trainer:
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
             for audio in self.loader:
+                if max_seconds:
+                    self.time_fraction = self._elapsed(start) / max_seconds
                 self._maybe_initialize_codebook()
                 logs = self.train_step(audio.to(self.accelerator.device))
                 self.batches_done += 1
@@ -444,7 +445,7 @@ class Trainer:
                         self.accelerator.log({f"eval/{k}": v for k, v in numeric(scores).items()}, step=self.step)
                 if on_step is not None:
                     on_step(self)
-                if self.step >= max_steps or (max_seconds and time.perf_counter() - start > max_seconds):
+                if self.step >= max_steps or (max_seconds and self._elapsed(start) > max_seconds):
                     max_steps = self.step
                     break
             else:
@@ -454,6 +455,14 @@ class Trainer:
         if cfg.run.log_with:
             self.accelerator.end_training()
         return last
+
+    def _elapsed(self, start: float) -> float:
+        """Seconds since `start`, the largest over processes: every process decays its learning rate and stops on
+        the same number."""
+        elapsed = torch.tensor(time.perf_counter() - start, device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+        return float(elapsed)
 
     def close(self) -> None:
         """Release the output folder for other runs (also released when this process ends)."""
