@@ -34,3 +34,28 @@ def test_the_gpu_benchmark_records_what_its_budget_did_not_reach(tmp_path):
     parts = json.loads((tmp_path / "bench_gpu.json").read_text())["parts"]
     assert parts["throughput"]["1s_batch1"].startswith("skipped: time budget")
     assert parts["long"]["status"].startswith("skipped") and parts["datasets_map"]["status"].startswith("skipped")
+
+
+def test_the_gpu_training_script_trains_scores_and_packs_a_codec_on_a_cpu_in_20_seconds(small_corpus, tmp_path):
+    import hashlib
+
+    from transformers import AutoModel
+
+    out = tmp_path / "out"
+    result = _run("gpu_train.sh", str(out), "--minutes", "0.33", "--corpus", str(small_corpus), "--batch-size", "4",
+                  "--eval-limit", "2", "--set", "run.log_every=1", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in out.rglob("*") if p.is_file())
+    codec = tmp_path / "codec"
+    codec.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (codec / name).write_bytes((out / "codec" / name).read_bytes())
+    weights = b"".join(p.read_bytes() for p in sorted((out / "codec").glob("model.safetensors.part-*")))
+    assert hashlib.sha256(weights).hexdigest() == (out / "codec" / "SHA256").read_text().split()[0]
+    (codec / "model.safetensors").write_bytes(weights)
+    AutoModel.from_pretrained(codec)  # stock transformers loads what came back
+    scores = json.loads((out / "evaluation.json").read_text())
+    assert len(scores["codecs"]) == 2
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any(row.get("step", 0) >= 1 for row in steps)
