@@ -302,3 +302,18 @@ def test_codec_and_cli_pass_the_decode_precision_through(tmp_path):
         outputs[precision] = torch.from_numpy(sf.read(out, dtype="float32")[0])
     assert torch.allclose(outputs["fp32"], exact[0], atol=1e-4)  # 16-bit file: compare at its resolution
     assert not torch.allclose(outputs["bf16"], exact[0], atol=1e-4)
+
+
+def test_a_layer_the_exact_path_does_not_know_is_refused_not_guessed(models):
+    import copy
+
+    from torch import nn
+
+    encoder_changed = copy.deepcopy(models[0])
+    encoder_changed.encoder_model.encoder.layers.insert(1, nn.Tanh())
+    with pytest.raises(ValueError, match="unexpected encoder layer Tanh"):
+        FastWavTokenizer(encoder_changed)
+    decoder_changed = copy.deepcopy(models[0])
+    decoder_changed.backbone.pos_net.append(nn.LayerNorm(4))  # formerly treated as a GroupNorm
+    with pytest.raises(ValueError, match="unexpected decoder layer LayerNorm"):
+        FastWavTokenizer(decoder_changed)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .inference import FastWavTokenizer, _Conv, decode_autocast
+from .inference import FastWavTokenizer, decode_autocast
+from .inference.decoder import pos_net, window_envelope
+from .inference.encoder_plan import Conv, Elu, Lstm
 
 DEFAULT_CHUNK_SECONDS = 20.0
 # inputs longer than this go through the streaming path in Codec.encode, the CLI and DatasetTokenizer
@@ -23,37 +25,24 @@ class StreamingEncoder:
     """`encode(waveform)` of a 1-D waveform at the model's rate -> its codes (frames,), chunk by chunk."""
 
     def __init__(self, fast: FastWavTokenizer, chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
-        kinds = [kind for kind, _ in fast.recurrent_plan]
-        if kinds != ["lstm", "elu", "conv"] or fast.recurrent_plan[2][1].stride != 1:
+        steps = fast.recurrent_plan
+        if ([type(step) for step in steps] != [Lstm, Elu, Conv]) or steps[2].stride != 1:
+            kinds = [type(step).__name__ for step in steps]
             raise ValueError(f"streaming encode expects LSTM, ELU, stride-1 conv after the convolutions, got {kinds}")
         if not chunk_seconds > 0:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
         self.fast = fast
-        self.lstm = fast.recurrent_plan[0][1]
-        self.last_conv: _Conv = fast.recurrent_plan[2][1]
+        self.lstm = steps[0].lstm
+        self.last_conv: Conv = steps[2]
         self.left, self.right = self.last_conv.padding_left, self.last_conv.padding_total // 2
         rate, stride = fast.config.sampling_rate, fast.conv_stride
         self.chunk_frames = max(self.left + self.right + 1, round(chunk_seconds * rate / stride))
-
-    def _conv_frames(self, waveform: torch.Tensor, first: int, last: int) -> torch.Tensor:
-        """LSTM inputs (D, last - first) of frames first..last-1, from the audio around them (exact: halos)."""
-        fast, stride, halo = self.fast, self.fast.conv_stride, self.fast.halo_frames
-        start, end = max(0, first - halo) * stride, min(waveform.shape[-1], (last + halo) * stride)
-        span = torch.tensor([end - start], device=waveform.device)
-        out = fast._run(waveform[None, None, start:end], span, fast.conv_plan)[0][0]
-        offset = first - start // stride
-        return out[:, offset: offset + last - first]
-
-    def _codes(self, latents: torch.Tensor) -> torch.Tensor:
-        flat = latents.t().float()  # (frames, D)
-        distances = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.fast.embed_t + self.fast.embed_sq)
-        return distances.max(dim=-1).indices
 
     @torch.inference_mode()
     def encode(self, waveform: torch.Tensor) -> torch.Tensor:
         fast = self.fast
         waveform = waveform.to(fast.device, torch.float32)
-        total = fast._conv_frames(waveform.shape[-1])
+        total = fast.conv_frame_count(waveform.shape[-1])
         if total <= self.left + self.right + 1:
             return fast.encode(waveform[None])[0][0].cpu()  # too short to stream: the ordinary path
         state = None
@@ -63,7 +52,7 @@ class StreamingEncoder:
         codes = []
         for first in range(0, total, self.chunk_frames):
             last = min(total, first + self.chunk_frames)
-            seq = self._conv_frames(waveform, first, last).t()[:, None, :]  # (frames, 1, D)
+            seq = fast.conv_frames_of(waveform, first, last).t()[:, None, :]  # (frames, 1, D)
             out, state = self.lstm(seq, state)
             held = torch.cat([held, (out + seq)[:, 0].t()], dim=1)
             ready = total if last == total else last - self.right  # frames whose right context has arrived
@@ -72,7 +61,7 @@ class StreamingEncoder:
             pad_right = self.right if ready == total else 0
             window = F.pad(window[None], (pad_left, pad_right), mode="reflect")
             latents = F.conv1d(window, self.last_conv.weight, self.last_conv.bias)[0]
-            codes.append(self._codes(latents[:, : ready - done]).cpu())
+            codes.append(fast.codes_of(latents[:, : ready - done].t()).cpu())
             done = ready
             keep_from = done - self.left  # the left context the next window needs
             held, held_start = held[:, keep_from - held_start:], keep_from
@@ -105,7 +94,7 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
     with autocast():
         x = backbone.embed(F.embedding(codes, fast.embed).transpose(1, 2))
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-            x = fast._pos_net(x, None)
+            x = pos_net(model, x, None)
     context = sum((block.dwconv.kernel_size[0] - 1) // 2 for block in backbone.convnext)
     hop, n_fft, padding = head.hop_length, head.n_fft, head.padding
     out = torch.zeros((total - 1) * hop + n_fft, device=device)
@@ -126,4 +115,4 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
         folded = F.fold(frames.t()[None], output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop))
         out[first * hop: first * hop + size] += folded.reshape(-1)
     audio = out[padding: -padding]
-    return (audio / fast._envelope(total, device)).cpu()
+    return (audio / window_envelope(model, total, device)).cpu()

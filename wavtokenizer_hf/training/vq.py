@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .. import codebook
+
 
 @dataclass
 class QuantizerOutput:
@@ -30,15 +32,9 @@ def _distributed() -> bool:
 
 
 def nearest_codes(vectors: torch.Tensor, embed: torch.Tensor, max_chunk_elements: int = 2**25) -> torch.Tensor:
-    """Index of the nearest codebook row for each vector (N, D), in chunks of at most `max_chunk_elements`
-    distances, so memory stays O(chunk x K) instead of O(N x K x D)."""
-    embed_sq = embed.pow(2).sum(1)
-    chunk = max(1, max_chunk_elements // embed.shape[0])
-    out = []
-    for part in vectors.split(chunk):
-        distances = part.pow(2).sum(1, keepdim=True) - 2 * part @ embed.t() + embed_sq
-        out.append(distances.argmin(1))
-    return torch.cat(out)
+    """Index of the nearest row of `embed` (K, D) for each vector (N, D), in chunks of at most `max_chunk_elements`
+    distances (`codebook.nearest_codes`), so memory stays O(chunk x K) instead of O(N x K x D)."""
+    return codebook.nearest_codes(vectors, *codebook.search_terms(embed), max_chunk_elements=max_chunk_elements)
 
 
 def kmeans(vectors: torch.Tensor, num_codes: int, iterations: int, generator: torch.Generator | None = None

@@ -1,0 +1,25 @@
+"""The codebook's nearest-code search, one copy for inference, streaming and training."""
+
+from __future__ import annotations
+
+import torch
+
+
+def search_terms(embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, D) codebook -> its transpose (D, K), contiguous, and squared norms (1, K): what `nearest_codes` needs."""
+    embed_t = embed.t().contiguous()
+    return embed_t, embed_t.pow(2).sum(0, keepdim=True)
+
+
+def nearest_codes(vectors: torch.Tensor, embed_t: torch.Tensor, embed_sq: torch.Tensor,
+                  max_chunk_elements: int | None = None) -> torch.Tensor:
+    """Index of the nearest codebook entry for each row of `vectors` (N, D).
+
+    The distances are |x|^2 - 2 x.e + |e|^2 in the stock model's order of operations, in one matrix product as the
+    stock model computes them (so the codes are the stock codes, ties included), or, with `max_chunk_elements`, in
+    chunks of at most that many distances: memory O(chunk x K), never O(N x K x D) (k-means over many vectors)."""
+    chunk = vectors.shape[0] if max_chunk_elements is None else max(1, max_chunk_elements // embed_t.shape[1])
+    chunk = max(1, chunk)
+    out = [(-(part.pow(2).sum(1, keepdim=True) - 2 * part @ embed_t + embed_sq)).max(dim=-1).indices
+           for part in vectors.split(chunk)]
+    return torch.cat(out) if out else vectors.new_zeros(0, dtype=torch.long)
