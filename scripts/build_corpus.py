@@ -2,11 +2,10 @@
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from wavtokenizer_hf.corpus import build_corpus
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 
 
 def main() -> int:
@@ -18,20 +17,16 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--espeak-only", action="store_true", help="do not use flite's natural voices even if installed")
     args = parser.parse_args()
-    try:
-        from wavtokenizer_hf.corpus.builder import find_backends
+    from wavtokenizer_hf.corpus.builder import find_backends
 
-        backends = find_backends(not args.espeak_only)
-        print("speech backends found: " + ", ".join(f"{k} {v}" for k, v in backends.items())
-              + ("" if "flite" in backends or args.espeak_only else "; flite not found (make corpus-extras installs it)"))
-        summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only)
-    except WavTokenizerError as err:
-        print(f"build_corpus: error: {err}", file=sys.stderr)
-        return 2
+    backends = find_backends(not args.espeak_only)
+    print("speech backends found: " + ", ".join(f"{k} {v}" for k, v in backends.items())
+          + ("" if "flite" in backends or args.espeak_only else "; flite not found (make corpus-extras installs it)"))
+    summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only)
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

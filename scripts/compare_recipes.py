@@ -12,13 +12,12 @@ discriminator's training and the single EMA update per step act too).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from transformers.utils import logging as hf_logging
 
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, load_test_set
 from wavtokenizer_hf.training import Trainer, load_train_config
 
@@ -61,23 +60,19 @@ def main() -> int:
     if steps[0] < 1:
         parser.error(f"--eval-at takes positive step numbers, got {args.eval_at}")
     hf_logging.disable_progress_bar()
-    try:
-        utterances = load_test_set(args.data, args.split, limit=args.limit)
-        rows: dict[str, dict[int, dict]] = {}
-        for name, extra in RECIPES.items():
-            cfg = load_train_config(args.preset, [f"data.train={args.data}", f"optim.max_steps={steps[-1]}",
-                                                  *args.set, *extra])
-            trainer = Trainer(cfg, args.out / name.replace(" ", "_"))
-            rows[name] = {}
-            for step in steps:
-                trainer.fit(step)
-                exported = trainer.export(f"step{step:07d}")
-                summary = evaluate([CodecReconstructor(exported)], utterances, with_asr=False, with_mos=False)
-                rows[name][step] = {**summary["codecs"][exported.name]["summary"],
-                                    **recent_means(trainer.log_path, step, [k for k, _ in DISCRIMINATOR_LOGS])}
-    except WavTokenizerError as err:
-        print(f"compare_recipes: error: {err}", file=sys.stderr)
-        return 2
+    utterances = load_test_set(args.data, args.split, limit=args.limit)
+    rows: dict[str, dict[int, dict]] = {}
+    for name, extra in RECIPES.items():
+        cfg = load_train_config(args.preset, [f"data.train={args.data}", f"optim.max_steps={steps[-1]}",
+                                              *args.set, *extra])
+        trainer = Trainer(cfg, args.out / name.replace(" ", "_"))
+        rows[name] = {}
+        for step in steps:
+            trainer.fit(step)
+            exported = trainer.export(f"step{step:07d}")
+            summary = evaluate([CodecReconstructor(exported)], utterances, with_asr=False, with_mos=False)
+            rows[name][step] = {**summary["codecs"][exported.name]["summary"],
+                                **recent_means(trainer.log_path, step, [k for k, _ in DISCRIMINATOR_LOGS])}
     columns = METRICS + [(key, f"{label} (last {LOG_WINDOW} steps)", "{:.2f}") for key, label in DISCRIMINATOR_LOGS]
     lines = [f"`{args.preset}` preset on {args.data}, evaluated on {len(utterances)} items of its `{args.split}` "
              f"split; extra settings: {' '.join(args.set) or 'none'}", "",
@@ -95,4 +90,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

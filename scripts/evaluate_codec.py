@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.evaluation import (
     CodecReconstructor,
     Identity,
@@ -37,21 +37,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"))
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        if not args.codec and not args.identity:
-            raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
-        names = unique_codec_names(args.codec)
-        reconstructors = ([Identity()] if args.identity else []) + [
-            CodecReconstructor(p, args.device, name=n) for p, n in zip(args.codec, names)]
-        if args.without_vq:
-            reconstructors += [LatentReconstructor(p, args.device, name=f"{n} without VQ")
-                               for p, n in zip(args.codec, names)]
-        utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
-        results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,
-                           recognizer=args.recognizer)
-    except WavTokenizerError as err:
-        print(f"evaluate_codec: error: {err}", file=sys.stderr)
-        return 2
+    if not args.codec and not args.identity:
+        raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
+    names = unique_codec_names(args.codec)
+    reconstructors = ([Identity()] if args.identity else []) + [
+        CodecReconstructor(p, args.device, name=n) for p, n in zip(args.codec, names)]
+    if args.without_vq:
+        reconstructors += [LatentReconstructor(p, args.device, name=f"{n} without VQ")
+                           for p, n in zip(args.codec, names)]
+    utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
+    results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,
+                       recognizer=args.recognizer)
     json_path, md_path = write_results(results, args.out)
     print(markdown_table(results))
     print(f"wrote {json_path} and {md_path}")
@@ -59,4 +55,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

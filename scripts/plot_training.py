@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from wavtokenizer_hf.curves import plot_run, plot_scores
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.evaluation.snapshots import best_snapshot, score_snapshots
 
@@ -50,17 +50,13 @@ def main() -> int:
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        if args.snapshots_on:
-            print(snapshot_curve(args.run_dir, args.snapshots_on, args.split, args.limit, args.speech_only,
-                                 args.out))
-        else:
-            print(plot_run(args.run_dir, args.out))
-    except WavTokenizerError as err:
-        print(f"plot_training: error: {err}", file=sys.stderr)
-        return 2
+    if args.snapshots_on:
+        print(snapshot_curve(args.run_dir, args.snapshots_on, args.split, args.limit, args.speech_only,
+                             args.out))
+    else:
+        print(plot_run(args.run_dir, args.out))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -11,10 +11,9 @@ rerun with the same arguments skips finished parts and redoes only the unfinishe
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 from wavtokenizer_hf.tokenization import check_output, tokenize_shard
 
 
@@ -32,19 +31,15 @@ def main() -> int:
                         help="skip unreadable or invalid audio (listed in the shard's _COMPLETE.json) instead of stopping")
     parser.add_argument("--check", action="store_true", help="only verify that all shards are complete")
     args = parser.parse_args()
-    try:
-        if args.check:
-            report = check_output(args.out, args.num_shards)
-            print(json.dumps(report, indent=2))
-            return 0 if report["ok"] else 1
-        summary = tokenize_shard(args.input, args.out, args.model, args.num_shards, args.shard_index,
-                                 args.rows_per_part, args.split, args.batch_size, args.skip_errors)
-    except WavTokenizerError as err:
-        print(f"tokenize_dataset: error: {err}", file=sys.stderr)
-        return 2
+    if args.check:
+        report = check_output(args.out, args.num_shards)
+        print(json.dumps(report, indent=2))
+        return 0 if report["ok"] else 1
+    summary = tokenize_shard(args.input, args.out, args.model, args.num_shards, args.shard_index,
+                             args.rows_per_part, args.split, args.batch_size, args.skip_errors)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

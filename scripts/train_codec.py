@@ -10,12 +10,11 @@ refused. The codec is exported to `OUT/final/` (stock transformers loads it).
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 from wavtokenizer_hf.training import Trainer, load_train_config
 
 
@@ -30,19 +29,15 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        cfg = load_train_config(args.preset, args.set)
-        trainer = Trainer(cfg, args.out, init_from=args.init_from, discriminators_from=args.discriminators_from)
-        last = trainer.fit(args.max_steps, max_seconds=args.max_minutes * 60 if args.max_minutes else None)
-        if trainer.accelerator.is_main_process:
-            path = trainer.export("final")
-            print(f"step {trainer.step}: mel {last.get('mel', float('nan')):.4f}; exported {path}")
-        trainer.close()
-    except WavTokenizerError as err:
-        print(f"train_codec: error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_train_config(args.preset, args.set)
+    trainer = Trainer(cfg, args.out, init_from=args.init_from, discriminators_from=args.discriminators_from)
+    last = trainer.fit(args.max_steps, max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+    if trainer.accelerator.is_main_process:
+        path = trainer.export("final")
+        print(f"step {trainer.step}: mel {last.get('mel', float('nan')):.4f}; exported {path}")
+    trainer.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)
