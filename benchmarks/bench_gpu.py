@@ -144,7 +144,6 @@ def throughput(model: WavTokenizerModel, fast: FastWavTokenizer, args, budget: B
                 "codes_identical": float((stock_codes == ours_codes).float().mean()),
                 "decode_max_abs_diff": float((stock_audio - ours_audio).abs().max()),
                 **{f"{name}_x_real_time": round(total / t, 1) for name, t in times.items()}, **memory})
-            del audio, stock_audio, ours_audio
     rows = [r for r in results.data["parts"]["throughput"].values() if isinstance(r, dict)]
     for seconds in args.clip_seconds:
         same = [r for r in rows if r["clip_seconds"] == seconds]

@@ -18,6 +18,7 @@ import numpy as np
 from transformers.utils import logging as hf_logging
 
 from wavtokenizer_hf.errors import run_script
+from wavtokenizer_hf.listing import or_na, read_jsonl
 from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, load_test_set
 from wavtokenizer_hf.training import Trainer, load_train_config
 
@@ -33,17 +34,13 @@ LOG_WINDOW = 50  # steps over which the logged discriminator losses are averaged
 
 def recent_means(log_path: Path, step: int, keys: list[str]) -> dict[str, float | None]:
     """Mean of each logged loss over the `LOG_WINDOW` steps up to `step` (None before the GAN starts)."""
-    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    records = read_jsonl(log_path)
     window = [r for r in records if "step" in r and "event" not in r and step - LOG_WINDOW < r["step"] <= step]
     means = {}
     for key in keys:
         values = [r[key] for r in window if key in r]
         means[key] = float(np.mean(values)) if values else None
     return means
-
-
-def fmt(value, pattern: str) -> str:
-    return "n/a" if value is None else pattern.format(value)
 
 
 def main() -> int:
@@ -81,7 +78,7 @@ def main() -> int:
     for step in steps:
         for name in RECIPES:
             values = rows[name][step]
-            lines.append(f"| {step} | {name} | " + " | ".join(fmt(values.get(k), p) for k, _, p in columns) + " |")
+            lines.append(f"| {step} | {name} | " + " | ".join(or_na(values.get(k), p) for k, _, p in columns) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "comparison.json").write_text(json.dumps(rows, indent=2))
     (args.out / "comparison.md").write_text("\n".join(lines) + "\n")

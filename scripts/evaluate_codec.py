@@ -1,7 +1,6 @@
 """Evaluate codecs side by side on a test set (a corpus split, or a folder of audio with transcripts)."""
 
 import argparse
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging

@@ -9,13 +9,13 @@ score a codec run's snapshots on a test set and plot quality against minutes of 
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
 from wavtokenizer_hf.curves import plot_run, plot_scores
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
+from wavtokenizer_hf.listing import or_na
 from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.evaluation.snapshots import best_snapshot, score_snapshots
 
@@ -29,10 +29,9 @@ def snapshot_curve(run_dir: Path, data: Path, split: str, limit: int | None, spe
     last_step = max((r["step"] for r in log if "step" in r), default=None)
     rows = score_snapshots(run_dir, utterances, final_step=last_step)
     (run_dir / "quality_curve.json").write_text(json.dumps(rows, indent=1))
-    n_a = lambda value, fmt: "n/a" if value is None else fmt.format(value)  # noqa: E731
     for row in rows:
-        print(f"step {row['step']:>6}  {row['minutes']:6.1f} min  CER {n_a(row['cer'], '{:.1%}')}  "
-              f"WER {n_a(row['wer'], '{:.1%}')}  STOI {row['stoi']:.3f}  mel distance {row['mel_distance']:.3f}")
+        print(f"step {row['step']:>6}  {row['minutes']:6.1f} min  CER {or_na(row['cer'], '{:.1%}')}  "
+              f"WER {or_na(row['wer'], '{:.1%}')}  STOI {row['stoi']:.3f}  mel distance {row['mel_distance']:.3f}")
     best = best_snapshot(rows)
     print(f"best snapshot: step {best['step']} (lowest CER, then WER; STOI without a recogniser)")
     keys = ("cer", "stoi") if rows[0].get("cer") is not None else ("stoi", "mel_distance")

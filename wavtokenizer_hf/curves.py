@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .atomic import atomic_path
 from .errors import WavTokenizerError
 from .extras import require
-
-
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from .listing import read_jsonl
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -24,13 +20,13 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     codec_log, lm_log = run_dir / "log.jsonl", run_dir / "train_log.jsonl"
     if codec_log.exists():
-        records = _records(codec_log)
+        records = read_jsonl(codec_log)
         train = [r for r in records if "mel" in r and "step" in r]
         evals = [r for r in records if r.get("event") == "eval"]
         series = [("mel loss (training batches)", train, "mel", "seconds")]
         series += [(f"held-out {key}", evals, key, None) for key in ("mel_distance", "stoi") if evals]
     elif lm_log.exists():
-        records = _records(lm_log)
+        records = read_jsonl(lm_log)
         train = [r for r in records if "train_loss" in r]
         evals = [r for r in records if "val_loss" in r]
         series = [("training loss (nats/token)", train, "train_loss", "elapsed_s"),

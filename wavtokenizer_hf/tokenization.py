@@ -24,10 +24,11 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .audio_io import is_audio_path, resample, validate_waveform
+from .audio_io import resample, validate_waveform
 from .corpus.builder import is_saved_dataset, load_split
 from .atomic import atomic_path
 from .errors import WavTokenizerError
+from .listing import audio_files, manifest_entries
 from .run_lock import OutputLock
 
 
@@ -190,16 +191,9 @@ def list_inputs(source: str | os.PathLike, split: str = "train") -> tuple[list[s
         ids = dataset["id"] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]
         return list(ids), dataset["audio"]
     if source.suffix == ".jsonl":
-        ids, values = [], []
-        for line in source.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                path = Path(entry.get("audio_filepath") or entry.get("path") or entry["audio"])
-                path = path if path.is_absolute() else source.parent / path
-                ids.append(str(entry.get("id", path)))
-                values.append(str(path))
-        return ids, values
-    files = sorted(p for p in source.rglob("*") if p.is_file() and is_audio_path(p))
+        entries = manifest_entries(source)
+        return [id_ for id_, _ in entries], [str(audio) for _, audio in entries]
+    files = audio_files(source)
     return [str(p.relative_to(source)) for p in files], [str(p) for p in files]
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio_io import is_audio_path, read_audio, resample
+from ..audio_io import read_audio, resample
 from ..codec import Codec
 from ..corpus.builder import is_saved_dataset, load_split, read_audio_column
 from ..errors import WavTokenizerError
+from ..listing import audio_files, or_na, read_jsonl
 from . import asr, quality
 from .pitch import PITCH_KEYS, pitch_agreement
 from .spectral import mel_distance, multi_resolution_stft_distance
@@ -115,11 +116,10 @@ def load_test_set(source: str | Path, split: str = "test", limit: int | None = N
                     transcripts[str((tsv.parent / fields[0]).resolve())] = fields[1]
     by_stem: dict[str, str] = {}  # manifest.jsonl lines with "id" and "text" (as in the shared tts_samples)
     for manifest in source.rglob("manifest.jsonl"):
-        for line in manifest.read_text().splitlines():
-            entry = json.loads(line) if line.strip() else {}
+        for entry in read_jsonl(manifest):
             if "id" in entry and entry.get("text"):
                 by_stem[str(entry["id"])] = entry["text"]
-    files = sorted(p for p in source.rglob("*") if p.is_file() and is_audio_path(p)) if source.is_dir() else [source]
+    files = audio_files(source) if source.is_dir() else [source]
     for path in files:
         waveform, rate = read_audio(path)
         wave = resample(waveform.mean(0, keepdim=True), rate, EVAL_RATE)[0]
@@ -306,18 +306,14 @@ def markdown_table(results: dict) -> str:
     names = list(results["codecs"])
     recognizer = results.get("recognizer") or "no recogniser"
     lines = [f"Test set: {results['utterances']} utterances, {results['seconds']} s. "
-             f"Original audio: MOS {_fmt(results['original']['mos'], '{:.2f}')}, "
-             f"WER {_fmt(results['original']['wer'], '{:.1%}')}, CER {_fmt(results['original'].get('cer'), '{:.1%}')}. "
+             f"Original audio: MOS {or_na(results['original']['mos'], '{:.2f}')}, "
+             f"WER {or_na(results['original']['wer'], '{:.1%}')}, CER {or_na(results['original'].get('cer'), '{:.1%}')}. "
              f"WER and CER by {recognizer}.", "",
              "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for key, label, fmt in ROWS:
-        values = [_fmt(results["codecs"][n]["summary"].get(key), fmt) for n in names]
+        values = [or_na(results["codecs"][n]["summary"].get(key), fmt) for n in names]
         lines.append(f"| {label} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _fmt(value, fmt: str) -> str:
-    return "n/a" if value is None else fmt.format(value)
 
 
 def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import WavTokenizerError
+from ..listing import read_jsonl
 from .runner import CodecReconstructor, Utterance, evaluate
 
 CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_mcc", "flagged", "codebook_used")
@@ -13,7 +13,7 @@ CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_mc
 
 def _minutes_at(log_path: Path) -> dict[int, float]:
     """Wall-clock minutes at each logged step (counted from the start of the run's latest session)."""
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    records = read_jsonl(log_path)
     return {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
 
 

@@ -8,7 +8,6 @@ happen in the loader's worker processes.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -17,9 +16,10 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..audio_io import is_audio_path, resample
+from ..audio_io import resample
 from ..corpus.builder import is_saved_dataset, load_split
 from ..errors import WavTokenizerError
+from ..listing import audio_files, manifest_entries
 
 
 class ClipSource:
@@ -34,14 +34,9 @@ class ClipSource:
         if is_saved_dataset(location):
             self.dataset = load_split(location, split).select_columns(["audio"])
         elif location.is_file() and location.suffix == ".jsonl":
-            with open(location) as handle:
-                for line in handle:
-                    if line.strip():
-                        entry = json.loads(line)
-                        path = Path(entry.get("audio_filepath") or entry.get("path") or entry["audio"])
-                        self.paths.append(path if path.is_absolute() else location.parent / path)
+            self.paths = [audio for _, audio in manifest_entries(location)]
         elif location.is_dir():
-            self.paths = sorted(p for p in location.rglob("*") if p.is_file() and is_audio_path(p))
+            self.paths = audio_files(location)
         else:
             raise WavTokenizerError(f"{location}: expected a saved corpus, an audio folder or a .jsonl manifest")
         if len(self) == 0:

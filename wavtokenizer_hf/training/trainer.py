@@ -11,7 +11,6 @@ schedulers, RNG states and the data position. One live run per output folder (`r
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import warnings
