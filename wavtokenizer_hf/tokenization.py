@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .audio_io import resample, validate_waveform
-from .corpus.builder import is_saved_dataset, load_split
+from .saved_dataset import is_saved_dataset, load_split
 from .atomic import atomic_path
 from .errors import WavTokenizerError
 from .listing import audio_files, manifest_entries

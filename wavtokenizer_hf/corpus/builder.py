@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..audio_io import resample
 from ..errors import WavTokenizerError
+from ..saved_dataset import is_saved_dataset, load_split, read_audio_column  # noqa: F401 (kept importable here)
 from . import espeak, festival, flite, gm_music, nonspeech
 from .text import load_sentence_pools, normalize_words
 
@@ -287,26 +288,3 @@ def corpus_card(summary: dict) -> str:
         "MIDI pieces played with the FluidR3_GM soundfont (MIT). Everything here may be redistributed.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def read_audio_column(example: dict) -> tuple[np.ndarray, int]:
-    """Decode one row's `audio` (FLAC bytes) with soundfile: no torchcodec or FFmpeg needed."""
-    data, rate = sf.read(io.BytesIO(example["audio"]["bytes"]), dtype="float32")
-    return data, rate
-
-
-def is_saved_dataset(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()
-
-
-def load_split(path: str | Path, split: str):
-    """One split of a dataset saved with `save_to_disk` (a plain `Dataset` is returned whole)."""
-    from datasets import load_from_disk
-
-    dataset = load_from_disk(str(path))
-    if hasattr(dataset, "keys"):
-        if split not in dataset:
-            raise WavTokenizerError(f"{path} has no split '{split}' (it has {sorted(dataset)})")
-        dataset = dataset[split]
-    return dataset

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..audio_io import read_audio, resample
 from ..codec import Codec
-from ..corpus.builder import is_saved_dataset, load_split, read_audio_column
+from ..saved_dataset import is_saved_dataset, load_split, read_audio_column
 from ..errors import WavTokenizerError
 from ..listing import audio_files, or_na, read_jsonl
 from . import asr, quality

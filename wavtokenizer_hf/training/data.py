@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..audio_io import resample
-from ..corpus.builder import is_saved_dataset, load_split
+from ..saved_dataset import is_saved_dataset, load_split
 from ..errors import WavTokenizerError
 from ..listing import audio_files, manifest_entries
 

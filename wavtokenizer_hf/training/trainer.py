@@ -257,7 +257,7 @@ class Trainer:
         split) with the evaluation module (no recogniser or MOS: fast), and write two audio samples."""
         from ..audio_io import write_audio
         from ..codec import Codec
-        from ..corpus.builder import is_saved_dataset
+        from ..saved_dataset import is_saved_dataset
         from ..evaluation import evaluate, load_test_set
         from ..evaluation.runner import CodecReconstructor
 
