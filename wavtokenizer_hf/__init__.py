@@ -1,4 +1,6 @@
-"""WavTokenizer as a Hugging Face audio tokenizer: conversion, tokenization and (later) training."""
+"""WavTokenizer as a Hugging Face audio tokenizer: conversion, tokenization, training and evaluation of the codec.
+
+The layout and import rules: docs/architecture.md."""
 
 from .codec import Codec
 from .codes_file import CODES_SUFFIX, AudioCodes

@@ -259,7 +259,7 @@ class Trainer:
         from ..codec import Codec
         from ..saved_dataset import is_saved_dataset
         from ..evaluation import evaluate, load_test_set
-        from ..evaluation.runner import CodecReconstructor
+        from ..evaluation.runner import EVAL_RATE, CodecReconstructor
 
         cfg = self.cfg
         source, split = (cfg.data.validation, "test") if cfg.data.validation else (cfg.data.train, "validation")
@@ -275,7 +275,7 @@ class Trainer:
         samples = self.out_dir / "samples"
         for utterance in self._eval_set[:2]:
             audio, _ = reconstructor.reconstruct(utterance.waveform)
-            write_audio(samples / f"step{self.step:07d}_{Path(utterance.id).stem}.wav", audio, 24000, overwrite=True)
+            write_audio(samples / f"step{self.step:07d}_{Path(utterance.id).stem}.wav", audio, EVAL_RATE, overwrite=True)
         generator.train(was_training)
         return results["codecs"][reconstructor.name]["summary"]
 

@@ -4,7 +4,7 @@ codebook updates, commitment loss, straight-through gradients, and dead-code re-
 It works on the stock model's codebook buffers (`inited`, `cluster_size`, `embed`, `embed_avg` of
 `encoder_model.quantizer.codebook`), so what it learns is saved by `save_pretrained` under the stock keys.
 
-Fixes of the authors' `core_vq` (see docs): re-seeded codes are written into `embed_avg`/`cluster_size` too, so the
+Fixes of the authors' `core_vq` (switchable in `config.FixesConfig`): re-seeded codes are written into `embed_avg`/`cluster_size` too, so the
 EMA recomputation does not undo them; k-means uses chunked expanded-square distances instead of an N x K x D tensor;
 initialisation is an explicit call on training data, never a side effect of the first forward.
 """
