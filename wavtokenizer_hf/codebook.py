@@ -23,3 +23,17 @@ def nearest_codes(vectors: torch.Tensor, embed_t: torch.Tensor, embed_sq: torch.
     out = [(-(part.pow(2).sum(1, keepdim=True) - 2 * part @ embed_t + embed_sq)).max(dim=-1).indices
            for part in vectors.split(chunk)]
     return torch.cat(out) if out else vectors.new_zeros(0, dtype=torch.long)
+
+
+def codebook_usage(codes, codebook_size: int) -> dict[str, float]:
+    """Share of the codebook used at least once, entropy (bits) and perplexity of the code distribution, over all
+    codes given (a tensor or array of any shape, or a list of them)."""
+    import numpy as np
+
+    parts = codes if isinstance(codes, (list, tuple)) else [codes]
+    flat = np.concatenate([np.asarray(part.cpu() if isinstance(part, torch.Tensor) else part).ravel()
+                           for part in parts]).astype(np.int64)
+    counts = np.bincount(flat, minlength=codebook_size).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    entropy = float(-(p * np.log2(p)).sum())
+    return {"codebook_used": float((counts > 0).mean()), "code_entropy_bits": entropy, "code_perplexity": 2.0**entropy}

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ..audio_io import read_audio, resample
 from ..codec import Codec
 from ..saved_dataset import is_saved_dataset, load_split, read_audio_column
+from ..codebook import codebook_usage
 from ..errors import WavTokenizerError
 from ..listing import audio_files, or_na, read_jsonl
 from . import asr, quality
@@ -148,14 +149,6 @@ def unique_codec_names(paths: list[str | Path]) -> list[str]:
         if len(set(names)) == len(names):
             return names
     return [str(p) for p in resolved]
-
-
-def codebook_usage(codes: list[torch.Tensor], codebook_size: int) -> dict[str, float]:
-    counts = torch.bincount(torch.cat(codes).flatten(), minlength=codebook_size).double()
-    p = counts[counts > 0] / counts.sum()
-    entropy = float(-(p * p.log2()).sum())
-    return {"codebook_used": float((counts > 0).float().mean()), "code_entropy_bits": entropy,
-            "code_perplexity": 2.0**entropy}
 
 
 def _mean(values: list[float | None]) -> float | None:
