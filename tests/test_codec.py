@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 
 from wavtokenizer_hf import AudioCodes, Codec
+from wavtokenizer_hf.audio_io import read_audio
 from wavtokenizer_hf.cli import main
 
 from conftest import write_tone
@@ -28,18 +30,35 @@ def test_encode_matches_stock_model_and_decode_restores_length(codec, fixture_ar
     assert (audio - torch.from_numpy(fixture_array("audio"))[:, :31250]).abs().max() <= 1e-5
 
 
-def test_resampling_and_channels(codec):
+def test_mixing_down_encodes_the_mean_of_the_channels_resampled_to_the_model_rate(codec):
     t = torch.arange(16000) / 16000
     stereo = torch.stack([torch.sin(2 * torch.pi * 200 * t), 0.5 * torch.sin(2 * torch.pi * 330 * t)]) * 0.3
     mixed = codec.encode(stereo, 16000)
     assert mixed.num_channels == 1 and mixed.num_samples == 24000 and mixed.num_frames == 75
     assert mixed.source_sampling_rate == 16000 and mixed.source_num_samples == 16000
+    assert torch.equal(mixed.audio_codes, codec.encode(stereo.mean(0), 16000).audio_codes)
+    at_model_rate = torchaudio.functional.resample(stereo.mean(0), 16000, 24000)
+    assert torch.equal(mixed.audio_codes, codec.encode(at_model_rate, 24000).audio_codes)
+    # the comparison can fail: either channel alone gives other codes than the mix
+    for channel in stereo:
+        assert not torch.equal(mixed.audio_codes, codec.encode(channel, 16000).audio_codes)
+
+
+def test_keeping_channels_encodes_and_decodes_each_channel_as_if_it_were_alone(codec):
+    t = torch.arange(16000) / 16000
+    stereo = torch.stack([torch.sin(2 * torch.pi * 200 * t), 0.5 * torch.sin(2 * torch.pi * 330 * t)]) * 0.3
     both = codec.encode(stereo, 16000, keep_channels=True)
     assert both.num_channels == 2
-    assert torch.equal(both.audio_codes[1], codec.encode(stereo[1], 16000).audio_codes[0])
-    assert codec.decode(both).shape == (2, 24000)
+    alone = [codec.encode(channel, 16000) for channel in stereo]
+    for c in range(2):
+        assert torch.equal(both.audio_codes[c], alone[c].audio_codes[0])
+    decoded = codec.decode(both)
+    assert decoded.shape == (2, 24000)
+    for c in range(2):
+        assert torch.allclose(decoded[c], codec.decode(alone[c])[0], atol=1e-5)
     back = codec.decode_to_source_rate(both)
     assert back.shape == (2, 16000)
+    assert torch.allclose(back, torchaudio.functional.resample(decoded, 24000, 16000)[:, :16000], atol=1e-6)
 
 
 def test_codes_file_round_trip(codec, tmp_path):
@@ -81,13 +100,28 @@ def test_cli_on_a_directory_tree(converted_dir, tmp_path, capsys):
     assert "done: 0 file(s), skipped: 2 (2 already written, 0 failed)" in capsys.readouterr().out
 
 
-def test_cli_reconstruct_single_file(converted_dir, tmp_path):
+def test_cli_reconstruct_writes_the_codec_decode_of_the_encoded_file_at_its_rate(converted_dir, codec, tmp_path):
     src = write_tone(tmp_path / "in.wav", seconds=0.5, rate=44100, channels=2)
     out = tmp_path / "out.flac"
     assert main(["reconstruct", str(src), str(out), "--model", str(converted_dir), "--keep-channels"]) == 0
-    data, rate = sf.read(out)
+    data, rate = sf.read(out, dtype="float32")
     assert rate == 44100 and data.shape == (int(0.5 * 44100), 2)
-    assert main(["info", str(converted_dir)]) == 0
+    waveform, _ = read_audio(src)
+    expected = codec.decode_to_source_rate(codec.encode(waveform, 44100, keep_channels=True))
+    written = torch.from_numpy(data.T)
+    assert (written - expected.clamp(-1, 1)).abs().max() <= 2 / 32768  # FLAC holds 16-bit samples
+    assert (written - waveform).abs().max() > 0.05  # a random-weight codec: far from the input itself
+
+
+def test_cli_decode_of_a_single_codes_file_writes_the_codec_decode(converted_dir, codec, tmp_path):
+    src = write_tone(tmp_path / "in.wav", seconds=0.6, rate=16000)
+    codes_path, wav = tmp_path / "in.codes.safetensors", tmp_path / "back.wav"
+    assert main(["encode", str(src), str(codes_path), "--model", str(converted_dir)]) == 0
+    codes = AudioCodes.load(codes_path)
+    assert torch.equal(codes.audio_codes, codec.encode(*read_audio(src)).audio_codes)
+    assert main(["decode", str(codes_path), str(wav), "--model", str(converted_dir)]) == 0
+    data, rate = sf.read(wav, dtype="float32")
+    assert rate == 24000 and torch.equal(torch.from_numpy(data)[None], codec.decode(codes))  # float WAV: exact
 
 
 def test_directory_mode_refuses_two_inputs_that_would_write_one_output(converted_dir, tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from safetensors.torch import load_file
 
 from wavtokenizer_hf import AudioCodes, Codec, WavTokenizerError
 from wavtokenizer_hf.cli import main
@@ -54,11 +55,16 @@ def test_bad_checkpoint_contents(tmp_path, capsys, edit, message):
     assert not out.exists() and not [p for p in leftovers(tmp_path) if p.startswith(".out")]
 
 
-def test_plain_state_dict_is_accepted(tmp_path):
+def test_a_plain_state_dict_converts_to_the_checkpoint_tensors(tmp_path, converted_dir):
+    state = load_torch_checkpoint(CKPT)
     path = tmp_path / "plain.pt"
-    torch.save(load_torch_checkpoint(CKPT), path)
+    torch.save(state, path)
     report = convert_original_checkpoint(path, YAML, tmp_path / "out")
-    assert len(report.mapped) == 136
+    written = load_file(tmp_path / "out" / "model.safetensors")
+    assert len(report.mapped) == 136 and sorted(report.mapped.values()) == sorted(written)
+    assert [key for key, target in report.mapped.items() if not torch.equal(written[target], state[key])] == []
+    lightning = load_file(converted_dir / "model.safetensors")  # and what the Lightning checkpoint gives
+    assert [key for key in written if not torch.equal(written[key], lightning[key])] == []
 
 
 def test_truncated_and_non_checkpoint_files(tmp_path, capsys):

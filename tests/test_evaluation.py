@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import shutil
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 
 from wavtokenizer_hf.codec import Codec
 from wavtokenizer_hf.evaluation import (
@@ -24,6 +26,7 @@ from wavtokenizer_hf.evaluation.asr import char_errors, word_errors
 from wavtokenizer_hf.evaluation.pitch import track_pitch
 from wavtokenizer_hf.evaluation.quality import has
 from wavtokenizer_hf.evaluation.runner import EVAL_RATE, Utterance, codebook_usage
+from wavtokenizer_hf.evaluation.spectral import mel_distance, multi_resolution_stft_distance
 
 from conftest import ROOT
 
@@ -49,8 +52,6 @@ def test_identity_is_at_the_ceiling(results):
     identity = results["codecs"]["identity"]["summary"]
     assert identity["mel_distance"] == 0 and identity["stft_distance"] == 0
     assert identity["stoi"] > 0.99 and identity["vuv_f1"] == 1.0 and identity["f0_rmse_cents"] == 0
-    if has("pesq"):
-        assert identity["pesq_wb"] > 4.4
     assert identity["wer"] == identity["wer_original"] == results["original"]["wer"]
     assert identity["mos"] == pytest.approx(results["original"]["mos"])
 
@@ -58,12 +59,132 @@ def test_identity_is_at_the_ceiling(results):
 def test_random_weight_codec_scores_far_below_the_ceiling(results):
     codec = results["codecs"]["small75"]["summary"]
     assert codec["mel_distance"] > 0.5 and codec["stoi"] < 0.8
-    if has("pesq"):
-        assert 1.0 <= codec["pesq_wb"] < 2.0
     assert codec["wer"] >= results["original"]["wer"]
     assert 0 < codec["codebook_used"] <= 1 and codec["bits_per_second"] == pytest.approx(75 * 9)
     table = markdown_table(results)
     assert "| metric | identity | small75 |" in table and "675" in table
+
+
+# PESQ is built from source (a C compiler is needed): without it these tests are reported as skipped, and
+# tests/test_install.py fails where a compiler is present but pesq is not installed
+needs_pesq = pytest.mark.skipif(not has("pesq"), reason="PESQ not checked: the pesq package is not installed (it "
+                                                        "builds from source and needs a C compiler)")
+
+
+@needs_pesq
+def test_pesq_of_the_identity_is_at_the_ceiling_and_of_a_random_codec_far_below(results):
+    assert results["codecs"]["identity"]["summary"]["pesq_wb"] > 4.4
+    assert 1.0 <= results["codecs"]["small75"]["summary"]["pesq_wb"] < 2.0
+
+
+def np_magnitudes(x: torch.Tensor, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT| (frequency, frame) in numpy: reflect-padded frames, periodic Hann window."""
+    padded = np.pad(x.double().numpy(), n_fft // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    return np.abs(np.fft.rfft(frames * window, axis=1)).T
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A fixed (reference, estimate) pair at 24 kHz: the ARCTIC recording, and it low-passed with noise added."""
+    wave, rate = sf.read(ROOT / "assets" / "audio" / "arctic_a0007.wav", dtype="float32")
+    reference = torchaudio.functional.resample(torch.from_numpy(wave), rate, EVAL_RATE)
+    noise = 0.02 * torch.randn(reference.shape, generator=torch.Generator().manual_seed(0))
+    return reference, torchaudio.functional.lowpass_biquad(reference + noise, EVAL_RATE, 3000.0)
+
+
+def test_mel_and_stft_distances_follow_their_definitions_on_a_fixed_pair(pair):
+    reference, estimate = pair
+    # WavTokenizer's mel: n_fft 1024, hop 256, 100 HTK mel bands up to 12 kHz, magnitudes; natural log, clamp 1e-5
+    bands = torchaudio.functional.melscale_fbanks(513, 0.0, EVAL_RATE / 2, 100, EVAL_RATE).double().numpy()
+    log_mel = lambda x: np.log(np.maximum(bands.T @ np_magnitudes(x, 1024, 256), 1e-5))  # noqa: E731
+    expected = np.abs(log_mel(reference) - log_mel(estimate)).mean()
+    assert mel_distance(reference, estimate, EVAL_RATE) == pytest.approx(expected, rel=1e-5)
+    total = 0.0
+    for n_fft, hop in ((512, 128), (1024, 256), (2048, 512)):
+        a, b = np_magnitudes(reference, n_fft, hop), np_magnitudes(estimate, n_fft, hop)
+        total += np.linalg.norm(a - b) / np.linalg.norm(a)  # spectral convergence
+        total += np.abs(np.log(np.maximum(a, 1e-5)) - np.log(np.maximum(b, 1e-5))).mean()
+    assert multi_resolution_stft_distance(reference, estimate) == pytest.approx(total / 3, rel=1e-5)
+
+
+def test_a_copy_twice_as_loud_is_ln2_away_in_log_mel_and_one_plus_ln2_in_stft():
+    noise = 0.1 * torch.randn(EVAL_RATE, generator=torch.Generator().manual_seed(1))  # no bin near the 1e-5 clamp
+    assert mel_distance(noise, 2 * noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
+    assert mel_distance(2 * noise, noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
+    assert multi_resolution_stft_distance(noise, 2 * noise) == pytest.approx(1 + math.log(2), abs=1e-5)
+
+
+def test_stoi_and_mos_equal_the_libraries_own_computation_on_a_fixed_pair(pair):
+    import distillmos
+    from pystoi import stoi
+
+    from wavtokenizer_hf.evaluation import quality
+
+    reference, estimate = pair
+    expected = stoi(reference.double().numpy(), estimate.double().numpy(), EVAL_RATE, extended=False)
+    assert quality.stoi(reference, estimate, EVAL_RATE) == (pytest.approx(expected, abs=1e-12), None)
+    assert abs(expected - stoi(estimate.double().numpy(), reference.double().numpy(), EVAL_RATE)) > 0.01  # order
+    model = distillmos.ConvTransformerSQAModel().eval()
+    with torch.no_grad():  # a 16 kHz model
+        expected = float(model(torchaudio.functional.resample(estimate, EVAL_RATE, 16000)[None]).squeeze())
+    assert quality.mos(estimate, EVAL_RATE) == pytest.approx(expected, abs=1e-5)
+
+
+@needs_pesq
+def test_pesq_equals_the_pesq_package_wide_band_at_16_khz_on_a_fixed_pair(pair):
+    from pesq import pesq
+
+    from wavtokenizer_hf.evaluation import quality
+
+    reference, estimate = pair
+    at_16k = [torchaudio.functional.resample(x, EVAL_RATE, 16000).double().numpy() for x in (reference, estimate)]
+    expected = pesq(16000, at_16k[0], at_16k[1], "wb")
+    assert quality.pesq_wb(reference, estimate, EVAL_RATE) == (pytest.approx(expected, abs=1e-6), None)
+    assert abs(expected - pesq(16000, at_16k[1], at_16k[0], "wb")) > 0.1  # the order matters
+    assert abs(expected - pesq(16000, at_16k[0], at_16k[1], "nb")) > 0.1  # and the band
+
+
+@pytest.fixture(scope="module")
+def reconstructed(speech_folder, converted_dir):
+    """(reference, reconstruction) of a0007.wav by the fixture codec, cut to one length as the runner does."""
+    (utterance,) = load_test_set(speech_folder / "a0007.wav")
+    estimate, _ = CodecReconstructor(converted_dir).reconstruct(utterance.waveform)
+    n = min(utterance.waveform.numel(), estimate.numel())
+    return utterance.waveform[:n], estimate[:n]
+
+
+def codec_row(results):
+    return next(r for r in results["codecs"]["small75"]["per_utterance"] if r["id"] == "a0007.wav")
+
+
+def test_each_row_scores_the_reference_against_the_codec_reconstruction(results, reconstructed):
+    """The runner's per-utterance scores are the metrics of (original, reconstruction), in that order."""
+    from pystoi import stoi
+
+    from wavtokenizer_hf.evaluation import quality
+    from wavtokenizer_hf.evaluation.pitch import pitch_agreement
+
+    reference, estimate = reconstructed
+    row = codec_row(results)
+    assert row["mel_distance"] == pytest.approx(mel_distance(reference, estimate, EVAL_RATE), rel=1e-6)
+    assert row["stft_distance"] == pytest.approx(multi_resolution_stft_distance(reference, estimate), rel=1e-6)
+    assert row["stoi"] == pytest.approx(stoi(reference.double().numpy(), estimate.double().numpy(), EVAL_RATE),
+                                        abs=1e-9)
+    assert row["f0_gross_error"] == pitch_agreement(reference, estimate, EVAL_RATE)["f0_gross_error"]
+    assert row["mos"] == pytest.approx(quality.mos(estimate, EVAL_RATE), abs=1e-5)
+
+
+@needs_pesq
+def test_each_row_has_the_pesq_of_the_reference_against_the_codec_reconstruction(results, reconstructed):
+    from wavtokenizer_hf.evaluation import quality
+
+    reference, estimate = reconstructed
+    assert codec_row(results)["pesq_wb"] == pytest.approx(quality.pesq_wb(reference, estimate, EVAL_RATE)[0],
+                                                          abs=1e-6)
+    assert quality.pesq_wb(estimate, reference, EVAL_RATE)[0] != pytest.approx(codec_row(results)["pesq_wb"],
+                                                                               abs=1e-3)  # the order matters
 
 
 def test_without_vq_decodes_the_latents_the_way_the_codec_decodes_codes(converted_dir):
@@ -160,7 +281,7 @@ def test_pitch_tracker_on_a_known_tone():
     silence = torch.zeros(rate // 2)
     f0, voiced = track_pitch(torch.cat([tone, silence]), rate)
     assert voiced[5:95].all() and not voiced[110:].any()
-    assert abs(float(f0[5:95].mean()) - 180) < 2
+    assert abs(f0[5:95] - 180).max() < 0.05  # measured 0.005 Hz; the lag's parabolic interpolation is needed here
 
 
 # --- degenerate outputs rank last --------------------------------------------------------------------------------
@@ -226,9 +347,13 @@ def test_a_silent_output_counts_as_pitch_errors_not_as_missing(degenerate_result
     silence = degenerate_results["codecs"]["silence"]["summary"]
     assert silence["f0_gross_error"] == 1.0 and silence["vuv_f1"] == 0.0 and silence["vuv_mcc"] == 0.0
     assert silence["wer"] >= 0.9 and silence["cer"] >= 0.9  # nothing recognised (a stray "you" at most)
-    if has("pesq"):  # PESQ cannot score silence: n/a with its reason, not an abort of the evaluation
-        row = degenerate_results["codecs"]["silence"]["per_utterance"][0]
-        assert silence["pesq_wb"] is None and silence["n_a"]["pesq_wb"] == 1 and "PESQ failed" in row["notes"][0]
+
+
+@needs_pesq
+def test_pesq_of_a_silent_output_is_n_a_with_its_reason_not_an_abort(degenerate_results):
+    silence = degenerate_results["codecs"]["silence"]["summary"]
+    row = degenerate_results["codecs"]["silence"]["per_utterance"][0]
+    assert silence["pesq_wb"] is None and silence["n_a"]["pesq_wb"] == 1 and "PESQ failed" in row["notes"][0]
 
 
 def test_pitch_error_of_a_known_interval():
@@ -237,10 +362,11 @@ def test_pitch_error_of_a_known_interval():
     t = torch.arange(EVAL_RATE) / EVAL_RATE
     tone = lambda f: 0.3 * torch.sin(2 * math.pi * f * t) + 0.1 * torch.sin(2 * math.pi * 2 * f * t)  # noqa: E731
     scores = pitch_agreement(tone(180), tone(190), EVAL_RATE)
-    assert scores["f0_rmse_cents"] == pytest.approx(1200 * math.log2(190 / 180), abs=3)  # 93.6 cents
+    assert scores["f0_rmse_cents"] == pytest.approx(1200 * math.log2(190 / 180), abs=0.5)  # 93.6 cents
     assert scores["f0_gross_error"] > 0.9 and scores["vuv_f1"] == 1.0
-    close = pitch_agreement(tone(180), tone(182), EVAL_RATE)  # 19 cents: fine, not gross
-    assert close["f0_gross_error"] < 0.1 and close["f0_fine_rmse_cents"] == pytest.approx(19.1, abs=3)
+    close = pitch_agreement(tone(180), tone(182), EVAL_RATE)  # 19.1 cents: fine, not gross
+    assert close["f0_gross_error"] < 0.1
+    assert close["f0_fine_rmse_cents"] == pytest.approx(1200 * math.log2(182 / 180), abs=0.5)
 
 
 def test_music_and_noise_rows_get_spectral_scores_only(converted_dir):
@@ -252,12 +378,17 @@ def test_music_and_noise_rows_get_spectral_scores_only(converted_dir):
     assert summary["stoi"] is None and summary["f0_gross_error"] is None and summary["nonspeech_mel_distance"] > 0
 
 
-def test_pesq_and_stoi_failures_are_per_utterance_not_aborts():
+def test_a_stoi_failure_is_per_utterance_not_an_abort():
     from wavtokenizer_hf.evaluation import quality
 
     short = torch.randn(2400, generator=torch.Generator().manual_seed(0)) * 0.1  # 0.1 s
     value, why = quality.stoi(short, short, EVAL_RATE)
     assert value is None and "STOI n/a" in why
-    if has("pesq"):
-        value, why = quality.pesq_wb(torch.zeros(EVAL_RATE), torch.zeros(EVAL_RATE), EVAL_RATE)
-        assert value is None and why.startswith("PESQ failed")
+
+
+@needs_pesq
+def test_a_pesq_failure_is_per_utterance_not_an_abort():
+    from wavtokenizer_hf.evaluation import quality
+
+    value, why = quality.pesq_wb(torch.zeros(EVAL_RATE), torch.zeros(EVAL_RATE), EVAL_RATE)
+    assert value is None and why.startswith("PESQ failed")

@@ -147,13 +147,21 @@ def timings(synthesis: Synthesis, text: str) -> tuple[list[dict], list[dict]]:
 
     word_events = [e for e in synthesis.events if e[0] == EVENT_WORD]
     words: list[dict] = []
+    read = 0  # bytes of the text already given to words
     for i, (_, start, position, length, _) in enumerate(word_events):
         limit = word_events[i + 1][1] if i + 1 < len(word_events) else duration
         spoken = [p for p in phones if p["phone"] != "sil" and start - 1e-6 <= p["start"] < limit]
-        # one event may cover several words (espeak joins e.g. "has been"): its text runs to the next event
-        text_end = word_events[i + 1][2] - 1 if i + 1 < len(word_events) else len(encoded)
-        span = [w for w in _WORD.findall(encoded[position - 1: max(text_end, position - 1 + length)].decode())]
-        if not span or not spoken:
+        # one event may cover several words (espeak joins e.g. "has been"): its text runs to the next event; an event
+        # may also start inside the previous event's word ("too", "--it"): only text not read yet counts
+        text_end = max(word_events[i + 1][2] - 1 if i + 1 < len(word_events) else len(encoded), position - 1 + length)
+        begin = max(position - 1, read)
+        span = _WORD.findall(encoded[begin:text_end].decode(errors="ignore")) if text_end > begin else []
+        read = max(read, text_end)
+        if not spoken:
+            continue
+        if not span:  # the previous word goes on
+            if words:
+                words[-1]["end"] = max(words[-1]["end"], spoken[-1]["end"])
             continue
         words.extend(_split_span(span, spoken))
     return words, phones
