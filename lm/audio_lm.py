@@ -1,24 +1,24 @@
 """The audio-only GPT: `<bos> codes <eos>` streams from a tokenized dataset, trained with `lm.trainer`, scored
-against unigram/bigram baselines on the same held-out utterances, and sampled back to audio through the codec."""
+against unigram/bigram baselines on the same validation utterances (cut into the same block-sized pieces as
+training), and sampled back to audio through the codec."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.errors import WavTokenizerError
 
 from .evaluate import summarize, utterance_nats
-from .models import build_causal_lm, count_parameters
+from .experiment import run_metrics, split_utterances, train_and_reload, write_metrics
+from .models import build_causal_lm
 from .ngram import NgramBaselines
 from .sampling import CachedSampler, SamplingConfig, id_mask
-from .streams import Utterance, audio_sequence, codes_of, load_tokenized, pack_blocks, split_by_utterance
-from .trainer import LMTrainConfig, train_lm
+from .streams import Utterance, audio_sequence, codes_of, fit_to_blocks, load_tokenized
+from .trainer import LMTrainConfig
 from .vocabulary import BOS, EOS, PAD, AudioTokenLayout, build_joint_tokenizer
 
 
@@ -37,9 +37,9 @@ def audio_utterances(dataset, layout: AudioTokenLayout, min_frames: int = 2) -> 
     return utterances
 
 
-def _evaluate(model, utterances: list[Utterance]) -> dict:
+def _evaluate(model, utterances: list[Utterance], block_size: int) -> dict:
     seconds = sum(u.seconds for u in utterances)
-    scored = utterance_nats(model, utterances)
+    scored = utterance_nats(model, utterances, block_size=block_size)
     return summarize(scored["nats"], scored["tokens"], seconds)
 
 
@@ -54,12 +54,45 @@ def continue_audio(model, layout: AudioTokenLayout, prompt_codes: np.ndarray, ma
     return layout.ids_to_codes(np.asarray(drawn), drop_other=True)
 
 
+def _sample_lengths(block_size: int, prompt_frames: int, continuation_frames: int) -> tuple[int, int]:
+    """Prompt and continuation frames cut down to what fits in one training block after `<bos>` (the positions the
+    model was trained on): the prompt to at most half of it, the continuation to the rest."""
+    room = block_size - 1
+    prompt = max(1, min(prompt_frames, room // 2))
+    return prompt, max(0, min(continuation_frames, room - prompt))
+
+
+def write_samples(model, codec, layout: AudioTokenLayout, utterances: list[Utterance], out_dir: Path,
+                  num_samples: int, prompt_frames: int, continuation_frames: int,
+                  sampling: SamplingConfig) -> list[str]:
+    """Held-out prompts and their sampled continuations, decoded by the codec; returns the files written."""
+    from wavtokenizer_hf.audio_io import write_audio
+
+    samples_dir = out_dir / "samples"
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    candidates = [u for u in utterances if len(u.input_ids) - 2 > prompt_frames]
+    written = []
+    for index, u in enumerate(candidates[:num_samples]):
+        prompt = layout.ids_to_codes(u.input_ids[1:-1])[:prompt_frames]
+        generated = continue_audio(model, layout, prompt, continuation_frames,
+                                   SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
+        for name, codes in (("prompt", prompt), ("continuation", np.concatenate([prompt, generated]))):
+            if len(codes) >= 2:  # the decoder needs two frames
+                audio = codec.decode(torch.from_numpy(codes).long()[None])
+                path = samples_dir / f"{index:02d}_{u.id}_{name}.wav"
+                write_audio(path, audio.reshape(-1), codec.sampling_rate, overwrite=True)
+                written.append(str(path))
+    return written
+
+
 def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path, cfg: LMTrainConfig,
                    model_config: str | Path | None = None, init_from: str | Path | None = None,
                    validation_share: float = 0.1, num_samples: int = 3, prompt_seconds: float = 2.0,
-                   continuation_seconds: float = 4.0, sampling: SamplingConfig | None = None) -> dict:
-    """Train, evaluate against baselines, write samples. Returns the metrics (also in out_dir/metrics.json)."""
-    from wavtokenizer_hf.audio_io import write_audio
+                   continuation_seconds: float = 4.0, sampling: SamplingConfig | None = None,
+                   selection_share: float = 0.05) -> dict:
+    """Train, evaluate against baselines, write samples. Returns the metrics (also in out_dir/metrics.json); the
+    checkpoint is chosen on a selection split apart from the validation utterances the metrics are measured on
+    (`lm.experiment`). Samples fit in one training block (prompt and continuation are shortened if needed)."""
     from wavtokenizer_hf.codec import Codec
 
     out_dir = Path(out_dir)
@@ -67,53 +100,33 @@ def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path,
     dataset = load_tokenized(data)
     tokenizer = build_joint_tokenizer(codec.codebook_size, durations=False)
     layout = AudioTokenLayout.from_tokenizer(tokenizer)
-    utterances = audio_utterances(dataset, layout)
-    is_validation = split_by_utterance([u.id for u in utterances], validation_share)
-    train = [u for u, v in zip(utterances, is_validation) if not v]
-    held_out = [u for u, v in zip(utterances, is_validation) if v]
-    if not train or not held_out:
-        raise WavTokenizerError(f"{len(utterances)} utterances are too few to split into train and validation")
-    blocks = pack_blocks(train, cfg.block_size, separate=True, pad_id=layout[PAD])
-
+    splits = split_utterances(audio_utterances(dataset, layout), validation_share, selection_share)
     model = build_causal_lm(len(tokenizer), layout, model_config=model_config, init_from=init_from)
-    summary = train_lm(model, blocks, cfg, out_dir, tokenizer, evaluate=lambda m: _evaluate(m, held_out))
+    best, summary = train_and_reload(model, tokenizer, splits, cfg, out_dir, layout[PAD],
+                                     lambda m, utterances: _evaluate(m, utterances, cfg.block_size))
+    if best is None:
+        return {"main_process": False}
 
-    from transformers import AutoModelForCausalLM
-
-    best = AutoModelForCausalLM.from_pretrained(out_dir / "model").eval()
-    lm_metrics = _evaluate(best, held_out)
-    support = np.concatenate([np.arange(layout.audio_offset, layout.audio_offset + layout.codebook_size), [layout[EOS]]])
-    baselines = NgramBaselines(support, len(tokenizer)).fit(train).cross_entropy(held_out)
-    seconds = sum(u.seconds for u in held_out)
+    # the baselines see the same pieces as the LM: the same targets, each with the same context
+    audio_ids = np.arange(layout.audio_offset, layout.audio_offset + layout.codebook_size)
+    support = np.concatenate([audio_ids, [layout[EOS]]])
+    baselines = (NgramBaselines(support, len(tokenizer)).fit(fit_to_blocks(splits.train, cfg.block_size))
+                 .cross_entropy(fit_to_blocks(splits.validation, cfg.block_size)))
+    seconds = sum(u.seconds for u in splits.validation)
     metrics = {
-        "train_utterances": len(train), "validation_utterances": len(held_out),
-        "train_tokens": int(sum(len(u.input_ids) for u in train)), "validation_seconds": round(seconds, 1),
-        "parameters": count_parameters(best), "steps": summary["steps"], "train_seconds": summary["seconds"],
-        "best_step": summary["best_step"],
-        "lm": lm_metrics,
+        **run_metrics(splits, summary, best, cfg), "validation_seconds": round(seconds, 1),
+        "lm": _evaluate(best, splits.validation, cfg.block_size),
         "unigram": summarize(baselines["unigram_nats"], baselines["tokens"], seconds),
         "bigram": summarize(baselines["bigram_nats"], baselines["tokens"], seconds),
         "frame_rate": codec.frame_rate, "codebook_size": codec.codebook_size,
     }
-
     sampling = sampling or SamplingConfig()
-    samples_dir = out_dir / "samples"
-    samples_dir.mkdir(parents=True, exist_ok=True)
-    prompt_frames = max(1, int(round(prompt_seconds * codec.frame_rate)))
-    candidates = [u for u in held_out if len(u.input_ids) - 2 > prompt_frames]
-    written = []
-    for index, u in enumerate(candidates[:num_samples]):
-        prompt = layout.ids_to_codes(u.input_ids[1:-1])[:prompt_frames]
-        generated = continue_audio(best, layout, prompt, int(continuation_seconds * codec.frame_rate),
-                                   SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
-        for name, codes in (("prompt", prompt), ("continuation", np.concatenate([prompt, generated]))):
-            audio = codec.decode(torch.from_numpy(codes).long()[None]) if len(codes) >= 2 else None
-            if audio is not None:
-                path = samples_dir / f"{index:02d}_{u.id}_{name}.wav"
-                write_audio(path, audio.reshape(-1), codec.sampling_rate, overwrite=True)
-                written.append(str(path))
-    metrics["samples"] = written
-    metrics["sampling"] = asdict(sampling)
-    with atomic_path(out_dir / "metrics.json", overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(metrics, indent=2))
+    prompt_frames, continuation_frames = _sample_lengths(cfg.block_size,
+                                                         max(1, int(round(prompt_seconds * codec.frame_rate))),
+                                                         int(continuation_seconds * codec.frame_rate))
+    metrics["samples"] = write_samples(best, codec, layout, splits.validation, out_dir, num_samples, prompt_frames,
+                                       continuation_frames, sampling)
+    metrics["sampling"] = {**asdict(sampling), "prompt_frames": prompt_frames,
+                           "continuation_frames": continuation_frames}
+    write_metrics(out_dir, metrics)
     return metrics

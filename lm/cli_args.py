@@ -1,4 +1,4 @@
-"""Command-line options shared by the LM scripts (training schedule and sampling)."""
+"""Command-line options shared by the LM scripts (training schedule, splits and sampling)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def train_config_from(args: argparse.Namespace) -> LMTrainConfig:
                          min_learning_rate=args.lr / 10, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
                          max_minutes=args.max_minutes, eval_every=args.eval_every,
                          mixed_precision=args.mixed_precision, seed=args.seed, log_with=args.log_with)
+
+
+def add_split_args(parser: argparse.ArgumentParser, validation_share: float, selection_share: float = 0.05) -> None:
+    group = parser.add_argument_group("splits (by a hash of each utterance id)")
+    group.add_argument("--validation-share", type=float, default=validation_share,
+                       help="utterances held out for the reported numbers")
+    group.add_argument("--selection-share", type=float, default=selection_share,
+                       help="utterances held out for choosing the best checkpoint (0 = choose on the validation "
+                            "utterances; metrics.json then says so)")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:

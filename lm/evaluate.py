@@ -1,5 +1,7 @@
-"""Held-out cross-entropy of a causal LM on whole utterances (no packing), in nats, perplexity and bits per second
-of audio, scored on the same targets as the n-gram baselines."""
+"""Held-out cross-entropy of a causal LM, in nats, perplexity and bits per second of audio, scored on the same
+targets as the n-gram baselines. Utterances are scored unpacked (one per row, padding masked); with `block_size`
+they are first cut into the pieces training saw (`lm.streams.fit_to_blocks`), so no position past the training
+block is scored."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ from typing import Sequence
 
 import torch
 
-from .streams import Utterance
+from .streams import Utterance, fit_to_blocks
 
 
 @torch.no_grad()
-def utterance_nats(model, utterances: Sequence[Utterance], batch_size: int = 8) -> dict[str, float]:
+def utterance_nats(model, utterances: Sequence[Utterance], batch_size: int = 8,
+                   block_size: int | None = None) -> dict[str, float]:
     """Sum of -log p over every scored token after each utterance's first, and how many there were."""
+    if block_size is not None:
+        utterances = fit_to_blocks(utterances, block_size)
     device = next(model.parameters()).device
     order = sorted(range(len(utterances)), key=lambda i: len(utterances[i].input_ids))
     total, count = 0.0, 0

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from wavtokenizer_hf.errors import WavTokenizerError
+
+from .models import max_positions
+
 
 @dataclass
 class SamplingConfig:
@@ -43,12 +47,15 @@ class CachedSampler:
         self.cache = None
         self.next_logits: torch.Tensor | None = None
         self.length = 0
+        self.limit = max_positions(model)
 
     @torch.no_grad()
     def feed(self, ids: list[int] | torch.Tensor) -> None:
         ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(1, -1)
         if ids.numel() == 0:
             return
+        if self.limit is not None and self.length + ids.shape[1] > self.limit:
+            raise WavTokenizerError(f"the sequence would pass the model's {self.limit} positions; ask for less audio")
         out = self.model(input_ids=ids, cache=self.cache, use_cache=True)
         self.cache = out.cache
         self.next_logits = out.logits[0, -1].float().cpu()

@@ -29,13 +29,21 @@ def audio_token(code: int) -> str:
     return f"<|a_{code}|>"
 
 
+NUM_DURATIONS = int(round(MAX_DURATION / DURATION_STEP)) + 1
+
+
+def duration_steps(seconds: float) -> int:
+    """Index of the duration token of `seconds`: rounded to DURATION_STEP, clamped to [0, MAX_DURATION]."""
+    return min(max(int(round(seconds / DURATION_STEP)), 0), NUM_DURATIONS - 1)
+
+
 def duration_token(seconds: float) -> str:
-    steps = min(max(int(round(seconds / DURATION_STEP)), 0), int(round(MAX_DURATION / DURATION_STEP)))
-    return f"<|t_{steps * DURATION_STEP:.2f}|>"
+    """The duration token of `seconds` as a string (`AudioTokenLayout.duration_id` gives its id)."""
+    return f"<|t_{duration_steps(seconds) * DURATION_STEP:.2f}|>"
 
 
 def duration_tokens() -> list[str]:
-    return [f"<|t_{steps * DURATION_STEP:.2f}|>" for steps in range(int(round(MAX_DURATION / DURATION_STEP)) + 1)]
+    return [duration_token(steps * DURATION_STEP) for steps in range(NUM_DURATIONS)]
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,7 @@ class AudioTokenLayout:
     def duration_id(self, seconds: float) -> int:
         if self.duration_offset is None:
             raise WavTokenizerError("this tokenizer has no duration tokens (built with durations=False)")
-        steps = min(max(int(round(seconds / DURATION_STEP)), 0), self.num_durations - 1)
-        return self.duration_offset + steps
+        return self.duration_offset + duration_steps(seconds)
 
     def duration_ids(self) -> range:
         return range(self.duration_offset or 0, (self.duration_offset or 0) + self.num_durations)
@@ -167,20 +174,40 @@ def extend_tokenizer(tokenizer, codebook_size: int, durations: bool = True):
     return tokenizer
 
 
-def extend_text_lm(model, tokenizer, pad_to_multiple_of: int | None = None) -> int:
-    """Grow a text LM's embeddings (and untied output head) to the tokenizer; new rows = mean of the old rows.
+def extend_text_lm(model, tokenizer, pad_to_multiple_of: int | None = None, text_vocab_size: int | None = None) -> int:
+    """Grow (or trim) a text LM's embeddings and untied output head to the extended `tokenizer`; every row from
+    `text_vocab_size` on is set to the mean of the rows below it. Returns how many rows were set.
 
-    Returns the number of new rows. The mean keeps the new tokens' initial logits at the average of the known ones,
-    so fine-tuning starts from the text LM's loss scale instead of from random spikes."""
-    old = model.get_input_embeddings().weight.shape[0]
+    `text_vocab_size` is the tokenizer's length before `extend_tokenizer`: the rows of real text tokens. It is not the
+    old row count: models often carry spare rows past their tokenizer (Pythia 50,304 for 50,277 tokens), which were
+    never trained and now belong to new tokens. Without it, it is taken as the lowest id of the tokens
+    `extend_tokenizer` adds (pass it when the text tokenizer already had one of them). The mean keeps the new tokens'
+    initial logits at the average of the known ones, so fine-tuning starts from the text LM's loss scale."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    boundary = text_vocab_size if text_vocab_size is not None else _first_added_id(tokenizer)
+    if not 0 < boundary <= min(rows, len(tokenizer)):
+        raise WavTokenizerError(f"text_vocab_size {boundary} must be in [1, {min(rows, len(tokenizer))}]: the model "
+                                f"has {rows} embedding rows and the tokenizer {len(tokenizer)} tokens")
     model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=False)
-    new = model.get_input_embeddings().weight.shape[0]
     with torch.no_grad():
         embeddings = model.get_input_embeddings().weight
-        embeddings[old:] = embeddings[:old].mean(dim=0, keepdim=True)
+        embeddings[boundary:] = embeddings[:boundary].mean(dim=0, keepdim=True)
         head = model.get_output_embeddings()
         if head is not None and head.weight.data_ptr() != embeddings.data_ptr():
-            head.weight[old:] = head.weight[:old].mean(dim=0, keepdim=True)
+            head.weight[boundary:] = head.weight[:boundary].mean(dim=0, keepdim=True)
             if getattr(head, "bias", None) is not None:
-                head.bias[old:] = head.bias[:old].mean()
-    return new - old
+                head.bias[boundary:] = head.bias[:boundary].mean()
+    return embeddings.shape[0] - boundary
+
+
+def _first_added_id(tokenizer) -> int:
+    """The lowest id among the markers, durations and audio tokens (where `extend_tokenizer` starts adding)."""
+    layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    ids = [*layout.marker_ids.values(), layout.audio_offset]
+    return min(ids + ([layout.duration_offset] if layout.duration_offset is not None else []))
+
+
+def token_text(tokenizer, token_id: int) -> str:
+    """A text token as readable text, a leading space shown as '␣'."""
+    text = tokenizer.decode([token_id])
+    return "␣" + text[1:] if text.startswith(" ") else text

@@ -5,7 +5,9 @@
   python scripts/finetune_tts.py ... --text-lm path/to/any-causal-lm     # extend and fine-tune an existing text LM
 
 Formats: `interleaved` (OuteTTS-style: each word followed by its duration and codes; no aligner at inference) or
-`plain` (text then all codes). The loss covers the audio part only. Writes OUT/model (AutoModelForCausalLM +
+`plain` (text then all codes). The loss covers the audio part only. Examples are packed whole into blocks (one
+longer than a block is split, its text prompt repeated); the checkpoint is chosen on a selection split, the losses
+are measured on separate validation utterances. Writes OUT/model (AutoModelForCausalLM +
 AutoTokenizer + tts_format.json), OUT/metrics.json (held-out WER of generated speech beside the codec ceiling and the
 originals, durations) and OUT/samples/*.flac.
 """
@@ -16,9 +18,9 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from lm.cli_args import add_sampling_args, add_train_args, sampling_from, train_config_from
+from lm.cli_args import add_sampling_args, add_split_args, add_train_args, sampling_from, train_config_from
 from lm.trainer import LMTrainConfig
-from lm.tts_lm import finetune_tts
+from lm.tts_training import finetune_tts
 from wavtokenizer_hf.errors import WavTokenizerError
 
 
@@ -38,17 +40,22 @@ def main() -> int:
     parser.add_argument("--eval-items", type=int, default=20, help="held-out sentences to generate")
     parser.add_argument("--samples", type=int, default=5, help="listening samples to write")
     add_train_args(parser, LMTrainConfig(block_size=1024, batch_size=8, max_steps=1500, eval_every=250))
+    add_split_args(parser, validation_share=0.05)
     add_sampling_args(parser)
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     try:
-        metrics = finetune_tts(args.data, args.codec, args.out, args.format, train_config_from(args), args.text_lm,
-                               args.model_config, args.eval_corpus, args.eval_items, sampling_from(args),
+        metrics = finetune_tts(args.data, args.codec, args.out, args.format, train_config_from(args),
+                               text_lm=args.text_lm, model_config=args.model_config, eval_corpus=args.eval_corpus,
+                               eval_items=args.eval_items, sampling=sampling_from(args),
+                               validation_share=args.validation_share, selection_share=args.selection_share,
                                samples=args.samples)
     except WavTokenizerError as err:
         print(f"finetune_tts: error: {err}", file=sys.stderr)
         return 2
-    print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; held-out audio loss "
+    if not metrics.get("main_process", True):
+        return 0  # under accelerate launch the main process reports
+    print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; validation audio loss "
           f"{metrics['validation_audio_loss']:.3f} nats/token")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):

@@ -7,20 +7,21 @@
 
 --data: a corpus built by scripts/build_corpus.py (its timings are used) or a folder of audio files with transcripts
 (NAME.txt, transcripts.tsv or manifest.jsonl; aligned offline with pocketsphinx). Baselines (random codes with the
-same usage, k-means on log-mel, shuffled labels) use the first codec's K and frames. Writes the report and, beside
-it, the numbers as JSON.
+same usage, k-means on log-mel, shuffled labels) use the first codec's K and frames; the k-means is fitted on
+training audio (--fit-data, default: the corpus's --fit-split), never on the probed frames. Every row gets
+chance-adjusted PNMI and mapping accuracy and its paired difference to the first codec. Writes the report and,
+beside it, the numbers as JSON.
 """
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
 from lm.probes import json_summary, run_probes, write_report
 from wavtokenizer_hf.atomic import atomic_path
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
 
 
 def parse_codecs(values: list[str]) -> dict[str, Path]:
@@ -34,6 +35,10 @@ def parse_codecs(values: list[str]) -> dict[str, Path]:
     return codecs
 
 
+def _interval(metric: dict) -> str:
+    return f"{metric['value']:.3f} [{metric['low']:.3f}, {metric['high']:.3f}]"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="corpus with timings, or audio folder with transcripts")
@@ -44,28 +49,33 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="HTML report to write")
     parser.add_argument("--limit", type=int, default=None, help="use at most this many utterances")
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap resamplings")
-    parser.add_argument("--drop-silence", action="store_true", help="leave frames outside phones out")
+    parser.add_argument("--drop-silence", action="store_true",
+                        help="leave out every silence frame (pauses and frames outside phones)")
     parser.add_argument("--examples", type=int, default=2, help="example utterances in the report")
+    parser.add_argument("--fit-data", default=None,
+                        help="training audio for the k-means baseline (default: --data, when it is a corpus)")
+    parser.add_argument("--fit-split", default="train", help="split of the fit data (default: train)")
+    parser.add_argument("--fit-limit", type=int, default=None,
+                        help="training utterances to fit on (default: as many as probed)")
+    parser.add_argument("--null-draws", type=int, default=3, help="circular shifts averaged for the chance level")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        result = run_probes(parse_codecs(args.codec), args.data, args.split, args.limit, args.rounds,
-                            args.drop_silence, args.lm)
-        write_report(result, args.out, args.examples)
-        summary = json_summary(result)
-        with atomic_path(args.out.with_suffix(".json"), overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps(summary, indent=2))
-    except WavTokenizerError as err:
-        print(f"probe_alignment: error: {err}", file=sys.stderr)
-        return 2
+    result = run_probes(parse_codecs(args.codec), args.data, args.split, args.limit, args.rounds, args.drop_silence,
+                        args.lm, fit_source=args.fit_data, fit_split=args.fit_split, fit_limit=args.fit_limit,
+                        null_draws=args.null_draws)
+    write_report(result, args.out, args.examples)
+    summary = json_summary(result)
+    with atomic_path(args.out.with_suffix(".json"), overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2))
     for row in summary["rows"]:
-        m = row["metrics"]
-        print(f"{row['name'][:48]:48s} PNMI {m['pnmi']['value']:.3f} [{m['pnmi']['low']:.3f}, {m['pnmi']['high']:.3f}]"
-              f"  mapping acc {m['mapping_accuracy']['value']:.3f} [{m['mapping_accuracy']['low']:.3f}, "
-              f"{m['mapping_accuracy']['high']:.3f}]")
+        m, d = row["metrics"], row["difference_to_reference"]
+        print(f"{row['name'][:44]:44s} PNMI {_interval(m['pnmi'])} - null = {_interval(m['pnmi_adjusted'])}"
+              f"  mapping {_interval(m['mapping_accuracy'])} (majority {m['majority_accuracy']['value']:.3f})"
+              f"  vs {summary['reference'][:20]}: {_interval(d['pnmi_adjusted'])}")
+    print(summary["intervals"])
     print(f"report: {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

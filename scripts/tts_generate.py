@@ -11,7 +11,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from lm.cli_args import add_sampling_args, sampling_from
-from lm.tts import generate_codes, load_tts
+from lm.tts_generation import generate_codes, load_tts
 from wavtokenizer_hf.audio_io import write_audio
 from wavtokenizer_hf.codec import Codec
 from wavtokenizer_hf.errors import WavTokenizerError

@@ -14,11 +14,11 @@ import torch
 
 from lm.ngram import NgramBaselines
 from lm.sampling import CachedSampler, SamplingConfig, filter_logits, id_mask
-from lm.streams import IGNORE_INDEX, Utterance, audio_sequence, pack_blocks, split_by_utterance
+from lm.streams import IGNORE_INDEX, Utterance, audio_sequence, block_pieces, pack_blocks, split_by_utterance
 from lm.trainer import LMTrainConfig, train_lm
-from lm.tts_format import TTSFormatter, word_code_spans
+from lm.tts_sequences import TTSFormatter, word_code_spans
 from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, PAD, WORD_END, AudioTokenLayout, audio_token,
-                           build_joint_tokenizer, extend_text_lm, extend_tokenizer)
+                           build_joint_tokenizer, duration_token, extend_text_lm, extend_tokenizer)
 from wavtokenizer_hf.errors import WavTokenizerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,26 +73,49 @@ def test_text_still_tokenizes_and_decodes(joint_tokenizer):
     assert max(ids) < AudioTokenLayout.from_tokenizer(joint_tokenizer)[BOS]
 
 
-def test_extend_existing_tokenizer_and_model_mean_initialisation():
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def _text_tokenizer(text: str = "some text to learn from"):
+    from transformers import PreTrainedTokenizerFast
 
     from lm.vocabulary import train_text_bpe
 
-    text_tokenizer = PreTrainedTokenizerFast(tokenizer_object=train_text_bpe(["some text to learn from"] * 10, 280))
-    base_size = len(text_tokenizer)
+    return PreTrainedTokenizerFast(tokenizer_object=train_text_bpe([text] * 10, 280))
+
+
+def _text_lm(rows: int, tied: bool):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    if tied:
+        return GPT2LMHeadModel(GPT2Config(vocab_size=rows, n_embd=32, n_layer=1, n_head=2, bos_token_id=0,
+                                          eos_token_id=0))
+    return LlamaForCausalLM(LlamaConfig(vocab_size=rows, tie_word_embeddings=False, **TINY_LM))
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-head", "untied-head"])
+@pytest.mark.parametrize("explicit", [True, False], ids=["given-text-size", "inferred-text-size"])
+def test_extending_a_text_lm_with_spare_embedding_rows_initialises_every_new_token(tied, explicit):
+    text_tokenizer = _text_tokenizer()
+    text_tokens = len(text_tokenizer)
+    model = _text_lm(text_tokens + 10, tied)  # spare rows past the tokenizer, as Pythia's and Qwen's
+    old_in = model.get_input_embeddings().weight.detach().clone()
+    old_out = model.get_output_embeddings().weight.detach().clone()
     tokenizer = extend_tokenizer(text_tokenizer, 64)
     layout = AudioTokenLayout.from_tokenizer(tokenizer)
-    assert layout.codebook_size == 64 and layout.audio_offset >= base_size
-    for model in (GPT2LMHeadModel(GPT2Config(vocab_size=base_size, n_embd=32, n_layer=1, n_head=2)),  # tied head
-                  LlamaForCausalLM(LlamaConfig(vocab_size=base_size, tie_word_embeddings=False, **TINY_LM))):
-        old_in = model.get_input_embeddings().weight[:base_size].detach().clone()
-        old_out = model.get_output_embeddings().weight[:base_size].detach().clone()
-        added = extend_text_lm(model, tokenizer)
-        assert added == len(tokenizer) - base_size
-        new_in, new_out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-        assert torch.equal(new_in[:base_size], old_in)
-        assert torch.allclose(new_in[base_size:], old_in.mean(0).expand(added, -1), atol=1e-6)
-        assert torch.allclose(new_out[base_size:], old_out.mean(0).expand(added, -1), atol=1e-6)
+    assert layout.codebook_size == 64 and layout.audio_offset >= text_tokens
+    added = extend_text_lm(model, tokenizer, text_vocab_size=text_tokens if explicit else None)
+    new_in, new_out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert added == len(tokenizer) - text_tokens and new_in.shape[0] == len(tokenizer)
+    assert torch.equal(new_in[:text_tokens], old_in[:text_tokens])
+    # the spare rows now belong to markers: they are set like every other new row, not kept as untrained rows
+    assert torch.allclose(new_in[text_tokens:], old_in[:text_tokens].mean(0).expand(added, -1), atol=1e-6)
+    assert torch.allclose(new_out[text_tokens:], old_out[:text_tokens].mean(0).expand(added, -1), atol=1e-6)
+    assert (new_out.data_ptr() == new_in.data_ptr()) == tied
+
+
+def test_duration_token_names_the_token_that_duration_id_gives(joint_tokenizer):
+    layout = AudioTokenLayout.from_tokenizer(joint_tokenizer)
+    for seconds in (-1.0, 0.0, 0.004, 0.17, 1.234, 3.0, 7.5):
+        assert joint_tokenizer.convert_tokens_to_ids(duration_token(seconds)) == layout.duration_id(seconds)
 
 
 def test_audio_only_tokenizer_and_model_load_with_stock_transformers(tmp_path):
@@ -116,17 +139,86 @@ def test_audio_only_tokenizer_and_model_load_with_stock_transformers(tmp_path):
 
 # --- streams --------------------------------------------------------------------------------------------------
 
-def test_pack_blocks_positions_and_labels():
+def _segments(packed: dict, pad_id: int) -> list[tuple[list[int], list[int]]]:
+    """(ids, labels) of every segment of packed blocks (a segment starts where positions restart), padding dropped."""
+    segments = []
+    for ids, labels, positions in zip(packed["input_ids"], packed["labels"], packed["position_ids"]):
+        starts = np.flatnonzero(positions == 0).tolist() + [len(ids)]
+        for start, stop in zip(starts, starts[1:]):
+            keep = ids[start:stop] != pad_id
+            segments.append((ids[start:stop][keep].tolist(), labels[start:stop][keep].tolist()))
+    return segments
+
+
+def test_utterances_are_never_cut_at_block_edges():
+    rng = np.random.default_rng(1)
+    utterances = [utterance(str(i), rng.integers(2, 50, rng.integers(2, 11))) for i in range(40)]
+    packed = pack_blocks(utterances, block_size=10, pad_id=99)
+    segments = _segments(packed, pad_id=99)
+    assert sorted(ids for ids, _ in segments) == sorted(u.input_ids.tolist() for u in utterances)
+    for ids, labels in segments:  # every token after an utterance's first is a target, the first is not
+        assert labels == [IGNORE_INDEX] + ids[1:]
+    assert (packed["labels"][packed["input_ids"] == 99] == IGNORE_INDEX).all()
+    total = sum(len(u.input_ids) for u in utterances)
+    assert len(packed["input_ids"]) <= -(-total // 10) + 2  # whole utterances cost little padding (best fit)
+
+
+def test_an_utterance_longer_than_a_block_is_split_with_its_prompt_repeated():
+    # a TTS-like example: three prompt tokens (not scored), then nine targets
+    long = Utterance("long", np.arange(100, 112), np.array([False] * 3 + [True] * 9))
+    pieces = block_pieces(long, 6)
+    assert [p.input_ids.tolist() for p in pieces] == [[100, 101, 102, 103, 104, 105], [100, 101, 102, 106, 107, 108],
+                                                      [100, 101, 102, 109, 110, 111]]
+    assert all(p.scored.tolist() == [False] * 3 + [True] * 3 for p in pieces)
+    # an audio stream: <bos> is its prompt
+    assert [p.input_ids.tolist() for p in block_pieces(utterance("a", [1, 5, 6, 7, 8, 9, 2]), 4)] == [[1, 5, 6, 7],
+                                                                                                     [1, 8, 9, 2]]
+    packed = pack_blocks([long, utterance("short", [7, 8, 9])], block_size=6, pad_id=0)
+    labels = packed["labels"]
+    assert sorted(labels[labels != IGNORE_INDEX].tolist()) == [8, 9, *range(103, 112)]  # every target once
+    assert packed["position_ids"].max() < 6
+    assert sum(row[:3].tolist() == [100, 101, 102] for row in packed["input_ids"]) == 3
+
+
+def test_a_prompt_that_leaves_no_room_in_a_block_is_refused():
+    long = Utterance("p", np.arange(10), np.array([False] * 6 + [True] * 4))
+    with pytest.raises(WavTokenizerError, match="its prompt has 6 tokens"):
+        pack_blocks([long], block_size=6)
+
+
+def test_stream_packing_for_comparison_cuts_at_block_edges():
     a, b = utterance("a", [10, 11, 12]), utterance("b", [20, 21, 22, 23, 24])
-    packed = pack_blocks([a, b], block_size=4, separate=True, pad_id=0)
-    assert packed["input_ids"].tolist() == [[10, 11, 12, 20], [21, 22, 23, 24]]
-    # b starts a segment at the end of block 0 and continues as a new segment in block 1
-    assert packed["position_ids"].tolist() == [[0, 1, 2, 0], [0, 1, 2, 3]]
-    assert packed["labels"].tolist() == [[IGNORE_INDEX, 11, 12, IGNORE_INDEX], [IGNORE_INDEX, 22, 23, 24]]
     joined = pack_blocks([a, b], block_size=3, separate=False, pad_id=0)
     assert joined["input_ids"].tolist() == [[10, 11, 12], [20, 21, 22], [23, 24, 0]]
     assert joined["labels"].tolist()[2] == [23, 24, IGNORE_INDEX]
     assert joined["position_ids"].tolist() == [[0, 1, 2], [0, 1, 2], [0, 1, 2]]
+
+
+def test_training_and_scoring_stay_inside_a_block_for_utterances_longer_than_the_model(tmp_path):
+    from dataclasses import replace
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from lm.evaluate import utterance_nats
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=30, n_embd=32, n_layer=1, n_head=2, n_positions=32, bos_token_id=1,
+                                       eos_token_id=1))
+    rng = np.random.default_rng(0)
+    long = [utterance(str(i), rng.integers(2, 30, 50)) for i in range(6)]  # 50 tokens; the model has 32 positions
+    held = long[:2]
+    cfg = LMTrainConfig(block_size=32, batch_size=2, max_steps=2, warmup_steps=1, eval_every=1, log_every=1)
+    summary = train_lm(model, pack_blocks(long[2:], 32), cfg, tmp_path,
+                       evaluate=lambda m: {"loss": utterance_nats(m, held, block_size=32)["nats"]})
+    assert summary["best_step"] >= 0
+    # scoring cuts utterances into the pieces training saw: every target once, each piece on its own
+    model.eval()
+    whole = utterance_nats(model, held, block_size=32)
+    pieces = [utterance_nats(model, [p]) for u in held for p in block_pieces(u, 32)]
+    assert whole["tokens"] == sum(p["tokens"] for p in pieces) == 2 * 49
+    assert whole["nats"] == pytest.approx(sum(p["nats"] for p in pieces), rel=1e-5)
+    with pytest.raises(WavTokenizerError, match="longer than the 32 positions"):
+        train_lm(model, pack_blocks(long, 64), replace(cfg, block_size=64), tmp_path / "long-blocks")
 
 
 def test_packed_utterances_do_not_attend_across_each_other():
@@ -187,11 +279,111 @@ def test_a_few_training_steps_lower_the_held_out_loss(tmp_path):
     summary = train_lm(model, pack_blocks(utterances[4:], 64), cfg, tmp_path, evaluate=evaluate)
     losses = [h["val_loss"] for h in summary["history"] if "val_loss" in h]
     assert losses[-1] < 0.7 * losses[0]
-    assert (tmp_path / "model" / "model.safetensors").exists() and not (tmp_path / "model.tmp").exists()
+    assert (tmp_path / "model" / "model.safetensors").exists() and not list(tmp_path.glob(".model.*"))
     from wavtokenizer_hf.run_lock import OutputLock
 
     with OutputLock(tmp_path), pytest.raises(WavTokenizerError, match="in use by another"):  # a live run holds it
         train_lm(tiny_llama(42), pack_blocks(utterances[4:], 64), cfg, tmp_path, evaluate=evaluate)
+
+
+def test_a_save_after_an_interrupted_one_replaces_the_model(tmp_path):
+    from lm.trainer import save_atomically
+
+    target = tmp_path / "model"
+    for leftover in ("model.tmp", "model.old", "model"):  # what a crash inside an earlier save could leave
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "stale.txt").write_text("old")
+    save_atomically(tiny_llama(20), None, target)
+    assert (target / "model.safetensors").exists() and not (target / "stale.txt").exists()
+    saved = {p.name: p.read_bytes() for p in target.iterdir()}
+    entries = sorted(p.name for p in tmp_path.iterdir())
+
+    class FailsHalfway:
+        def save_pretrained(self, path):
+            (Path(path) / "config.json").write_text("{}")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_atomically(FailsHalfway(), None, target)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == saved  # the previous model, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries  # and no half-written folder beside it
+
+
+def _tiny_run(max_steps: int = 2, **overrides) -> tuple[dict, LMTrainConfig]:
+    utterances = [utterance(str(i), np.arange(20) % 7 + 1) for i in range(8)]
+    cfg = LMTrainConfig(**{**dict(block_size=32, batch_size=2, max_steps=max_steps, warmup_steps=1, eval_every=1,
+                                  log_every=1), **overrides})
+    return pack_blocks(utterances, 32), cfg
+
+
+def test_only_the_main_process_writes(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    monkeypatch.setattr(Accelerator, "is_main_process", property(lambda self: False))
+    blocks, cfg = _tiny_run()
+    summary = train_lm(tiny_llama(10), blocks, cfg, tmp_path / "run", tokenizer=None,
+                       evaluate=lambda m: {"loss": 1.0})
+    assert summary["steps"] == 2 and summary["main_process"] is False
+    assert not (tmp_path / "run").exists()  # no lock, log, model or summary from a second process
+
+
+def test_flash_attention_with_several_blocks_per_step_is_refused(tmp_path):
+    model = tiny_llama(10)
+    model.config._attn_implementation = "flash_attention_2"
+    blocks, cfg = _tiny_run(batch_size=2)
+    with pytest.raises(WavTokenizerError, match="use --batch-size 1 or sdpa"):
+        train_lm(model, blocks, cfg, tmp_path)
+    model.config._attn_implementation = "paged|something"
+    with pytest.raises(WavTokenizerError, match="not known to honour packed position_ids"):
+        train_lm(model, blocks, cfg, tmp_path)
+
+
+def test_a_model_that_lets_packed_utterances_attend_to_each_other_is_refused(tmp_path, monkeypatch):
+    import transformers.masking_utils as masking
+
+    from lm.models import check_packing
+
+    for implementation in ("eager", "sdpa"):
+        check_packing(tiny_llama(10, attn_implementation=implementation), batch_size=8)
+    # as a model class that builds its own causal mask would: restarting positions are not seen
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
+    blocks, cfg = _tiny_run()
+    with pytest.raises(WavTokenizerError, match="lets packed utterances attend to each other"):
+        train_lm(tiny_llama(10), blocks, cfg, tmp_path)
+
+
+def test_an_empty_validation_split_is_an_error_not_a_training_utterance():
+    from lm.experiment import split_utterances
+
+    few = [utterance(str(i), [1, 2, 3]) for i in range(5)]
+    with pytest.raises(WavTokenizerError, match="validation split of 5 utterances is empty"):
+        split_utterances(few, validation_share=1e-9, selection_share=0.0)
+    with pytest.raises(WavTokenizerError, match="selection split of 5 utterances is empty"):
+        split_utterances(few, validation_share=0.5, selection_share=1e-9)
+
+
+def test_the_checkpoint_is_chosen_on_a_selection_split_apart_from_the_reported_one(tmp_path):
+    from lm.experiment import run_metrics, split_utterances, train_and_reload
+
+    utterances = [utterance(f"u{i}", np.arange(12) % 5 + 1) for i in range(60)]
+    splits = split_utterances(utterances, validation_share=0.2, selection_share=0.2)
+    ids = [{u.id for u in part} for part in (splits.train, splits.selection, splits.validation)]
+    assert all(ids) and sum(map(len, ids)) == len(set.union(*ids)) == 60
+    reported = {u.id for u, v in zip(utterances, split_by_utterance([u.id for u in utterances], 0.2)) if v}
+    assert ids[2] == reported  # carving out a selection split leaves the validation utterances as they were
+    seen = []
+
+    def score(model, part):
+        seen.append({u.id for u in part})
+        return {"loss": 1.0 / len(seen)}
+
+    _, cfg = _tiny_run(block_size=16)
+    best, summary = train_and_reload(tiny_llama(10), None, splits, cfg, tmp_path, 0, score)
+    assert seen == [ids[1]] * 3 and summary["best_step"] == 2  # steps 0, 1 and 2, each on the selection split
+    assert "disjoint" in run_metrics(splits, summary, best, cfg)["checkpoint_selected_on"]
+    same = split_utterances(utterances, validation_share=0.2, selection_share=0.0)
+    assert same.selection_is_validation
+    assert "the set reported here" in run_metrics(same, summary, best, cfg)["checkpoint_selected_on"]
 
 
 def test_top_k_top_p_filtering_and_allowed_ids():
@@ -266,7 +458,7 @@ def trained_tts(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["interleaved", "plain"])
 def test_generation_gives_codes_in_range_and_audio_of_matching_length(trained_tts, fmt):
-    from lm.tts import generate_codes, load_tts
+    from lm.tts_generation import generate_codes, load_tts
 
     codec, lm_dir = trained_tts
     model, formatter = load_tts(lm_dir, codec, fmt)
@@ -278,8 +470,58 @@ def test_generation_gives_codes_in_range_and_audio_of_matching_length(trained_tt
     assert audio.shape == (1, len(codes) * codec.hop_length)
 
 
+@pytest.mark.parametrize("max_seconds", [2.0, 0.1])
+def test_generation_speaks_every_word_of_the_text_once_in_order(trained_tts, monkeypatch, max_seconds):
+    import lm.tts_generation as generation
+    from lm.tts_generation import generate_codes, load_tts
+
+    fed: list[int] = []
+
+    class Recording(generation.CachedSampler):
+        def feed(self, ids):
+            fed.extend(torch.as_tensor(ids).reshape(-1).tolist())
+            super().feed(ids)
+
+    monkeypatch.setattr(generation, "CachedSampler", Recording)
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    codes = generate_codes(model, formatter, "Hello, big world--again!", codec.frame_rate, SamplingConfig(seed=3),
+                           max_seconds=max_seconds)
+    m = formatter.layout
+    audio_part = np.asarray(fed[fed.index(m[AUDIO_START]) + 1:])
+    is_duration = (audio_part >= m.duration_offset) & (audio_part < m.duration_offset + m.num_durations)
+    closing = np.isin(audio_part, [m[WORD_END], m[AUDIO_END]])
+    words = audio_part[~m.is_audio(torch.from_numpy(audio_part)).numpy() & ~is_duration & ~closing]
+    assert formatter.tokenizer.decode(words.tolist()) == " hello big world again"  # none skipped or repeated
+    assert audio_part[closing].tolist() == [m[WORD_END]] * 3 + [m[AUDIO_END]] and audio_part[-1] == m[AUDIO_END]
+    assert is_duration.sum() == 4 and len(codes) <= max_seconds * codec.frame_rate
+
+
+def test_a_time_budget_shorter_than_one_frame_per_word_is_refused(trained_tts):
+    from lm.tts_generation import generate_codes, load_tts
+
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    with pytest.raises(WavTokenizerError, match="fewer than the 4 words"):
+        generate_codes(model, formatter, "hello big world again", codec.frame_rate, max_seconds=0.04)
+
+
+def test_the_old_tts_module_names_still_import():
+    import lm.tts
+    import lm.tts_format
+    import lm.tts_generation
+    import lm.tts_lm
+    import lm.tts_sequences
+    import lm.tts_training
+
+    assert lm.tts.generate_codes is lm.tts_generation.generate_codes and lm.tts.load_tts is lm.tts_generation.load_tts
+    assert lm.tts_format.TTSFormatter is lm.tts_sequences.TTSFormatter
+    assert lm.tts_lm.finetune_tts is lm.tts_training.finetune_tts
+    assert lm.tts_lm.text_conditioning is lm.tts_training.text_conditioning
+
+
 def test_lm_vocabulary_that_does_not_match_the_codec_is_refused(trained_tts, converted_dir):
-    from lm.tts import load_tts
+    from lm.tts_generation import load_tts
     from wavtokenizer_hf.codec import Codec
 
     _, lm_dir = trained_tts
@@ -299,7 +541,7 @@ def test_tts_generate_script_errors_are_one_line(tmp_path):
 def test_text_conditioning_compares_own_and_other_text(trained_tts):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lm.tts_lm import text_conditioning
+    from lm.tts_training import text_conditioning
 
     _, lm_dir = trained_tts
     formatter = TTSFormatter(AutoTokenizer.from_pretrained(lm_dir), "interleaved")
@@ -312,6 +554,32 @@ def test_text_conditioning_compares_own_and_other_text(trained_tts):
     assert result["pairs"] == 2
     assert math.isfinite(result["text_gain_nats"])
     assert result["text_gain_nats"] == pytest.approx(result["audio_loss_other_text"] - result["audio_loss_own_text"])
+
+
+def _prompt_text(formatter: TTSFormatter, example: Utterance) -> str:
+    from lm.vocabulary import TEXT_END, TEXT_START
+
+    ids = example.input_ids.tolist()
+    return formatter.tokenizer.decode(ids[ids.index(formatter.layout[TEXT_START]) + 1:
+                                          ids.index(formatter.layout[TEXT_END])])
+
+
+def test_text_conditioning_puts_another_rows_words_on_each_rows_codes(joint_tokenizer):
+    from lm.tts_training import conditioning_pairs
+
+    formatter = TTSFormatter(joint_tokenizer, "interleaved")
+    other = [{"word": w, "start": 0.0, "end": e} for w, e in (("the", 0.3), ("cat", 0.5), ("sat", 0.7), ("down", 1.0))]
+    rng = np.random.default_rng(0)
+    rows = [(WORDS, rng.integers(0, 4096, 75), 75.0), (other, rng.integers(0, 4096, 75), 75.0),
+            (WORDS, rng.integers(0, 4096, 75), 75.0),  # the same sentence again: never its own partner
+            (WORDS[:1], rng.integers(0, 4096, 75), 75.0)]  # one word: no partner with as many words
+    own, swapped = conditioning_pairs(formatter, rows)
+    assert [_prompt_text(formatter, e) for e in own] == ["hello big world again", "the cat sat down",
+                                                         "hello big world again"]
+    assert [_prompt_text(formatter, e) for e in swapped] == ["the cat sat down", "hello big world again",
+                                                             "the cat sat down"]
+    for mine, theirs in zip(own, swapped):  # the same targets: only the text differs
+        assert np.array_equal(mine.input_ids[mine.scored], theirs.input_ids[theirs.scored])
 
 
 def test_training_logs_to_tensorboard_and_refuses_a_missing_tracker(tmp_path):
@@ -329,18 +597,24 @@ def test_training_logs_to_tensorboard_and_refuses_a_missing_tracker(tmp_path):
                      tmp_path / "w")
 
 
-def test_tts_model_from_an_existing_text_lm(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+def test_a_tts_model_from_an_existing_text_lm_keeps_that_lms_weights(tmp_path):
+    from lm.tts_training import make_tokenizer_and_model
 
-    from lm.tts_lm import make_tokenizer_and_model
-    from lm.vocabulary import train_text_bpe
-
-    text_tokenizer = PreTrainedTokenizerFast(tokenizer_object=train_text_bpe(["a text model knows words"] * 10, 280))
+    text_tokenizer = _text_tokenizer("a text model knows words")
     text_tokenizer.save_pretrained(tmp_path)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(text_tokenizer), n_embd=32, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    text_tokens = len(text_tokenizer)
+    text_model = _text_lm(text_tokens + 6, tied=True)
+    text_model.save_pretrained(tmp_path)
     tokenizer, model = make_tokenizer_and_model(64, tmp_path, None)
     layout = AudioTokenLayout.from_tokenizer(tokenizer)
     assert layout.codebook_size == 64 and model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    assert type(model) is type(text_model)
+    trained = dict(text_model.named_parameters())
+    for name, parameter in model.named_parameters():
+        rows = slice(0, text_tokens) if "wte" in name else slice(None)
+        assert torch.equal(parameter[rows], trained[name][rows]), name
+    embeddings = model.get_input_embeddings().weight
+    assert torch.allclose(embeddings[text_tokens:], embeddings[:text_tokens].mean(0), atol=1e-6)
     example = TTSFormatter(tokenizer, "interleaved").example("u", WORDS, np.arange(75) % 64, 75.0)
     with torch.no_grad():
         loss = model(input_ids=torch.from_numpy(example.input_ids)[None],
@@ -358,7 +632,7 @@ def test_codes_of_reads_flat_and_nested_layouts():
 
 
 def test_tts_data_from_another_codec_is_refused(joint_tokenizer):
-    from lm.tts_lm import tts_utterances
+    from lm.tts_training import tts_utterances
 
     formatter = TTSFormatter(joint_tokenizer, "interleaved")
     rows = [{"id": "a", "kind": "speech", "words": WORDS, "audio_codes": [5000] * 75, "frame_rate": 75.0}]

@@ -1,11 +1,15 @@
-"""lm.probes: frame labels, clustering and association metrics against hand-computed values, baselines, report."""
+"""lm.probes: frame labels, clustering metrics against hand-computed values, baselines, and
+scripts/probe_alignment.py end to end on a micro corpus (its HTML report and JSON)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,11 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from lm.probes.association import association
-from lm.probes.baselines import log_mel_frames, shuffled
+from lm.probes.baselines import log_mel_frames
+from lm.probes.codes import CodedSet
+from lm.probes.data import ProbeUtterance
 from lm.probes.embeddings import linear_cka
-from lm.probes.labels import SILENCE, Interval, forced_alignment, labels_at_centres
+from lm.probes.labels import SILENCE, Interval, forced_alignment, labels_at_centres, phone_intervals, phone_label
 from lm.probes.metrics import FrameTable, bootstrap, codebook_metrics, contingency_metrics, mapping_accuracy
+from lm.probes.runner import frame_labels, frame_table
 from wavtokenizer_hf.errors import WavTokenizerError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +42,23 @@ def test_labels_at_frame_centres_and_boundaries():
     assert labels_at_centres([Interval("x", 0.1, 0.2)], 3, 10.0) == [SILENCE, "x", SILENCE]
     assert labels_at_centres([Interval("late", 0.3, 0.4), Interval("early", 0.0, 0.1)], 4, 10.0) == \
         ["early", SILENCE, SILENCE, "late"]
+
+
+def test_every_pause_is_the_one_silence_label_and_drop_silence_drops_all_of_it():
+    # corpus pauses ("sil", Flite's "pau"), an aligner's "<sil>"/"SIL", and a gap no phone covers (0.6-0.8 s)
+    phones = phone_intervals([{"phone": "sil", "start": 0.0, "end": 0.2}, {"phone": "ah", "start": 0.2, "end": 0.4},
+                              {"phone": "pau", "start": 0.4, "end": 0.5}, {"phone": "t", "start": 0.5, "end": 0.6},
+                              {"phone": "<sil>", "start": 0.8, "end": 0.9}, {"phone": "SIL", "start": 0.9, "end": 1.0}])
+    assert [p.label for p in phones] == [SILENCE, "ah", SILENCE, "t", SILENCE, SILENCE]
+    assert {phone_label(name) for name in ("sil", "<sil>", "SIL", "sp", "pau", "_")} == {SILENCE}
+    words = [Interval("a", 0.2, 0.4), Interval("t", 0.5, 0.6)]
+    utterance = ProbeUtterance("u", torch.zeros(24000), 24000, "a t", words, phones)
+    coded = CodedSet("c", [np.arange(10)], 10.0, 16, sampling_rate=24000)
+    labels, _ = frame_labels([utterance], coded)
+    assert labels[0] == [SILENCE, SILENCE, "ah", "ah", SILENCE, "t", SILENCE, SILENCE, SILENCE, SILENCE]
+    kept = frame_table([utterance], coded, labels, drop_silence=True)
+    assert kept.label_names == ["ah", "t"] and kept.codes.tolist() == [2, 3, 5]
+    assert len(frame_table([utterance], coded, labels, drop_silence=False).codes) == 10
 
 
 def test_perfect_clustering_scores_one():
@@ -106,21 +129,6 @@ def test_codebook_metrics():
     assert values["code_perplexity"] == pytest.approx(4.0)
 
 
-def test_npmi_known_values_and_significance():
-    perfect = [(1, "cat")] * 30 + [(2, "dog")] * 30
-    result = association(perfect, min_count=5)
-    assert all(p["npmi"] == pytest.approx(1.0) for p in result["top_pairs"])
-    assert result["codes_with_significant_partner"] == 2
-    independent = [(z, w) for z in (1, 2) for w in ("cat", "dog") for _ in range(25)]
-    result = association(independent, min_count=5)
-    assert all(abs(p["npmi"]) < 1e-9 for p in result["top_pairs"])
-    assert result["codes_with_significant_partner"] == 0
-    # p(z,w) = 1/4, p(z) = 1/2, p(w) = 1/4 -> PMI = log 2, NPMI = log 2 / log 4 = 0.5
-    mixed = [(1, "cat")] * 25 + [(1, "dog")] * 25 + [(2, "emu")] * 50
-    cat = next(p for p in association(mixed)["top_pairs"] if p["unit"] == "cat")
-    assert cat["npmi"] == pytest.approx(0.5)
-
-
 def test_linear_cka():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 8))
@@ -129,9 +137,7 @@ def test_linear_cka():
     assert linear_cka(x, rng.normal(size=(500, 8))) < 0.1
 
 
-def test_baseline_helpers_keep_histogram_and_frames():
-    codes = np.array([1, 1, 2, 3, 3, 3])
-    assert sorted(shuffled(codes)) == sorted(codes)
+def test_log_mel_frames_have_one_row_per_code_frame():
     frames = log_mel_frames(torch.randn(24000), 24000, 320, 75)
     assert frames.shape == (75, 80) and torch.isfinite(frames).all()
 
@@ -163,11 +169,29 @@ class _Elements(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report(small_corpus, tmp_path_factory):
-    from lm.probes import json_summary, run_probes, write_report
+    """scripts/probe_alignment.py end to end: the test split probed, the k-means fitted on the training split."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    command = [sys.executable, str(ROOT / "scripts" / "probe_alignment.py"), "--data", str(small_corpus),
+               "--split", "test", "--codec", f"shipped={ROOT / 'wavtokenizer_hf' / 'default_codec'}", "--out", str(out),
+               "--limit", "4", "--rounds", "5", "--null-draws", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "report:" in done.stdout and "intervals" in done.stdout
+    return out, json.loads(out.with_suffix(".json").read_text())
 
-    result = run_probes({"shipped": ROOT / "wavtokenizer_hf" / "default_codec"}, small_corpus, "train", limit=6, rounds=10)
-    path = write_report(result, tmp_path_factory.mktemp("report") / "report.html")
-    return path, json_summary(result)
+
+def test_the_script_reports_chance_adjusted_metrics_and_paired_differences_for_every_row(report):
+    _, summary = report
+    assert summary["utterances"] == 4 and summary["reference"] == "shipped"
+    assert "'train'" in summary["baseline_fit"] and "bootstrap" in summary["intervals"]
+    for row in summary["rows"]:
+        for name in ("pnmi_adjusted", "pnmi_null", "mapping_accuracy_adjusted", "majority_accuracy"):
+            assert math.isfinite(row["metrics"][name]["value"]), (row["name"], name)
+        assert set(row["difference_to_reference"]) >= {"pnmi_adjusted", "mapping_accuracy_adjusted"}
+    reference = summary["rows"][0]
+    assert reference["difference_to_reference"]["pnmi_adjusted"]["value"] == 0.0
+    assert reference["word_association"]["test"].startswith("one-sided Fisher")
 
 
 def test_report_has_table_images_and_players(report):
@@ -183,6 +207,8 @@ def test_report_has_table_images_and_players(report):
     assert not any(t == "script" or (t == "link" and "http" in a.get("href", "")) for t, a in tags)  # offline
     names = [row["name"] for row in summary["rows"]]
     assert names[0] == "shipped" and any("log-mel" in n for n in names) and any("shuffled" in n for n in names)
+    assert any(tag == "table" and attrs.get("id") == "differences" for tag, attrs in tags)
+    assert any(tag == "p" and attrs.get("id") == "intervals" for tag, attrs in tags)
 
 
 def _chromium() -> str | None:

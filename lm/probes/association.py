@@ -1,46 +1,133 @@
-"""Code <-> word and code <-> text-token association, counted over frames inside word spans.
+"""Code <-> word and code <-> text-token association, tested per word occurrence.
 
-  PMI(z, w)  = log p(z, w) / (p(z) p(w))          NPMI(z, w) = PMI(z, w) / -log p(z, w)   in [-1, 1]
-A pair is reported only with at least `min_count` co-occurrences. A code has a *significant partner* when some
-word co-occurs with it more often than independence allows: one-sided binomial test of n(z, w) against
-n(z) * p(w), Bonferroni-corrected over all pairs tested, at `alpha`.
+A unit occurrence is one spoken word (its units: the word, or its text tokens) with the codes of the frames inside it.
+  NPMI(z, w) = PMI(z, w) / -log p(z, w),  PMI = log p(z, w) / (p(z) p(w)),  counted over frames   (descriptive)
+A code has a *significant partner* w when the occurrences of w contain z more often than the other occurrences do:
+one-sided Fisher's exact test on the 2 x 2 table of occurrences (contains w or not) x (contains z or not). Codes
+repeat over neighbouring frames, so frames are not independent draws; occurrences of a word are much closer to
+independent, which keeps the test valid. Every pair whose margins allow a test (unit and code each in at least
+`min_occurrences` occurrences) is in the family, and the p-values are corrected over all of them with
+Benjamini-Hochberg (false discovery rate `alpha`).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
-from scipy.stats import binom
+
+from wavtokenizer_hf.extras import require
+
+from .labels import Interval, interval_index_at_centres
+
+sparse = require("scipy.sparse", "the alignment probes")
+stats = require("scipy.stats", "the alignment probes")
+
+TEST = "one-sided Fisher's exact test per word occurrence, Benjamini-Hochberg over every tested pair"
 
 
-def association(pairs: list[tuple[int, str]], min_count: int = 5, alpha: float = 0.01, top: int = 25) -> dict:
-    """`pairs`: one (code, unit) per frame and unit (a frame inside a word with 3 text tokens gives 3 pairs)."""
-    if not pairs:
-        return {"pairs_tested": 0, "codes_with_significant_partner": 0, "significant_share": 0.0, "top_pairs": [],
-                "partners": {}}
-    joint = Counter(pairs)
-    code_counts = Counter(z for z, _ in pairs)
-    unit_counts = Counter(w for _, w in pairs)
-    total = len(pairs)
-    tested = [(z, w, n) for (z, w), n in joint.items() if n >= min_count]
-    rows = []
-    for z, w, n in tested:
-        p_zw, p_z, p_w = n / total, code_counts[z] / total, unit_counts[w] / total
-        pmi = np.log(p_zw / (p_z * p_w))
-        npmi = pmi / -np.log(p_zw) if p_zw < 1 else 1.0
-        p_value = float(binom.sf(n - 1, code_counts[z], p_w))
-        rows.append({"code": int(z), "unit": w, "count": int(n), "npmi": float(npmi), "p_value": p_value})
-    threshold = alpha / max(len(rows), 1)
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a spoken unit: its units (a word, or a word's text tokens) and the codes of its frames."""
+
+    units: tuple[str, ...]
+    codes: np.ndarray
+
+
+def unit_occurrences(intervals: list[Interval], codes: np.ndarray, frame_rate: float,
+                     units: Callable[[str], Sequence[str]] | None = None) -> list[Occurrence]:
+    """One `Occurrence` per interval covering at least one frame centre; `units(label)` gives its units (default:
+    the label itself)."""
+    index = interval_index_at_centres(intervals, len(codes), frame_rate)
+    out = []
+    for i, interval in enumerate(intervals):
+        frames = np.flatnonzero(index == i)
+        names = tuple(dict.fromkeys(units(interval.label))) if units else (interval.label,)
+        if len(frames) and names:
+            out.append(Occurrence(names, np.asarray(codes)[frames].astype(np.int64)))
+    return out
+
+
+def benjamini_hochberg(p_values: np.ndarray, family: int | None = None) -> np.ndarray:
+    """BH-adjusted p-values (q-values) of `p_values` within a family of `family` tests; the tests not listed have
+    p = 1 (so they change the adjustment only through the family size)."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p) if family is None else family
+    if m < len(p):
+        raise ValueError(f"family ({m}) smaller than the number of p-values ({len(p)})")
+    if len(p) == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, len(p) + 1)
+    q = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    out = np.empty_like(q)
+    out[order] = q
+    return out
+
+
+def _empty() -> dict:
+    return {"test": TEST, "occurrences": 0, "pairs_tested": 0, "codes_seen": 0, "codes_with_significant_partner": 0,
+            "significant_share": 0.0, "mean_top_npmi": 0.0, "top_pairs": [], "partners": {}}
+
+
+def association(occurrences: Sequence[Occurrence] | Sequence[tuple[int, str]], min_count: int = 5,
+                alpha: float = 0.01, top: int = 25, min_occurrences: int = 2) -> dict:
+    """NPMI of code/unit pairs and the codes with a significant partner (see the module docstring).
+
+    `top_pairs`: the tested pairs seen in at least `min_count` frames, by NPMI. Deprecated input: a list of
+    (code, unit) pairs, one per frame, each then counted as its own occurrence (frames taken as independent)."""
+    if occurrences and not isinstance(occurrences[0], Occurrence):
+        warnings.warn("association() on (code, unit) frame pairs treats frames as independent occurrences and "
+                      "overstates significance when codes repeat; pass lm.probes.association.Occurrence objects "
+                      "(unit_occurrences)", DeprecationWarning, stacklevel=2)
+        occurrences = [Occurrence((unit,), np.array([code], dtype=np.int64)) for code, unit in occurrences]
+    occurrences = [o for o in occurrences if len(o.codes) and o.units]
+    if not occurrences:
+        return _empty()
+    unit_names = sorted({u for o in occurrences for u in o.units})
+    unit_index = {u: i for i, u in enumerate(unit_names)}
+    n_occ, n_codes = len(occurrences), int(max(o.codes.max() for o in occurrences)) + 1
+    unit_rows = np.repeat(np.arange(n_occ), [len(o.units) for o in occurrences])
+    unit_cols = np.array([unit_index[u] for o in occurrences for u in o.units])
+    has_unit = sparse.csr_matrix((np.ones(len(unit_rows)), (unit_rows, unit_cols)), shape=(n_occ, len(unit_names)))
+    code_rows = np.repeat(np.arange(n_occ), [len(o.codes) for o in occurrences])
+    frames = sparse.csr_matrix((np.ones(len(code_rows)), (code_rows, np.concatenate([o.codes for o in occurrences]))),
+                               shape=(n_occ, n_codes))  # duplicates summed: frames of each code per occurrence
+    has_code = frames.copy()
+    has_code.data[:] = 1.0
+    joint_frames = (has_unit.T @ frames).tocoo()  # unit x code frame counts (a frame counts once per unit)
+    joint_occ = (has_unit.T @ has_code).tocsr()  # unit x code: occurrences containing both
+    unit_occ = np.asarray(has_unit.sum(0)).ravel()
+    code_occ = np.asarray(has_code.sum(0)).ravel()
+    total = joint_frames.data.sum()
+    unit_frames = np.asarray(has_unit.T @ np.asarray(frames.sum(1)).ravel()).ravel()
+    code_frames = np.asarray(frames.T @ np.asarray(has_unit.sum(1)).ravel()).ravel()
+    testable_units, testable_codes = unit_occ >= min_occurrences, code_occ >= min_occurrences
+    family = int(testable_units.sum()) * int(testable_codes.sum())
+    u, z, n = joint_frames.row, joint_frames.col, joint_frames.data
+    keep = testable_units[u] & testable_codes[z]
+    u, z, n = u[keep], z[keep], n[keep]
+    a = np.asarray(joint_occ[u, z]).ravel()
+    p_values = stats.hypergeom.sf(a - 1, n_occ, code_occ[z], unit_occ[u])  # = Fisher's exact test, alternative="greater"
+    q_values = benjamini_hochberg(p_values, family)
+    p_zw = n / total
+    pmi = np.log(p_zw / ((code_frames[z] / total) * (unit_frames[u] / total)))
+    npmi = np.where(p_zw < 1, pmi / -np.log(np.minimum(p_zw, 1 - 1e-12)), 1.0)
+    rows = [{"code": int(z[i]), "unit": unit_names[u[i]], "count": int(n[i]), "occurrences": int(a[i]),
+             "npmi": float(npmi[i]), "p_value": float(p_values[i]), "q_value": float(q_values[i])}
+            for i in range(len(n))]
     partners: dict[int, dict] = {}
     for row in rows:
-        if row["p_value"] < threshold and row["npmi"] > 0:
+        if row["q_value"] < alpha and row["npmi"] > 0:
             best = partners.get(row["code"])
             if best is None or row["npmi"] > best["npmi"]:
                 partners[row["code"]] = row
-    used_codes = len(code_counts)
-    rows.sort(key=lambda r: (-r["npmi"], -r["count"]))
-    return {"pairs_tested": len(rows), "codes_seen": used_codes, "codes_with_significant_partner": len(partners),
-            "significant_share": len(partners) / used_codes if used_codes else 0.0,
+    codes_seen = int((code_occ > 0).sum())
+    shown = sorted((r for r in rows if r["count"] >= min_count), key=lambda r: (-r["npmi"], -r["count"]))
+    return {"test": TEST, "occurrences": n_occ, "pairs_tested": family, "codes_seen": codes_seen,
+            "codes_with_significant_partner": len(partners),
+            "significant_share": len(partners) / codes_seen if codes_seen else 0.0,
             "mean_top_npmi": float(np.mean([p["npmi"] for p in partners.values()])) if partners else 0.0,
-            "top_pairs": rows[:top], "partners": partners}
+            "alpha": alpha, "top_pairs": shown[:top], "partners": partners}

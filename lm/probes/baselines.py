@@ -1,18 +1,30 @@
 """Baselines with the same K and the same frames as a codec: its codes shuffled across frames (same usage
-histogram, no relation to content), k-means on log-mel frames, and the labels shuffled across frames."""
+histogram, no relation to content), k-means on log-mel frames (fitted on training audio, never on the frames it is
+scored on), and the labels shuffled across frames."""
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from wavtokenizer_hf.errors import WavTokenizerError
 from wavtokenizer_hf.training.vq import kmeans, nearest_codes
 
 MEL_BANDS = 80
 
 
 def shuffled(values: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`values` in a random order (a permutation: the same histogram, no relation to position)."""
     return np.random.default_rng(seed).permutation(values)
+
+
+def shuffled_per_utterance(codes: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """All frames' codes shuffled across frames and utterances, then cut back to each utterance's length."""
+    flat = shuffled(np.concatenate(codes), seed)
+    return np.split(flat, np.cumsum([len(c) for c in codes])[:-1])
 
 
 def log_mel_frames(waveform: torch.Tensor, sampling_rate: int, hop: int, num_frames: int) -> torch.Tensor:
@@ -29,16 +41,37 @@ def log_mel_frames(waveform: torch.Tensor, sampling_rate: int, hop: int, num_fra
     return shifted_frames
 
 
-def mel_kmeans_codes(features: list[torch.Tensor], codebook_size: int, iterations: int = 20,
-                     seed: int = 0) -> list[np.ndarray]:
-    """K-means (K = the codec's codebook size) on standardised log-mel frames of all utterances."""
-    stacked = torch.cat(features)
-    mean, std = stacked.mean(0), stacked.std(0).clamp_min(1e-5)
-    normed = (stacked - mean) / std
-    centroids, _ = kmeans(normed, codebook_size, iterations, torch.Generator().manual_seed(seed))
-    codes = nearest_codes(normed, centroids).numpy()
-    out, start = [], 0
-    for f in features:
-        out.append(codes[start:start + len(f)])
-        start += len(f)
-    return out
+@dataclass
+class MelKMeans:
+    """K-means codebook of standardised log-mel frames; `fit` on training frames, `assign` any other frames."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    centroids: torch.Tensor
+
+    @classmethod
+    def fit(cls, features: list[torch.Tensor], codebook_size: int, iterations: int = 20, seed: int = 0) -> "MelKMeans":
+        if not features or sum(len(f) for f in features) == 0:
+            raise WavTokenizerError("the k-means baseline needs training frames to fit on; got none")
+        stacked = torch.cat(features).float()
+        mean = stacked.mean(0)
+        std = stacked.std(0).clamp_min(1e-5) if len(stacked) > 1 else torch.ones(stacked.shape[1])
+        centroids, _ = kmeans((stacked - mean) / std, codebook_size, iterations, torch.Generator().manual_seed(seed))
+        return cls(mean, std, centroids)
+
+    def assign(self, features: torch.Tensor) -> np.ndarray:
+        return nearest_codes((features.float() - self.mean) / self.std, self.centroids).numpy().astype(np.int64)
+
+
+def mel_kmeans_codes(features: list[torch.Tensor], codebook_size: int, iterations: int = 20, seed: int = 0,
+                     fit_features: list[torch.Tensor] | None = None) -> list[np.ndarray]:
+    """Codes of k-means (K = the codec's codebook size) on standardised log-mel frames, fitted on `fit_features`.
+
+    Without `fit_features` (deprecated) it is fitted on `features` themselves, which favours it: it then learns the
+    very frames it is scored on."""
+    if fit_features is None:
+        warnings.warn("mel_kmeans_codes without fit_features fits k-means on the frames it labels; pass training "
+                      "frames as fit_features", DeprecationWarning, stacklevel=2)
+        fit_features = features
+    model = MelKMeans.fit(fit_features, codebook_size, iterations, seed)
+    return [model.assign(f) for f in features]

@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lm.vocabulary import AudioTokenLayout, token_text
+
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA of two [n, d] representations of the same n items (1 = equal up to rotation and scale)."""
     x = x - x.mean(0, keepdims=True)
     y = y - y.mean(0, keepdims=True)
     cross = np.linalg.norm(y.T @ x) ** 2
@@ -24,10 +27,6 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 def embedding_alignment(model, tokenizer, frame_pairs: list[tuple[int, str]], partners: dict[int, dict],
                         frequent_codes: list[int], k: int = 10, max_frames: int = 5000, seed: int = 0) -> dict:
     """`frame_pairs`: (code, word) per frame inside words; `partners`: code -> its significant word partner."""
-    from lm.vocabulary import AudioTokenLayout
-
-    from .runner import token_text
-
     layout = AudioTokenLayout.from_tokenizer(tokenizer)
     weights = model.get_input_embeddings().weight.detach().float().cpu()
     text_ids = torch.arange(0, min(layout.marker_ids.values()))  # the text vocabulary precedes the markers

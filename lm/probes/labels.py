@@ -2,8 +2,12 @@
 
 Frame t spans samples [t * hop, (t + 1) * hop); its centre is (t + 0.5) / frame_rate seconds. An interval
 [start, end) covers a centre when start <= centre < end; frames no interval covers get `SILENCE`.
-Timings come from the corpus (espeak-ng's own events) or, for any audio with a transcript, from an offline forced
-alignment with pocketsphinx (`forced_alignment`).
+Timings come from the corpus (espeak-ng's, Flite's or Festival's own events) or, for any audio with a transcript,
+from an offline forced alignment with pocketsphinx (`forced_alignment`).
+
+Silence has one label and one meaning, whatever the source: `SILENCE` ("sil") marks a frame where no speech sound is
+labelled, be it a pause the synthesiser or aligner reports ("sil", "pau", "<sil>", "SIL", "sp", ...) or a frame no
+interval covers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import numpy as np
 from wavtokenizer_hf.corpus.text import normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
-SILENCE = "<sil>"
+SILENCE = "sil"
+# pause names of the label sources (corpus backends, pocketsphinx, common aligners), all read as SILENCE
+PAUSE_LABELS = frozenset({"sil", "<sil>", "SIL", "sp", "spn", "pau", "_", "", "<s>", "</s>"})
+
+
+def phone_label(name: str) -> str:
+    """A source's phone name, with every pause name mapped to `SILENCE`."""
+    return SILENCE if name in PAUSE_LABELS or name.startswith("_") else name
 
 
 @dataclass
@@ -26,17 +37,25 @@ class Interval:
     end: float
 
 
+def interval_index_at_centres(intervals: list[Interval], num_frames: int, frame_rate: float) -> np.ndarray:
+    """For each frame, the index (into `intervals`) of the interval covering its centre, -1 where none does."""
+    if frame_rate <= 0:
+        raise WavTokenizerError(f"frame_rate must be positive, got {frame_rate}")
+    centres = (np.arange(num_frames) + 0.5) / frame_rate
+    order = sorted(range(len(intervals)), key=lambda i: intervals[i].start)
+    starts = np.array([intervals[i].start for i in order], dtype=float)
+    out = np.full(num_frames, -1, dtype=np.int64)
+    for t, centre in enumerate(centres):
+        rank = int(np.searchsorted(starts, centre, side="right")) - 1
+        if rank >= 0 and intervals[order[rank]].start <= centre < intervals[order[rank]].end:
+            out[t] = order[rank]
+    return out
+
+
 def labels_at_centres(intervals: list[Interval], num_frames: int, frame_rate: float) -> list[str]:
     """The label of the interval covering each frame centre (`SILENCE` where none does)."""
-    centres = (np.arange(num_frames) + 0.5) / frame_rate
-    labels = [SILENCE] * num_frames
-    ordered = sorted(intervals, key=lambda i: i.start)
-    starts = np.array([i.start for i in ordered])
-    for t, centre in enumerate(centres):
-        index = int(np.searchsorted(starts, centre, side="right")) - 1
-        if index >= 0 and ordered[index].start <= centre < ordered[index].end:
-            labels[t] = ordered[index].label
-    return labels
+    index = interval_index_at_centres(intervals, num_frames, frame_rate)
+    return [intervals[i].label if i >= 0 else SILENCE for i in index]
 
 
 def word_intervals(words: list[dict]) -> list[Interval]:
@@ -50,7 +69,8 @@ def word_intervals(words: list[dict]) -> list[Interval]:
 
 
 def phone_intervals(phones: list[dict]) -> list[Interval]:
-    return [Interval(entry["phone"], float(entry["start"]), float(entry["end"])) for entry in phones]
+    """Corpus phone timings as intervals, pauses labelled `SILENCE`."""
+    return [Interval(phone_label(entry["phone"]), float(entry["start"]), float(entry["end"])) for entry in phones]
 
 
 def forced_alignment(waveform, rate: int, transcript: str) -> tuple[list[Interval], list[Interval]]:
@@ -87,5 +107,6 @@ def forced_alignment(waveform, rate: int, transcript: str) -> tuple[list[Interva
         if name not in ("<sil>", "<s>", "</s>") and not name.startswith("["):
             word_out.append(Interval(name, word.start * frame, (word.start + word.duration) * frame))
             for phone in word:
-                phone_out.append(Interval(phone.name, phone.start * frame, (phone.start + phone.duration) * frame))
+                phone_out.append(Interval(phone_label(phone.name), phone.start * frame,
+                                          (phone.start + phone.duration) * frame))
     return word_out, phone_out

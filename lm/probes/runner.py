@@ -1,106 +1,32 @@
-"""Run the alignment probes: label frames, encode with each codec, score codes and baselines on the same frames."""
+"""Run the alignment probes: label frames, encode with each codec, score codes and baselines on the same frames
+and the same utterance resamples."""
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from lm.vocabulary import token_text as _token_text
 from wavtokenizer_hf.errors import WavTokenizerError
 
-from .association import association
-from .baselines import log_mel_frames, mel_kmeans_codes, shuffled
-from .labels import SILENCE, Interval, forced_alignment, labels_at_centres, phone_intervals, word_intervals
-from .metrics import FrameTable, bootstrap, codebook_metrics
+from .association import association, unit_occurrences
+from .baselines import MelKMeans, log_mel_frames, shuffled, shuffled_per_utterance
+from .codes import CodedSet, codec_step, encode_with
+from .data import ProbeUtterance, TrainingAudio, load_probe_set, load_training_audio
+from .labels import SILENCE, labels_at_centres
+from .metrics import HEADLINE, INTERVALS, FrameTable, codebook_metrics, paired_bootstrap
+from .result import ProbeResult, ProbeRow, json_summary
 
-HEADLINE = ("pnmi", "mapping_accuracy", "phone_purity", "code_purity", "v_measure")
-
-
-@dataclass
-class ProbeUtterance:
-    id: str
-    waveform: torch.Tensor  # (samples,) float32
-    rate: int
-    text: str
-    words: list[Interval]
-    phones: list[Interval]
+__all__ = ["CodedSet", "HEADLINE", "ProbeUtterance", "codec_step", "encode_with", "frame_labels", "frame_table",
+           "json_summary", "load_probe_set", "mel_baseline", "probe", "run_probes", "token_text"]
 
 
-@dataclass
-class CodedSet:
-    """One codec's (or baseline's) codes for every utterance, with the frame rate they are on."""
-
-    name: str
-    codes: list[np.ndarray]
-    frame_rate: float
-    codebook_size: int
-    step: int | None = None
-    kind: str = "codec"  # codec | baseline
-    extra: dict = field(default_factory=dict)
-
-
-def load_probe_set(source: str | Path, split: str = "test", limit: int | None = None) -> list[ProbeUtterance]:
-    """Speech with word and phone timings: a saved corpus split, or a folder of audio with transcripts (aligned
-    here with pocketsphinx)."""
-    from wavtokenizer_hf.corpus.builder import is_saved_dataset, load_split, read_audio_column
-    from wavtokenizer_hf.evaluation import load_test_set
-    from wavtokenizer_hf.evaluation.runner import EVAL_RATE
-
-    source = Path(source)
-    out: list[ProbeUtterance] = []
-    if is_saved_dataset(source):
-        for row in load_split(source, split):
-            if row.get("kind", "speech") != "speech" or not row.get("phones"):
-                continue
-            data, rate = read_audio_column(row)
-            out.append(ProbeUtterance(row["id"], torch.from_numpy(np.asarray(data, dtype=np.float32)).reshape(-1), rate,
-                                      row["text"], word_intervals(row["words"]), phone_intervals(row["phones"])))
-            if limit and len(out) >= limit:
-                break
-    else:
-        utterances = [u for u in load_test_set(source, split, limit=limit) if u.text]
-        if not utterances:
-            raise WavTokenizerError(f"{source}: no audio with transcripts (NAME.txt, transcripts.tsv or manifest.jsonl)")
-        for u in tqdm(utterances, desc="forced alignment", unit="file"):
-            wave = torch.as_tensor(u.waveform, dtype=torch.float32).reshape(-1)
-            try:
-                words, phones = forced_alignment(wave, EVAL_RATE, u.text)
-            except WavTokenizerError as err:
-                print(f"skipped {u.id}: {err}")
-                continue
-            out.append(ProbeUtterance(u.id, wave, EVAL_RATE, u.text, words, phones))
-    if not out:
-        raise WavTokenizerError(f"{source}: no speech utterances with timings in split {split!r}")
-    return out
-
-
-def codec_step(path: Path) -> int | None:
-    """Training step of a codec this package trained: its folder name (stepNNNNNNN) or its model card."""
-    match = re.fullmatch(r"step(\d+)", path.name)
-    if match:
-        return int(match.group(1))
-    card = path / "README.md"
-    if card.exists():
-        match = re.search(r"for (\d+) steps", card.read_text())
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def encode_with(name: str, path: Path, utterances: list[ProbeUtterance]) -> CodedSet:
-    from wavtokenizer_hf.codec import Codec
-
-    codec = Codec.from_pretrained(path)
-    codes = []
-    for u in tqdm(utterances, desc=f"encode ({name})", unit="utt", leave=False):
-        codes.append(codec.encode(u.waveform[None], u.rate).audio_codes[0].numpy().astype(np.int64))
-    return CodedSet(name, codes, codec.frame_rate, codec.codebook_size, codec_step(path),
-                    extra={"path": str(path), "codec": codec})
+def token_text(tokenizer, token_id: int) -> str:
+    """Deprecated alias of `lm.vocabulary.token_text`."""
+    return _token_text(tokenizer, token_id)
 
 
 def frame_labels(utterances: list[ProbeUtterance], coded: CodedSet) -> tuple[list[list[str]], list[list[str]]]:
@@ -113,7 +39,8 @@ def frame_labels(utterances: list[ProbeUtterance], coded: CodedSet) -> tuple[lis
 
 def frame_table(utterances: list[ProbeUtterance], coded: CodedSet, labels: list[list[str]],
                 drop_silence: bool) -> FrameTable:
-    names = sorted({label for per_utt in labels for label in per_utt})
+    """The frames of every utterance with their label and code; `drop_silence` leaves out every `SILENCE` frame."""
+    names = sorted({label for per_utt in labels for label in per_utt if not (drop_silence and label == SILENCE)})
     index = {name: i for i, name in enumerate(names)}
     label_ids, codes, owner = [], [], []
     for u_index, (per_utt, c) in enumerate(zip(labels, coded.codes)):
@@ -121,71 +48,115 @@ def frame_table(utterances: list[ProbeUtterance], coded: CodedSet, labels: list[
         label_ids += [index[per_utt[t]] for t in keep]
         codes += [int(c[t]) for t in keep]
         owner += [u_index] * len(keep)
-    return FrameTable(np.asarray(label_ids), np.asarray(codes), np.asarray(owner), names, coded.codebook_size,
-                      [u.id for u in utterances])
+    return FrameTable(np.asarray(label_ids, dtype=np.int64), np.asarray(codes, dtype=np.int64),
+                      np.asarray(owner, dtype=np.int64), names, coded.codebook_size, [u.id for u in utterances],
+                      [u.sentence for u in utterances])
 
 
-def probe(utterances: list[ProbeUtterance], coded: CodedSet, rounds: int, drop_silence: bool,
-          shuffle_labels: bool = False, tokenizer=None) -> dict:
-    """All metrics of one set of codes (optionally against shuffled phone labels: the chance level)."""
-    phones, words = frame_labels(utterances, coded)
+def _shuffle_labels(labels: list[list[str]], drop_silence: bool, seed: int = 1) -> list[list[str]]:
+    """Labels shuffled across the frames of all utterances (only among the frames kept: silence stays in place when
+    it is dropped)."""
+    flat = np.asarray([p for per_utt in labels for p in per_utt], dtype=object)
+    movable = np.flatnonzero(flat != SILENCE) if drop_silence else np.arange(len(flat))
+    flat[movable] = shuffled(flat[movable], seed)
+    return [list(part) for part in np.split(flat, np.cumsum([len(p) for p in labels])[:-1])]
+
+
+def probe(utterances: list[ProbeUtterance], coded: CodedSet, drop_silence: bool, shuffle_labels: bool = False,
+          tokenizer=None) -> tuple[ProbeRow, FrameTable]:
+    """One set of codes' row (without the bootstrap metrics, which `run_probes` adds for all rows at once) and its
+    frame table. With `shuffle_labels`, against phone labels shuffled across frames (the chance level)."""
+    phones, _ = frame_labels(utterances, coded)
     if shuffle_labels:
-        flat = shuffled(np.asarray([p for per_utt in phones for p in per_utt], dtype=object), seed=1)
-        phones, start = [], 0
-        for c in coded.codes:
-            phones.append(list(flat[start:start + len(c)]))
-            start += len(c)
+        phones = _shuffle_labels(phones, drop_silence)
     table = frame_table(utterances, coded, phones, drop_silence)
-    result = {"name": coded.name + (" (shuffled labels)" if shuffle_labels else ""),
-              "kind": "baseline" if shuffle_labels else coded.kind,
-              "step": coded.step, "codebook_size": coded.codebook_size, "frames": int(len(table.codes)),
-              "utterances": len(utterances), "metrics": bootstrap(table, rounds),
-              **codebook_metrics(np.concatenate(coded.codes), coded.codebook_size)}
+    row = ProbeRow(coded.name + (" (shuffled labels)" if shuffle_labels else ""),
+                   "baseline" if shuffle_labels else coded.kind, coded.step, coded.codebook_size, int(len(table.codes)),
+                   len(utterances), codebook_metrics(np.concatenate(coded.codes), coded.codebook_size))
     if shuffle_labels:
-        return result
-    word_pairs = [(int(z), w) for c, per_utt in zip(coded.codes, words) for z, w in zip(c, per_utt) if w != SILENCE]
-    result["word_association"] = association(word_pairs)
+        return row, table
+    words = [o for u, c in zip(utterances, coded.codes) for o in unit_occurrences(u.words, c, coded.frame_rate)]
+    row.word_association = association(words)
     if tokenizer is not None:
-        token_pairs = [(z, token_text(tokenizer, t)) for z, w in word_pairs
-                       for t in tokenizer(" " + w, add_special_tokens=False).input_ids]
-        result["token_association"] = association(token_pairs)
-    result["heatmap"] = {"labels": table.label_names, "counts": table.counts().astype(np.int64)}
-    result["usage_counts"] = np.bincount(np.concatenate(coded.codes), minlength=coded.codebook_size)
-    result["word_pairs"] = word_pairs
-    return result
+        def tokens(word: str) -> list[str]:
+            return [_token_text(tokenizer, t) for t in tokenizer(" " + word, add_special_tokens=False).input_ids]
+
+        row.token_association = association([o for u, c in zip(utterances, coded.codes)
+                                             for o in unit_occurrences(u.words, c, coded.frame_rate, tokens)])
+    row.heatmap_labels, row.heatmap_counts = table.label_names, table.counts().astype(np.int64)
+    row.usage_counts = np.bincount(np.concatenate(coded.codes), minlength=coded.codebook_size)
+    row.word_pairs = [(int(z), o.units[0]) for o in words for z in o.codes]
+    return row, table
 
 
-def token_text(tokenizer, token_id: int) -> str:
-    """A text token as readable text, a leading space shown as '␣'."""
-    text = tokenizer.decode([token_id])
-    return "␣" + text[1:] if text.startswith(" ") else text
-
-
-def mel_baseline(utterances: list[ProbeUtterance], reference: CodedSet) -> CodedSet:
+def _resampled(wave: torch.Tensor, rate: int, target: int) -> torch.Tensor:
     from wavtokenizer_hf.audio_io import resample
 
-    hop = int(round(24000 / reference.frame_rate))
-    features = []
-    for u, codes in zip(utterances, reference.codes):
-        wave = resample(u.waveform[None], u.rate, 24000)[0] if u.rate != 24000 else u.waveform
-        features.append(log_mel_frames(wave, 24000, hop, len(codes)))
-    codes = mel_kmeans_codes(features, reference.codebook_size)
+    return resample(wave[None], rate, target)[0] if rate != target else wave
+
+
+def mel_baseline(utterances: list[ProbeUtterance], reference: CodedSet, training: list[TrainingAudio],
+                 iterations: int = 20, seed: int = 0) -> CodedSet:
+    """K-means on log-mel frames at the reference codec's frames and K, fitted on `training` audio only."""
+    if reference.sampling_rate is None:
+        raise WavTokenizerError(f"{reference.name}: the sampling rate of its codes is unknown (CodedSet.sampling_rate)")
+    rate = reference.sampling_rate
+    hop = int(round(rate / reference.frame_rate))
+    fit = []
+    for audio in training:
+        wave = _resampled(audio.waveform, audio.rate, rate)
+        if wave.numel() >= hop:
+            fit.append(log_mel_frames(wave, rate, hop, wave.numel() // hop))
+    model = MelKMeans.fit(fit, reference.codebook_size, iterations, seed)
+    codes = [model.assign(log_mel_frames(_resampled(u.waveform, u.rate, rate), rate, hop, len(c)))
+             for u, c in zip(utterances, reference.codes)]
     return CodedSet(f"k-means on log-mel (K={reference.codebook_size})", codes, reference.frame_rate,
-                    reference.codebook_size, kind="baseline")
+                    reference.codebook_size, kind="baseline", sampling_rate=rate)
+
+
+def _training_audio(source: Path, split: str, utterances: list[ProbeUtterance], fit_source: str | Path | None,
+                    fit_split: str, fit_limit: int | None, seed: int) -> tuple[list[TrainingAudio] | None, str]:
+    """The audio the k-means baseline is fitted on (None when there is none), and a sentence saying what it is."""
+    from wavtokenizer_hf.corpus.builder import is_saved_dataset
+
+    fit_from = Path(fit_source) if fit_source is not None else (source if is_saved_dataset(source) else None)
+    if fit_from is None:
+        return None, ("k-means baseline left out: the probed folder has no training split; pass training audio "
+                      "(fit_source / --fit-data)")
+    if fit_from.resolve() == source.resolve() and (fit_split == split or not is_saved_dataset(source)):
+        raise WavTokenizerError(f"the k-means baseline must be fitted on other audio than the probed split "
+                                f"({source}, split {split!r}); choose another fit split or fit data")
+    limit = fit_limit if fit_limit is not None else len(utterances)
+    training = load_training_audio(fit_from, fit_split, limit, seed)
+    shared = {a.id for a in training} & {u.id for u in utterances}
+    if shared:
+        raise WavTokenizerError(f"the k-means baseline's training audio includes probed utterances "
+                                f"({', '.join(sorted(shared)[:3])}...)")
+    where = f"{fit_from}, split {fit_split!r}" if is_saved_dataset(fit_from) else str(fit_from)
+    seconds = sum(a.waveform.numel() / a.rate for a in training)
+    return training, f"k-means fitted on {len(training)} training utterances ({seconds:.0f} s) of {where}"
 
 
 def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test", limit: int | None = None,
-               rounds: int = 200, drop_silence: bool = False, lm_dir: str | Path | None = None) -> dict:
-    """Probe every codec and the baselines (for the first codec's K and frames). Returns a JSON-able summary plus
-    in-memory pieces the report draws (`_report`)."""
+               rounds: int = 200, drop_silence: bool = False, lm_dir: str | Path | None = None, *,
+               fit_source: str | Path | None = None, fit_split: str = "train", fit_limit: int | None = None,
+               null_draws: int = 3, seed: int = 0) -> ProbeResult:
+    """Probe every codec and the baselines (for the first codec's K and frames); the first codec is the reference
+    of the paired differences. The k-means baseline is fitted on `fit_limit` (default: as many as probed)
+    utterances of `fit_source`'s `fit_split` (default: the probed corpus's training split)."""
+    if not codecs:
+        raise WavTokenizerError("run_probes needs at least one codec")
+    if rounds < 1 or null_draws < 1:
+        raise WavTokenizerError(f"rounds and null_draws must be at least 1, got {rounds} and {null_draws}")
+    source = Path(source)
     utterances = load_probe_set(source, split, limit)
+    training, baseline_fit = _training_audio(source, split, utterances, fit_source, fit_split, fit_limit, seed)
     coded = [encode_with(name, Path(path), utterances) for name, path in codecs.items()]
     main = coded[0]
-    random_codes = CodedSet(f"random codes, same usage as {main.name}",
-                            np.split(shuffled(np.concatenate(main.codes), seed=2),
-                                     np.cumsum([len(c) for c in main.codes])[:-1]),
-                            main.frame_rate, main.codebook_size, kind="baseline")
-    baselines = [random_codes, mel_baseline(utterances, main)]
+    baselines = [CodedSet(f"random codes, same usage as {main.name}", shuffled_per_utterance(main.codes, seed=2),
+                          main.frame_rate, main.codebook_size, kind="baseline", sampling_rate=main.sampling_rate)]
+    if training is not None:
+        baselines.append(mel_baseline(utterances, main, training, seed=seed))
     tokenizer = model = None
     if lm_dir is not None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -195,33 +166,22 @@ def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test",
         tokenizer = AutoTokenizer.from_pretrained(lm_dir)
         AudioTokenLayout.from_tokenizer(tokenizer).check_codec(main.codebook_size, f"codec {main.name}")
         model = AutoModelForCausalLM.from_pretrained(lm_dir)
-    rows = []
-    for c in tqdm(coded + baselines, desc="probing", unit="set"):
-        rows.append(probe(utterances, c, rounds, drop_silence, tokenizer=tokenizer if c is main else None))
-    rows.append(probe(utterances, main, rounds, drop_silence, shuffle_labels=True))
-    result = {"source": str(source), "split": split, "utterances": len(utterances),
-              "seconds": round(sum(u.waveform.numel() / u.rate for u in utterances), 1),
-              "drop_silence": drop_silence, "bootstrap_rounds": rounds, "rows": rows}
+    probed = [probe(utterances, c, drop_silence, tokenizer=tokenizer if c is main else None)
+              for c in tqdm(coded + baselines, desc="probing", unit="set")]
+    probed.append(probe(utterances, main, drop_silence, shuffle_labels=True))
+    rows = [row for row, _ in probed]
+    metrics, differences = paired_bootstrap([table for _, table in probed], rounds, seed, null_draws=null_draws)
+    for row, values, difference in zip(rows, metrics, differences):
+        row.metrics, row.difference = values, difference
+    result = ProbeResult(str(source), split, round(sum(u.waveform.numel() / u.rate for u in utterances), 1),
+                         drop_silence, rounds, null_draws, rows, INTERVALS.format(level=0.95, rounds=rounds),
+                         baseline_fit, probe_set=utterances, coded=coded)
+    if training is None:
+        result.notes.append(baseline_fit)
     if model is not None:
         from .embeddings import embedding_alignment
 
-        main_row = rows[0]
-        frequent = np.argsort(-main_row["usage_counts"])[:20].tolist()
-        result["lm_embeddings"] = {"lm": str(lm_dir), **embedding_alignment(
-            model, tokenizer, main_row["word_pairs"], main_row["word_association"]["partners"], frequent)}
-    result["_report"] = {"utterances": utterances, "coded": coded}
+        frequent = np.argsort(-rows[0].usage_counts)[:20].tolist()
+        result.lm_embeddings = {"lm": str(lm_dir), **embedding_alignment(
+            model, tokenizer, rows[0].word_pairs, rows[0].word_association["partners"], frequent)}
     return result
-
-
-def json_summary(result: dict) -> dict:
-    """The result without arrays and in-memory objects (what `probe_results.json` holds)."""
-    def clean(row: dict) -> dict:
-        out = {k: v for k, v in row.items() if k not in ("heatmap", "usage_counts", "word_pairs")}
-        for key in ("word_association", "token_association"):
-            if key in out:
-                out[key] = {k: v for k, v in out[key].items() if k != "partners"}
-        return out
-
-    summary = {k: v for k, v in result.items() if not k.startswith("_") and k != "rows"}
-    summary["rows"] = [clean(r) for r in result["rows"]]
-    return json.loads(json.dumps(summary, default=float))

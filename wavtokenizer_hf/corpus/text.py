@@ -54,8 +54,10 @@ def normalize_words(text: str) -> list[str]:
 
 
 def sentence_split(sentence: str) -> str:
-    """Assign a sentence to a split by a hash of its text: stable however the corpus is sized."""
-    bucket = int(hashlib.sha1(sentence.encode()).hexdigest()[:8], 16) / 16**8
+    """Assign a sentence to a split by a hash of its normalised words (case, punctuation and spacing ignored, so
+    near-duplicates share a split): stable however the corpus is sized."""
+    key = " ".join(normalize_words(sentence))
+    bucket = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 16**8
     edge = 0.0
     for name, share in SPLIT_SHARES.items():
         edge += share

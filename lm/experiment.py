@@ -1,0 +1,87 @@
+"""What the audio GPT run (`lm.audio_lm`) and the TTS-LM run (`lm.tts_training`) share: the three-way split by
+utterance, packing, training with the checkpoint chosen on the selection split, reloading the best model, and the
+metrics every run reports.
+
+The selection split picks the checkpoint; the validation split is the one the reported numbers are measured on, so
+the choice does not flatter them. `selection_share=0` selects on the validation split itself, and the metrics say so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from wavtokenizer_hf.atomic import atomic_path
+from wavtokenizer_hf.errors import WavTokenizerError
+
+from .models import count_parameters
+from .streams import SELECTION, TRAIN, VALIDATION, Utterance, pack_blocks, split_three_ways
+from .trainer import LMTrainConfig, train_lm
+
+Score = Callable[[object, list[Utterance]], dict]  # (model, utterances) -> {"loss": ..., ...}
+
+
+@dataclass
+class Splits:
+    """Training, checkpoint-selection and validation (reported) utterances."""
+
+    train: list[Utterance]
+    selection: list[Utterance]
+    validation: list[Utterance]
+
+    @property
+    def selection_is_validation(self) -> bool:
+        return self.selection is self.validation
+
+
+def split_utterances(utterances: list[Utterance], validation_share: float, selection_share: float) -> Splits:
+    """Split by a hash of each id (`lm.streams.split_three_ways`); an empty split is an error, never a fallback."""
+    labels = split_three_ways([u.id for u in utterances], validation_share, selection_share)
+    parts = {label: [u for u, x in zip(utterances, labels) if x == label] for label in (TRAIN, SELECTION, VALIDATION)}
+    needed = {"training": TRAIN, "validation": VALIDATION, **({"selection": SELECTION} if selection_share else {})}
+    for name, label in needed.items():
+        if not parts[label]:
+            raise WavTokenizerError(f"the {name} split of {len(utterances)} utterances is empty (validation share "
+                                    f"{validation_share:g}, selection share {selection_share:g}): add data or change "
+                                    "the shares")
+    validation = parts[VALIDATION]
+    return Splits(parts[TRAIN], parts[SELECTION] if selection_share else validation, validation)
+
+
+def train_and_reload(model, tokenizer, splits: Splits, cfg: LMTrainConfig, out_dir: Path, pad_id: int, score: Score,
+                     files: dict[str, str] | None = None):
+    """Train on the packed training split, keeping the checkpoint that `score` rates best on the selection split;
+    returns (the best model reloaded from `out_dir/model`, the training summary). Processes other than the main
+    one get (None, summary): they trained, the main one reports."""
+    from transformers import AutoModelForCausalLM
+
+    blocks = pack_blocks(splits.train, cfg.block_size, separate=True, pad_id=pad_id)
+    summary = train_lm(model, blocks, cfg, out_dir, tokenizer, evaluate=lambda m: score(m, splits.selection),
+                       files=files)
+    if not summary["main_process"]:
+        return None, summary
+    return AutoModelForCausalLM.from_pretrained(out_dir / "model").eval(), summary
+
+
+def run_metrics(splits: Splits, summary: dict, best, cfg: LMTrainConfig) -> dict:
+    """The sizes, the training run and how the checkpoint was chosen."""
+    longer = {name: sum(len(u.input_ids) > cfg.block_size for u in part)
+              for name, part in (("train", splits.train), ("validation", splits.validation))}
+    return {
+        "train_utterances": len(splits.train),
+        "selection_utterances": 0 if splits.selection_is_validation else len(splits.selection),
+        "validation_utterances": len(splits.validation),
+        "checkpoint_selected_on": ("the validation utterances (the set reported here)" if splits.selection_is_validation
+                                   else "the selection split (disjoint from the validation utterances reported here)"),
+        "train_tokens": int(sum(len(u.input_ids) for u in splits.train)),
+        "block_size": cfg.block_size, "utterances_split_at_block_size": longer,
+        "parameters": count_parameters(best), "steps": summary["steps"], "train_seconds": summary["seconds"],
+        "best_step": summary["best_step"], "best_selection_loss": summary["best_val_loss"],
+    }
+
+
+def write_metrics(out_dir: Path, metrics: dict) -> None:
+    with atomic_path(out_dir / "metrics.json", overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(metrics, indent=2))

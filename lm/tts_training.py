@@ -1,0 +1,197 @@
+"""TTS-LM training (from scratch or by extending a text LM) and its evaluation: recogniser WER on generated test
+sentences beside the WER on the codec's reconstructions of the same sentences (the ceiling) and on the originals,
+and the text-conditioning gain on the validation utterances."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wavtokenizer_hf.corpus.text import load_sentence_pools, normalize_words
+from wavtokenizer_hf.errors import WavTokenizerError
+
+from .evaluate import utterance_nats
+from .experiment import run_metrics, split_utterances, train_and_reload, write_metrics
+from .models import build_causal_lm
+from .sampling import SamplingConfig
+from .streams import Utterance, codes_of, load_tokenized
+from .trainer import LMTrainConfig
+from .tts_generation import FORMAT_FILE, generate_codes
+from .tts_sequences import TTSFormatter, check_format, timed_words
+from .vocabulary import PAD, AudioTokenLayout, build_joint_tokenizer, extend_text_lm, extend_tokenizer
+
+Row = tuple[list[dict], np.ndarray, float]  # (corpus word timings, codes, frame rate)
+
+
+def make_tokenizer_and_model(codebook_size: int, text_lm: str | Path | None, model_config: str | Path | None,
+                             text_vocab_size: int = 1024):
+    """Extend an existing text LM and its tokenizer, or build a joint tokenizer (BPE trained on the shipped
+    training-pool sentences: never the held-out ones) and a fresh model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if text_lm is not None:
+        tokenizer = AutoTokenizer.from_pretrained(text_lm)
+        text_tokens = len(tokenizer)
+        extend_tokenizer(tokenizer, codebook_size)
+        model = AutoModelForCausalLM.from_pretrained(text_lm)
+        extend_text_lm(model, tokenizer, text_vocab_size=text_tokens)
+        return tokenizer, model
+    texts = (" ".join(normalize_words(s)) for s in load_sentence_pools()["train"])
+    tokenizer = build_joint_tokenizer(codebook_size, texts, text_vocab_size)
+    layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    return tokenizer, build_causal_lm(len(tokenizer), layout, model_config=model_config)
+
+
+def tts_utterances(dataset, formatter: TTSFormatter, keep_rows: dict | None = None) -> list[Utterance]:
+    """Training examples of every speech row with word timings; `keep_rows` collects (words, codes, rate) by id."""
+    utterances = []
+    for index, row in enumerate(dataset):
+        if row.get("kind", "speech") != "speech" or not row.get("words"):
+            continue
+        codes = codes_of(row)
+        uid = str(row.get("id", index))
+        if codes.size < len(timed_words(row["words"])):
+            continue  # too few frames for its words (a clipped or broken row)
+        if codes.size and int(codes.max()) >= formatter.layout.codebook_size:
+            raise WavTokenizerError(f"row {uid} has code {int(codes.max())} but the codec has "
+                                    f"{formatter.layout.codebook_size} codes: tokenize the data with this codec")
+        utterances.append(formatter.example(uid, row["words"], codes, float(row["frame_rate"])))
+        if keep_rows is not None:
+            keep_rows[uid] = (row["words"], codes, float(row["frame_rate"]))
+    if not utterances:
+        raise WavTokenizerError("no speech rows with word timings and codes (columns needed: words, audio_codes)")
+    return utterances
+
+
+def conditioning_pairs(formatter: TTSFormatter, rows: list[Row]) -> tuple[list[Utterance], list[Utterance]]:
+    """(own, other): each row's example with its own text, and the same codes and timings with the words of another
+    row that has as many words but different ones. Rows without such a partner are left out."""
+    by_count: dict[int, list[Row]] = {}
+    for row in rows:
+        by_count.setdefault(len(timed_words(row[0])), []).append(row)
+    own, other = [], []
+    for group in by_count.values():
+        texts = [[w for w, _ in timed_words(words)] for words, _, _ in group]
+        for index, (words, codes, rate) in enumerate(group):
+            partner = next((texts[(index + k) % len(group)] for k in range(1, len(group))
+                            if texts[(index + k) % len(group)] != texts[index]), None)
+            if partner is None:
+                continue
+            swapped = [{"word": w, "start": 0.0, "end": end} for w, (_, end) in zip(partner, timed_words(words))]
+            own.append(formatter.example(f"own{len(own)}", words, codes, rate))
+            other.append(formatter.example(f"other{len(other)}", swapped, codes, rate))
+    return own, other
+
+
+def text_conditioning(model, formatter: TTSFormatter, rows: list[Row], block_size: int | None = None) -> dict:
+    """Audio-token loss with each utterance's own text against the loss with another utterance's text (same
+    number of words, the words put on this utterance's timings; `conditioning_pairs`). A model that reads the text
+    scores its own text better; the gap (nats per audio token) measures how much the text is used."""
+    own, other = conditioning_pairs(formatter, rows)
+    if not own:
+        return {"pairs": 0}
+    own_loss, other_loss = _audio_loss(model, own, block_size)["loss"], _audio_loss(model, other, block_size)["loss"]
+    return {"pairs": len(own), "audio_loss_own_text": own_loss, "audio_loss_other_text": other_loss,
+            "text_gain_nats": other_loss - own_loss}
+
+
+def _audio_loss(model, utterances: list[Utterance], block_size: int | None = None) -> dict:
+    scored = utterance_nats(model, utterances, block_size=block_size)
+    return {"loss": scored["nats"] / max(scored["tokens"], 1)}
+
+
+def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_dir: Path,
+                 sampling: SamplingConfig, samples: int = 5) -> dict:
+    """Generate every row's sentence; WER and CER (Whisper tiny.en where installed, else pocketsphinx: named in
+    `recognizer`) of generated, reconstructed and original audio; durations. Writes the first `samples` triples as
+    FLAC for listening, and per-item results."""
+    from wavtokenizer_hf.audio_io import resample, write_audio
+    from wavtokenizer_hf.corpus.builder import read_audio_column
+    from wavtokenizer_hf.evaluation import asr
+
+    recognizer = asr.recognizer("auto")
+    has_asr = recognizer is not None
+    totals = {name: [0, 0, 0, 0] for name in ("generated", "reconstruction", "original")}
+    items, seconds = [], {"generated": 0.0, "original": 0.0}
+    samples_dir = out_dir / "samples"
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    for index, row in enumerate(tqdm(rows, desc="TTS evaluation", unit="sentence")):
+        waveform, rate = read_audio_column(row)
+        original = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
+        original = resample(original, rate, codec.sampling_rate) if rate != codec.sampling_rate else original
+        reconstruction = codec.decode(codec.encode(original, codec.sampling_rate)).reshape(-1)
+        codes = generate_codes(model, formatter, row["text"], codec.frame_rate,
+                               SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
+        generated = codec.decode(torch.from_numpy(codes).long()[None]).reshape(-1)
+        audio = {"generated": generated, "reconstruction": reconstruction, "original": original.reshape(-1)}
+        item = {"id": row["id"], "text": row["text"], "original_seconds": original.shape[-1] / codec.sampling_rate,
+                "generated_seconds": generated.shape[-1] / codec.sampling_rate}
+        seconds["generated"] += item["generated_seconds"]
+        seconds["original"] += item["original_seconds"]
+        if has_asr:
+            for name, wave in audio.items():
+                hypothesis = recognizer.transcribe(wave, codec.sampling_rate)
+                counts = asr.word_errors(row["text"], hypothesis) + asr.char_errors(row["text"], hypothesis)
+                totals[name] = [a + b for a, b in zip(totals[name], counts)]
+                item[f"asr_{name}"] = hypothesis
+        if index < samples:
+            for name, wave in audio.items():
+                write_audio(samples_dir / f"{index:02d}_{row['id']}_{name}.flac", wave, codec.sampling_rate,
+                            overwrite=True)
+        items.append(item)
+    wer = {name: (e / w if has_asr and w else None) for name, (e, w, _, _) in totals.items()}
+    cer = {name: (e / c if has_asr and c else None) for name, (_, _, e, c) in totals.items()}
+    return {"sentences": len(rows), "recognizer": recognizer.name if has_asr else None,
+            "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
+            "wer_original": wer["original"], "cer_generated": cer["generated"],
+            "cer_reconstruction": cer["reconstruction"], "cer_original": cer["original"],
+            "generated_seconds": round(seconds["generated"], 2),
+            "original_seconds": round(seconds["original"], 2),
+            "duration_ratio": seconds["generated"] / seconds["original"] if seconds["original"] else None,
+            "items": items}
+
+
+def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, fmt: str, cfg: LMTrainConfig,
+                 text_lm: str | Path | None = None, model_config: str | Path | None = None,
+                 eval_corpus: str | Path | None = None, eval_items: int = 20, sampling: SamplingConfig | None = None,
+                 validation_share: float = 0.05, samples: int = 5, selection_share: float = 0.05) -> dict:
+    """Train a TTS-LM on a tokenized corpus with word timings; evaluate on `eval_corpus`'s test split if given.
+    The checkpoint is chosen on a selection split apart from the validation utterances whose audio loss and
+    text-conditioning gain are reported (`lm.experiment`); an empty split is an error."""
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.corpus.builder import load_split
+
+    out_dir = Path(out_dir)
+    check_format(fmt)
+    codec = Codec.from_pretrained(codec_dir)
+    dataset = load_tokenized(data)
+    if dataset[0]["frame_rate"] != codec.frame_rate:
+        raise WavTokenizerError(f"the data has {dataset[0]['frame_rate']} frames/s but the codec {codec.frame_rate}: "
+                                "tokenize it with this codec")
+    tokenizer, model = make_tokenizer_and_model(codec.codebook_size, text_lm, model_config)
+    formatter = TTSFormatter(tokenizer, fmt)
+    rows: dict[str, Row] = {}
+    splits = split_utterances(tts_utterances(dataset, formatter, rows), validation_share, selection_share)
+    best, summary = train_and_reload(model, tokenizer, splits, cfg, out_dir, formatter.layout[PAD],
+                                     lambda m, utterances: _audio_loss(m, utterances, cfg.block_size),
+                                     files={FORMAT_FILE: json.dumps({"format": fmt})})
+    if best is None:
+        return {"main_process": False}
+    sampling = sampling or SamplingConfig()
+    metrics = {"format": fmt, **run_metrics(splits, summary, best, cfg),
+               "validation_audio_loss": _audio_loss(best, splits.validation, cfg.block_size)["loss"],
+               "sampling": asdict(sampling),
+               "text_conditioning": text_conditioning(best, formatter, [rows[u.id] for u in splits.validation],
+                                                      cfg.block_size)}
+    if eval_corpus is not None:
+        test_rows = [row for row in load_split(eval_corpus, "test") if row.get("kind", "speech") == "speech"]
+        if not test_rows:
+            raise WavTokenizerError(f"{eval_corpus}: no speech rows in its test split")
+        metrics["test"] = evaluate_tts(best, formatter, codec, test_rows[:eval_items], out_dir, sampling, samples)
+    write_metrics(out_dir, metrics)
+    return metrics
