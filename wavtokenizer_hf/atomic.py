@@ -18,6 +18,12 @@ def check_can_write(path: Path, overwrite: bool) -> None:
         raise WavTokenizerError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; on success it is renamed to `path`, on error it is removed."""
@@ -30,6 +36,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, is_dir: bool =
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes[-1:]), dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    tmp.chmod((0o777 if is_dir else 0o666) & ~_umask())  # mkstemp/mkdtemp make private ones; outputs are ordinary
     try:
         yield tmp
         if path.exists():
