@@ -17,19 +17,21 @@ from .experiment import run_metrics, split_utterances, train_and_reload, write_m
 from .models import build_causal_lm
 from .ngram import NgramBaselines
 from .sampling import CachedSampler, SamplingConfig, id_mask
-from .streams import Utterance, audio_sequence, codes_of, fit_to_blocks, load_tokenized
+from .streams import Utterance, codes_of, fit_to_blocks, load_tokenized
 from .trainer import LMTrainConfig
+from .audio_bpe import AudioBPELayout, joint_tokenizer, load_audio_bpe
 from .vocabulary import BOS, EOS, PAD, AudioTokenLayout, build_joint_tokenizer
 
 
-def audio_utterances(dataset, layout: AudioTokenLayout, min_frames: int = 2) -> list[Utterance]:
-    """One `<bos> codes <eos>` utterance per row (rows shorter than `min_frames` are skipped)."""
+def audio_utterances(dataset, layout: AudioTokenLayout | AudioBPELayout, min_frames: int = 2) -> list[Utterance]:
+    """One `<bos> audio tokens <eos>` utterance per row (rows shorter than `min_frames` are skipped); the audio tokens
+    are the codes, or their audio-BPE tokens with an `AudioBPELayout`."""
     utterances = []
     for index, row in enumerate(dataset):
         codes = codes_of(row)
         if codes.size < min_frames:
             continue
-        ids = audio_sequence(codes, layout.audio_offset, layout[BOS], layout[EOS])
+        ids = np.concatenate([[layout[BOS]], layout.codes_to_ids(codes), [layout[EOS]]]).astype(np.int64)
         utterances.append(Utterance(str(row.get("id", index)), ids, np.ones(len(ids), dtype=bool),
                                     seconds=codes.size / float(row["frame_rate"])))
     if not utterances:
@@ -45,13 +47,14 @@ def _evaluate(model, utterances: list[Utterance], block_size: int) -> dict:
 
 def continue_audio(model, layout: AudioTokenLayout, prompt_codes: np.ndarray, max_new_frames: int,
                    sampling: SamplingConfig) -> np.ndarray:
-    """Sample a continuation of `prompt_codes` (audio tokens only; stops early at `<eos>`)."""
+    """Sample a continuation of `prompt_codes` (audio tokens only; stops early at `<eos>`), at most `max_new_frames`
+    frames (an audio-BPE token holds one or more)."""
     sampler = CachedSampler(model, sampling)
     sampler.feed([layout[BOS], *layout.codes_to_ids(prompt_codes).tolist()])
     vocab = model.get_input_embeddings().weight.shape[0]
-    allowed = id_mask(vocab, range(layout.audio_offset, layout.audio_offset + layout.codebook_size), [layout[EOS]])
+    allowed = id_mask(vocab, layout.audio_ids(), [layout[EOS]])
     drawn = sampler.sample(allowed, stop_ids={layout[EOS]}, max_tokens=max_new_frames)
-    return layout.ids_to_codes(np.asarray(drawn), drop_other=True)
+    return layout.ids_to_codes(np.asarray(drawn), drop_other=True)[:max_new_frames]
 
 
 def _sample_lengths(block_size: int, prompt_frames: int, continuation_frames: int) -> tuple[int, int]:
@@ -89,17 +92,25 @@ def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path,
                    model_config: str | Path | None = None, init_from: str | Path | None = None,
                    validation_share: float = 0.1, num_samples: int = 3, prompt_seconds: float = 2.0,
                    continuation_seconds: float = 4.0, sampling: SamplingConfig | None = None,
-                   selection_share: float = 0.05) -> dict:
+                   selection_share: float = 0.05, audio_bpe: str | Path | None = None) -> dict:
     """Train, evaluate against baselines, write samples. Returns the metrics (also in out_dir/metrics.json); the
     checkpoint is chosen on a selection split apart from the validation utterances the metrics are measured on
-    (`lm.experiment`). Samples fit in one training block (prompt and continuation are shortened if needed)."""
+    (`lm.experiment`). Samples fit in one training block (prompt and continuation are shortened if needed).
+    `audio_bpe`: an audio-BPE directory (`lm.audio_bpe`) whose tokens replace the single codes; it is saved with the
+    model (`out_dir/audio_bpe`), and bits per second of audio compare the two fairly."""
     from wavtokenizer_hf.codec import Codec
 
     out_dir = Path(out_dir)
     codec = Codec.from_pretrained(codec_dir)
     dataset = load_tokenized(data)
-    tokenizer = build_joint_tokenizer(codec.codebook_size, durations=False)
-    layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    if audio_bpe is None:
+        tokenizer = build_joint_tokenizer(codec.codebook_size, durations=False)
+        layout = AudioTokenLayout.from_tokenizer(tokenizer)
+    else:
+        bpe = load_audio_bpe(audio_bpe, codec.codebook_size)
+        tokenizer = joint_tokenizer(bpe, durations=False)
+        layout = AudioBPELayout.from_tokenizer(tokenizer, bpe)
+        bpe.save(out_dir / "audio_bpe")
     splits = split_utterances(audio_utterances(dataset, layout), validation_share, selection_share)
     model = build_causal_lm(len(tokenizer), layout, model_config=model_config, init_from=init_from)
     best, summary = train_and_reload(model, tokenizer, splits, cfg, out_dir, layout[PAD],
@@ -108,8 +119,7 @@ def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path,
         return {"main_process": False}
 
     # the baselines see the same pieces as the LM: the same targets, each with the same context
-    audio_ids = np.arange(layout.audio_offset, layout.audio_offset + layout.codebook_size)
-    support = np.concatenate([audio_ids, [layout[EOS]]])
+    support = np.concatenate([np.asarray(layout.audio_ids()), [layout[EOS]]])
     baselines = (NgramBaselines(support, len(tokenizer)).fit(fit_to_blocks(splits.train, cfg.block_size))
                  .cross_entropy(fit_to_blocks(splits.validation, cfg.block_size)))
     seconds = sum(u.seconds for u in splits.validation)
@@ -119,6 +129,8 @@ def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path,
         "unigram": summarize(baselines["unigram_nats"], baselines["tokens"], seconds),
         "bigram": summarize(baselines["bigram_nats"], baselines["tokens"], seconds),
         "frame_rate": codec.frame_rate, "codebook_size": codec.codebook_size,
+        "audio_vocab_size": layout.audio_vocab_size, "audio_bpe": None if audio_bpe is None else str(audio_bpe),
+        "validation_tokens_per_second": round(sum(len(u.input_ids) for u in splits.validation) / seconds, 2),
     }
     sampling = sampling or SamplingConfig()
     prompt_frames, continuation_frames = _sample_lengths(cfg.block_size,

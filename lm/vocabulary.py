@@ -105,6 +105,14 @@ class AudioTokenLayout:
     def is_audio(self, ids: torch.Tensor) -> torch.Tensor:
         return (ids >= self.audio_offset) & (ids < self.audio_offset + self.codebook_size)
 
+    @property
+    def audio_vocab_size(self) -> int:
+        """Audio tokens in the vocabulary: one per code here (an audio-BPE layout has more)."""
+        return self.codebook_size
+
+    def audio_ids(self) -> range:
+        return range(self.audio_offset, self.audio_offset + self.codebook_size)
+
     def duration_id(self, seconds: float) -> int:
         if self.duration_offset is None:
             raise WavTokenizerError("this tokenizer has no duration tokens (built with durations=False)")

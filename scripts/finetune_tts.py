@@ -13,7 +13,6 @@ originals, durations) and OUT/samples/*.flac.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
@@ -21,7 +20,7 @@ from transformers.utils import logging as hf_logging
 from lm.cli_args import add_sampling_args, add_split_args, add_train_args, sampling_from, train_config_from
 from lm.trainer import LMTrainConfig
 from lm.tts_training import finetune_tts
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 
 
 def _percent(value) -> str:
@@ -44,15 +43,11 @@ def main() -> int:
     add_sampling_args(parser)
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        metrics = finetune_tts(args.data, args.codec, args.out, args.format, train_config_from(args),
-                               text_lm=args.text_lm, model_config=args.model_config, eval_corpus=args.eval_corpus,
-                               eval_items=args.eval_items, sampling=sampling_from(args),
-                               validation_share=args.validation_share, selection_share=args.selection_share,
-                               samples=args.samples)
-    except WavTokenizerError as err:
-        print(f"finetune_tts: error: {err}", file=sys.stderr)
-        return 2
+    metrics = finetune_tts(args.data, args.codec, args.out, args.format, train_config_from(args),
+                           text_lm=args.text_lm, model_config=args.model_config, eval_corpus=args.eval_corpus,
+                           eval_items=args.eval_items, sampling=sampling_from(args),
+                           validation_share=args.validation_share, selection_share=args.selection_share,
+                           samples=args.samples)
     if not metrics.get("main_process", True):
         return 0  # under accelerate launch the main process reports
     print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; validation audio loss "
@@ -71,4 +66,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -12,7 +12,6 @@ prompts and their sampled continuations, decoded by the codec).
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
@@ -20,7 +19,7 @@ from transformers.utils import logging as hf_logging
 from lm.audio_lm import train_audio_lm
 from lm.cli_args import add_sampling_args, add_split_args, add_train_args, sampling_from, train_config_from
 from lm.trainer import LMTrainConfig
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import run_script
 
 
 def main() -> int:
@@ -30,6 +29,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model-config", default=None, help="causal-LM config JSON (default: small Llama)")
     parser.add_argument("--init-from", default=None, help="continue training a saved audio LM")
+    parser.add_argument("--audio-bpe", default=None,
+                        help="an audio-BPE directory (lm.audio_bpe): train on its tokens instead of single codes")
     parser.add_argument("--samples", type=int, default=3, help="held-out prompts to continue")
     parser.add_argument("--prompt-seconds", type=float, default=2.0)
     parser.add_argument("--continuation-seconds", type=float, default=4.0)
@@ -38,15 +39,12 @@ def main() -> int:
     add_sampling_args(parser)
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        metrics = train_audio_lm(args.data, args.codec, args.out, train_config_from(args),
-                                 model_config=args.model_config, init_from=args.init_from,
-                                 validation_share=args.validation_share, selection_share=args.selection_share,
-                                 num_samples=args.samples, prompt_seconds=args.prompt_seconds,
-                                 continuation_seconds=args.continuation_seconds, sampling=sampling_from(args))
-    except WavTokenizerError as err:
-        print(f"train_audio_lm: error: {err}", file=sys.stderr)
-        return 2
+    metrics = train_audio_lm(args.data, args.codec, args.out, train_config_from(args),
+                             model_config=args.model_config, init_from=args.init_from,
+                             validation_share=args.validation_share, selection_share=args.selection_share,
+                             num_samples=args.samples, prompt_seconds=args.prompt_seconds,
+                             continuation_seconds=args.continuation_seconds, sampling=sampling_from(args),
+                             audio_bpe=args.audio_bpe)
     if not metrics.get("main_process", True):
         return 0  # under accelerate launch the main process reports
     for name in ("lm", "bigram", "unigram"):
@@ -58,4 +56,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -4,7 +4,6 @@
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -14,7 +13,7 @@ from lm.cli_args import add_sampling_args, sampling_from
 from lm.tts_generation import generate_codes, load_tts
 from wavtokenizer_hf.audio_io import write_audio
 from wavtokenizer_hf.codec import Codec
-from wavtokenizer_hf.errors import WavTokenizerError
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
 
 
 def main() -> int:
@@ -29,20 +28,16 @@ def main() -> int:
     add_sampling_args(parser)
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
-    try:
-        if args.out.exists() and not args.overwrite:
-            raise WavTokenizerError(f"{args.out} already exists; pass --overwrite to replace it")
-        codec = Codec.from_pretrained(args.codec)
-        model, formatter = load_tts(args.lm, codec, args.format)
-        codes = generate_codes(model, formatter, args.text, codec.frame_rate, sampling_from(args), args.max_seconds)
-        audio = codec.decode(torch.from_numpy(codes).long()[None])
-        write_audio(args.out, audio, codec.sampling_rate, overwrite=args.overwrite)
-    except WavTokenizerError as err:
-        print(f"tts_generate: error: {err}", file=sys.stderr)
-        return 2
+    if args.out.exists() and not args.overwrite:
+        raise WavTokenizerError(f"{args.out} already exists; pass --overwrite to replace it")
+    codec = Codec.from_pretrained(args.codec)
+    model, formatter = load_tts(args.lm, codec, args.format)
+    codes = generate_codes(model, formatter, args.text, codec.frame_rate, sampling_from(args), args.max_seconds)
+    audio = codec.decode(torch.from_numpy(codes).long()[None])
+    write_audio(args.out, audio, codec.sampling_rate, overwrite=args.overwrite)
     print(f"{len(codes)} frames ({len(codes) / codec.frame_rate:.2f} s) -> {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -102,3 +102,33 @@ def test_finetune_tts_refuses_an_empty_validation_split(micro_corpus, tmp_path, 
                       "--model-config", str(config), "--block-size", "128", "--max-steps", "1",
                       "--validation-share", "0.0001", monkeypatch=monkeypatch)
     assert code == 2 and "validation split of 40 utterances is empty" in capsys.readouterr().err
+
+
+def test_train_audio_lm_with_an_audio_bpe_trains_on_fewer_tokens_and_samples_codes(micro_corpus, tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    from lm.audio_bpe import load_audio_bpe, train_audio_bpe
+
+    data, codec = micro_corpus
+    rows = load_from_disk(str(data))
+    streams = [np.asarray(r["audio_codes"][0]) for r in rows]
+    streams = [np.repeat(s[: len(s) // 2], 2) for s in streams]  # repeated codes: something for BPE to merge
+    bpe_rows = rows.remove_columns("audio_codes").add_column("audio_codes", [[s.tolist()] for s in streams])
+    bpe_rows = bpe_rows.remove_columns("num_frames").add_column("num_frames", [len(s) for s in streams])
+    bpe_data = tmp_path / "tokenized"
+    bpe_rows.save_to_disk(str(bpe_data))
+    codebook_size = int(json.loads((Path(codec) / "config.json").read_text())["codebook_size"])
+    train_audio_bpe(streams, codebook_size, codebook_size + 200).save(tmp_path / "bpe")
+    out, config = tmp_path / "audio_lm", tmp_path / "llama.json"
+    config.write_text(json.dumps(TINY_LLAMA))
+    code = run_script("train_audio_lm.py", "--data", str(bpe_data), "--codec", str(codec), "--out", str(out),
+                      "--audio-bpe", str(tmp_path / "bpe"), "--model-config", str(config), "--block-size", "64",
+                      "--samples", "1", "--prompt-seconds", "0.5", "--continuation-seconds", "1", *TRAIN,
+                      monkeypatch=monkeypatch)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["audio_vocab_size"] > codebook_size
+    assert metrics["validation_tokens_per_second"] < 0.8 * float(rows[0]["frame_rate"])  # merged tokens
+    assert math.isfinite(metrics["lm"]["bits_per_second"])
+    assert load_audio_bpe(out / "audio_bpe", codebook_size).vocab_size == metrics["audio_vocab_size"]
+    assert [Path(p).name.endswith(("_prompt.wav", "_continuation.wav")) for p in metrics["samples"]] == [True, True]
