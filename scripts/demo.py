@@ -1,243 +1,324 @@
 """`make demo`: the whole pipeline end to end on the data shipped in the repository; each stage prints its name,
-its time and its headline numbers. It lives here, not in the codec package, because it also runs the `lm` stages."""
+its time and its headline numbers. It lives here, not in the codec package, because it also runs the `lm` stages.
+One function a stage, in order; what later stages need is kept on the `Demo` object."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
+from wavtokenizer_hf.listing import or_na
+
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 FIXTURE = ASSETS / "original_small"
+STAGES: list[tuple[str, Callable]] = []
 
 
-@contextlib.contextmanager
-def stage(name: str) -> Iterator[dict]:
-    """Print a stage banner, run it, then print its time and the numbers it put in the yielded dict."""
-    print(f"\n=== {name}", flush=True)
-    numbers: dict = {}
-    start = time.perf_counter()
-    yield numbers
-    elapsed = time.perf_counter() - start
-    details = ", ".join(f"{key}: {value}" for key, value in numbers.items())
-    print(f"--- {name}: {elapsed:.1f} s" + (f" | {details}" if details else ""), flush=True)
+@dataclass
+class Demo:
+    """Options, output paths, and what one stage hands to the next."""
+
+    out: Path
+    corpus_hours: float = 1.5
+    train_minutes: float = 9.0
+    lm_minutes: float = 3.0
+    tts_minutes: float = 6.0
+    eval_items: int = 30
+    use_own_codec: bool = False
+    utterances: list = field(default_factory=list)  # the held-out test utterances (stage 6)
+    trained_codec: Path | None = None  # stage 7's exported codec
+    trained_steps: int = 0
+
+    @property
+    def converted(self) -> Path:
+        return self.out / "converted_small75"
+
+    @property
+    def corpus(self) -> Path:
+        return self.out / "corpus"
+
+    @property
+    def tiny_run(self) -> Path:
+        return self.out / "tiny_codec"
+
+    @property
+    def tokenized(self) -> Path:
+        return self.out / "tokenized"
+
+    codec = Path("wavtokenizer")  # what stage 9 places and the later stages use
 
 
-def run(out_dir: Path, corpus_hours: float = 1.5, train_minutes: float = 9.0, use_own_codec: bool = False,
-        lm_minutes: float = 3.0, tts_minutes: float = 6.0, eval_items: int = 30) -> None:
+def stage(title: str) -> Callable:
+    """Register a stage: `title` may use the Demo's fields, e.g. {d.train_minutes:g}."""
+    def register(function: Callable[[Demo, dict], None]) -> Callable:
+        STAGES.append((title, function))
+        return function
+    return register
+
+
+@stage("convert the authors' checkpoint (shipped shrunken 75 tokens/s fixture)")
+def convert(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.convert import convert_original_checkpoint
+
+    report = convert_original_checkpoint(FIXTURE / "wavtokenizer_small_frame75.ckpt",
+                                         FIXTURE / "config_small_frame75.yaml", d.converted, overwrite=True)
+    numbers.update({"tensors mapped": len(report.mapped), "dropped on purpose": len(report.dropped),
+                    "written to": str(d.converted)})
+
+
+@stage("load with stock transformers and compare with the authors' outputs")
+def compare_with_authors(d: Demo, numbers: dict) -> None:
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
-    from wavtokenizer_hf.audio_io import read_audio, write_audio
-    from wavtokenizer_hf.codec import Codec
-    from wavtokenizer_hf.convert import convert_original_checkpoint, export_original_checkpoint
     from wavtokenizer_hf.model_card import describe_config
 
+    model = AutoModel.from_pretrained(d.converted).eval()
+    wav = torch.from_numpy(np.load(FIXTURE / "input_wav.npy"))[:, None]
+    with torch.no_grad():
+        codes = model.encode(wav).audio_codes
+        audio = model.decode(codes).audio_values[:, 0]
+    expected_codes = torch.from_numpy(np.load(FIXTURE / "codes.npy"))[0]
+    numbers["class"] = type(model).__name__
+    numbers["codes equal"] = f"{int((codes[:, 0] == expected_codes).sum())}/{expected_codes.numel()}"
+    numbers["audio max |diff|"] = f"{(audio - torch.from_numpy(np.load(FIXTURE / 'audio.npy'))).abs().max():.1e}"
+    for key, value in describe_config(model.config).items():
+        print(f"    {key}: {value}")
+
+
+@stage("reconstruct a speech file through the codec (random-weight fixture: expect noise)")
+def reconstruct_speech(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.audio_io import read_audio, write_audio
+    from wavtokenizer_hf.codec import Codec
+
+    codec = Codec.from_pretrained(d.converted)
+    waveform, rate = read_audio(ASSETS / "audio" / "arctic_a0007.wav")
+    start = time.perf_counter()
+    encoded = codec.encode(waveform, rate)
+    encoded.save(d.out / "arctic_a0007.codes.safetensors", overwrite=True)
+    decoded = codec.decode_to_source_rate(encoded)
+    seconds = waveform.shape[-1] / rate
+    numbers["audio"] = f"{seconds:.2f} s at {rate} Hz"
+    numbers["tokens"] = f"{encoded.num_frames} ({encoded.frame_rate:g}/s)"
+    numbers["real-time factor"] = f"{(time.perf_counter() - start) / seconds:.3f}"
+    write_audio(d.out / "arctic_a0007_reconstructed.wav", decoded, rate, overwrite=True)
+    numbers["lengths in/out"] = f"{waveform.shape[-1]}/{decoded.shape[-1]}"
+
+
+@stage("export back to the authors' layout and convert again")
+def export_and_reconvert(d: Demo, numbers: dict) -> None:
+    from safetensors.torch import load_file
+
+    from wavtokenizer_hf.convert import convert_original_checkpoint, export_original_checkpoint
+
+    ckpt = export_original_checkpoint(d.converted, d.out / "exported" / "small75.ckpt", overwrite=True)
+    again = d.out / "reconverted_small75"
+    convert_original_checkpoint(ckpt, ckpt.with_suffix(".yaml"), again, overwrite=True)
+    first, second = load_file(d.converted / "model.safetensors"), load_file(again / "model.safetensors")
+    numbers["tensors bit-identical"] = f"{sum(torch.equal(first[k], second[k]) for k in first)}/{len(first)}"
+
+
+@stage("build the default offline corpus (espeak-ng speech with timings, music, noise)")
+def build_corpus(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.corpus import build_corpus as build
+
+    summary = build(d.corpus, hours=d.corpus_hours, seed=0, overwrite=True)
+    for split, info in summary["splits"].items():
+        numbers[split] = f"{info['items']} items / {info['minutes']} min / {len(info['voices'])} voices"
+
+
+@stage("evaluate reconstruction of the held-out test split (identity vs. the converted fixture)")
+def evaluate_fixture(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table
+    from wavtokenizer_hf.evaluation import write_results
+
+    d.utterances = load_test_set(d.corpus, "test", limit=d.eval_items)
+    numbers["utterances"] = len(d.utterances)
+    results = evaluate([Identity(), CodecReconstructor(d.converted)], d.utterances)
+    write_results(results, d.out / "evaluation")
+    print(markdown_table(results))
+    fixture = results["codecs"][d.converted.name]["summary"]
+    numbers["fixture STOI"] = f"{fixture['stoi']:.3f}"
+    numbers["fixture mel distance"] = f"{fixture['mel_distance']:.3f}"
+    numbers["written to"] = str(d.out / "evaluation")
+
+
+@stage("train the `tiny` codec on the corpus for {d.train_minutes:g} minutes (CPU)")
+def train_tiny_codec(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.training import Trainer, load_train_config
+
+    shutil.rmtree(d.tiny_run, ignore_errors=True)  # a fresh run each time (the trainer would resume otherwise)
+    # snapshots every 200 steps let stage 8 plot quality and the probes alignment against training time
+    trainer = Trainer(load_train_config("tiny", [f"data.train={d.corpus}", "run.export_every=200"]), d.tiny_run)
+    last = trainer.fit(max_seconds=d.train_minutes * 60)
+    d.trained_codec, d.trained_steps = trainer.export("final"), trainer.step
+    trainer.close()
+    numbers.update({"steps": trainer.step, "last batch mel loss": f"{last.get('mel', float('nan')):.3f}",
+                    "exported": str(d.trained_codec)})
+
+
+@stage("evaluate the tiny codec on the held-out test split")
+def evaluate_tiny_codec(d: Demo, numbers: dict) -> None:
+    from wavtokenizer_hf.curves import plot_scores
+    from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, markdown_table, write_results
+    from wavtokenizer_hf.evaluation.snapshots import best_snapshot, score_snapshots
+
+    results = evaluate([CodecReconstructor(d.trained_codec)], d.utterances)
+    write_results(results, d.out / "evaluation_tiny")
+    print(markdown_table(results))
+    summary = results["codecs"][d.trained_codec.name]["summary"]
+    numbers["STOI"] = f"{summary['stoi']:.3f}"
+    numbers["recogniser"] = results["recognizer"]
+    numbers["WER"] = or_na(summary["wer"], "{:.1%}") + f" (original {or_na(summary['wer_original'], '{:.1%}')})"
+    numbers["CER"] = or_na(summary["cer"], "{:.1%}") + f" (original {or_na(summary['cer_original'], '{:.1%}')})"
+    numbers["codebook used"] = or_na(summary.get("codebook_used"), "{:.1%}")
+    # the curve the targets ask for: quality against minutes of training, from the snapshots
+    curve = score_snapshots(d.tiny_run, d.utterances, final_step=d.trained_steps)
+    (d.tiny_run / "quality_curve.json").write_text(json.dumps(curve, indent=1))
+    numbers["STOI vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['stoi']:.3f}" for r in curve)
+    if curve[0].get("cer") is not None:
+        numbers["CER vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['cer']:.1%}" for r in curve)
+    numbers["best snapshot (lowest CER)"] = f"step {best_snapshot(curve)['step']}"
+    keys = ("cer", "stoi") if curve[0].get("cer") is not None else ("stoi", "mel_distance")
+    numbers["curve"] = str(plot_scores(curve, d.tiny_run / "quality_curve.png", keys=keys,
+                                       title="tiny codec, held-out"))
+
+
+@stage("place the codec the later stages use at ./wavtokenizer and load it with AutoModel")
+def place_codec(d: Demo, numbers: dict) -> None:
+    from transformers import AutoModel
+
+    from wavtokenizer_hf.default_codec import install_default_codec
+
+    if d.use_own_codec:
+        shutil.rmtree(d.codec, ignore_errors=True)
+        shutil.copytree(d.trained_codec, d.codec)
+    else:
+        install_default_codec(d.codec, overwrite=True)  # what `wavtokenizer init` does
+    model = AutoModel.from_pretrained(d.codec)
+    numbers["codec"] = (f"this demo's tiny codec ({d.trained_codec})" if d.use_own_codec
+                        else "the default codec (wavtokenizer init)")
+    numbers["loaded"] = f"{type(model).__name__}, {model.config.codebook_size} codes, {model.config.frame_rate} tokens/s"
+
+
+@stage("tokenize the corpus (all splits) with datasets.map (2 processes)")
+def tokenize_corpus(d: Demo, numbers: dict) -> None:
+    from datasets import load_from_disk
+
+    from wavtokenizer_hf.tokenization import DatasetTokenizer
+
+    corpus = load_from_disk(str(d.corpus))
+    start = time.perf_counter()
+    tokenized = corpus.map(DatasetTokenizer(d.codec), batched=True, batch_size=16, with_rank=True, num_proc=2,
+                           remove_columns=["audio"])
+    seconds = time.perf_counter() - start
+    audio_seconds = sum(sum(split["audio_seconds"]) for split in tokenized.values())
+    tokenized.save_to_disk(str(d.tokenized))
+    numbers["rows"] = {name: len(split) for name, split in tokenized.items()}
+    numbers["audio"] = f"{audio_seconds / 60:.1f} min"
+    numbers["throughput"] = f"{audio_seconds / seconds:.0f}x real time ({audio_seconds / 3600 / seconds:.4f} audio-h/s)"
+    numbers["written to"] = str(d.tokenized)
+
+
+@stage("fit an audio BPE vocabulary (sentencepiece) on the training codes; tokens per second held out")
+def fit_audio_bpe(d: Demo, numbers: dict) -> None:
+    from lm.audio_bpe import compression, train_audio_bpe
+    from lm.streams import codes_of, load_tokenized
+
+    train, validation = load_tokenized(d.tokenized, "train"), load_tokenized(d.tokenized, "validation")
+    frame_rate = float(train[0]["frame_rate"])
+    for size in (2048, 4096):
+        bpe = train_audio_bpe((codes_of(row) for row in train), int(json.loads(
+            (d.codec / "config.json").read_text())["codebook_size"]), size)
+        bpe.save(d.out / f"audio_bpe_{size}")
+        held_out = compression(bpe, (codes_of(row) for row in validation), frame_rate)
+        numbers[f"{bpe.vocab_size} tokens"] = (f"{held_out['tokens_per_second']:.1f} tokens/s "
+                                               f"({held_out['codes_per_token']:.2f} codes per token; raw codes "
+                                               f"{frame_rate:g}/s)")
+
+
+@stage("train a GPT on the audio-token streams for {d.lm_minutes:g} minutes; compare with n-gram baselines")
+def train_audio_gpt(d: Demo, numbers: dict) -> None:
+    from lm.audio_lm import train_audio_lm
+    from lm.trainer import LMTrainConfig
+
+    cfg = LMTrainConfig(block_size=512, batch_size=8, learning_rate=2e-3, max_steps=2000, max_minutes=d.lm_minutes,
+                        eval_every=100)
+    metrics = train_audio_lm(d.tokenized, d.codec, d.out / "audio_lm", cfg, num_samples=2)
+    numbers["steps"] = metrics["steps"]
+    for name in ("lm", "bigram", "unigram"):
+        numbers[f"{name} perplexity"] = (f"{metrics[name]['perplexity']:.1f} "
+                                         f"({metrics[name]['bits_per_second']:.0f} bits/s)")
+    numbers["samples"] = str(d.out / "audio_lm" / "samples")
+
+
+@stage("train a TTS-LM (interleaved words + durations + codes) for {d.tts_minutes:g} minutes; speak held-out "
+       "sentences")
+def train_tts_lm(d: Demo, numbers: dict) -> None:
+    from lm.trainer import LMTrainConfig
+    from lm.tts_training import finetune_tts
+
+    cfg = LMTrainConfig(block_size=1024, batch_size=8, learning_rate=2e-3, max_steps=3000, max_minutes=d.tts_minutes,
+                        eval_every=200)
+    metrics = finetune_tts(d.tokenized, d.codec, d.out / "tts_lm", "interleaved", cfg, eval_corpus=d.corpus,
+                           eval_items=20)
+    test = metrics["test"]
+    numbers["steps"] = metrics["steps"]
+    numbers["held-out audio loss"] = f"{metrics['validation_audio_loss']:.3f}"
+    conditioning = metrics["text_conditioning"]
+    if conditioning.get("pairs"):
+        numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
+                                                        f"(text gain {conditioning['text_gain_nats']:.3f} nats/token)")
+    numbers["recogniser"] = test["recognizer"]
+    for key, label in (("wer_generated", "WER generated"), ("wer_reconstruction", "WER codec ceiling"),
+                       ("wer_original", "WER originals")):
+        numbers[label] = or_na(test[key], "{:.1%}")
+    numbers["duration ratio"] = f"{test['duration_ratio']:.2f}"
+    numbers["samples"] = str(d.out / "tts_lm" / "samples")
+
+
+@stage("probe how codes align with phones and words (baselines fitted on training frames); write the HTML report")
+def probe_alignment(d: Demo, numbers: dict) -> None:
+    from lm.probes import json_summary, run_probes, write_report
+
+    codecs = {"./wavtokenizer (stage 9)": d.codec}
+    codecs.update({f"demo tiny codec {p.name}": p for p in sorted(d.tiny_run.glob("step*"))})
+    codecs["demo tiny codec final"] = d.trained_codec
+    result = run_probes(codecs, d.corpus, "test", rounds=200, lm_dir=d.out / "tts_lm" / "model")
+    report = write_report(result, d.out / "report.html")
+    summary = json_summary(result)
+    (d.out / "report.json").write_text(json.dumps(summary, indent=2))
+    interval = lambda m: f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"  # noqa: E731
+    for row in summary["rows"]:
+        if row["name"] == summary["rows"][0]["name"] or row["kind"] == "baseline":
+            m = row["metrics"]
+            numbers[row["name"]] = (f"PNMI {interval(m['pnmi'])}, minus chance {interval(m['pnmi_adjusted'])}, "
+                                    f"mapping {interval(m['mapping_accuracy'])}")
+    numbers["report"] = str(report.resolve())
+
+
+def run(d: Demo) -> None:
+    from transformers.utils import logging as hf_logging
+
     hf_logging.disable_progress_bar()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hf_dir = out_dir / "converted_small75"
-
-    with stage("1. convert the authors' checkpoint (shipped shrunken 75 tokens/s fixture)") as numbers:
-        report = convert_original_checkpoint(
-            FIXTURE / "wavtokenizer_small_frame75.ckpt", FIXTURE / "config_small_frame75.yaml", hf_dir, overwrite=True
-        )
-        numbers["tensors mapped"] = len(report.mapped)
-        numbers["dropped on purpose"] = len(report.dropped)
-        numbers["written to"] = str(hf_dir)
-
-    with stage("2. load with stock transformers and compare with the authors' outputs") as numbers:
-        model = AutoModel.from_pretrained(hf_dir).eval()
-        wav = torch.from_numpy(np.load(FIXTURE / "input_wav.npy"))[:, None]
-        with torch.no_grad():
-            codes = model.encode(wav).audio_codes
-            audio = model.decode(codes).audio_values[:, 0]
-        expected_codes = torch.from_numpy(np.load(FIXTURE / "codes.npy"))[0]
-        numbers["class"] = type(model).__name__
-        numbers["codes equal"] = f"{int((codes[:, 0] == expected_codes).sum())}/{expected_codes.numel()}"
-        numbers["audio max |diff|"] = f"{(audio - torch.from_numpy(np.load(FIXTURE / 'audio.npy'))).abs().max():.1e}"
-        for key, value in describe_config(model.config).items():
-            print(f"    {key}: {value}")
-
-    with stage("3. reconstruct a speech file through the codec (random-weight fixture: expect noise)") as numbers:
-        codec = Codec.from_pretrained(hf_dir)
-        speech_path = ASSETS / "audio" / "arctic_a0007.wav"
-        waveform, rate = read_audio(speech_path)
+    d.out.mkdir(parents=True, exist_ok=True)
+    for number, (title, function) in enumerate(STAGES, start=1):
+        name = f"{number}. {title.format(d=d)}"
+        print(f"\n=== {name}", flush=True)
+        numbers: dict = {}
         start = time.perf_counter()
-        encoded = codec.encode(waveform, rate)
-        encoded.save(out_dir / "arctic_a0007.codes.safetensors", overwrite=True)
-        decoded = codec.decode_to_source_rate(encoded)
-        seconds = waveform.shape[-1] / rate
-        numbers["audio"] = f"{seconds:.2f} s at {rate} Hz"
-        numbers["tokens"] = f"{encoded.num_frames} ({encoded.frame_rate:g}/s)"
-        numbers["real-time factor"] = f"{(time.perf_counter() - start) / seconds:.3f}"
-        write_audio(out_dir / "arctic_a0007_reconstructed.wav", decoded, rate, overwrite=True)
-        numbers["lengths in/out"] = f"{waveform.shape[-1]}/{decoded.shape[-1]}"
-
-    with stage("4. export back to the authors' layout and convert again") as numbers:
-        ckpt = export_original_checkpoint(hf_dir, out_dir / "exported" / "small75.ckpt", overwrite=True)
-        again = out_dir / "reconverted_small75"
-        convert_original_checkpoint(ckpt, ckpt.with_suffix(".yaml"), again, overwrite=True)
-        from safetensors.torch import load_file
-
-        first, second = load_file(hf_dir / "model.safetensors"), load_file(again / "model.safetensors")
-        identical = sum(torch.equal(first[k], second[k]) for k in first)
-        numbers["tensors bit-identical"] = f"{identical}/{len(first)}"
-
-    corpus_dir = out_dir / "corpus"
-    with stage("5. build the default offline corpus (espeak-ng speech with timings, music, noise)") as numbers:
-        from wavtokenizer_hf.corpus import build_corpus
-
-        summary = build_corpus(corpus_dir, hours=corpus_hours, seed=0, overwrite=True)
-        for split, info in summary["splits"].items():
-            numbers[split] = f"{info['items']} items / {info['minutes']} min / {len(info['voices'])} voices"
-
-    with stage("6. evaluate reconstruction of the held-out test split (identity vs. the converted fixture)") as numbers:
-        from wavtokenizer_hf.evaluation import CodecReconstructor, Identity, evaluate, load_test_set, markdown_table, write_results
-
-        utterances = load_test_set(corpus_dir, "test", limit=eval_items)
-        numbers["utterances"] = len(utterances)
-        results = evaluate([Identity(), CodecReconstructor(hf_dir)], utterances)
-        write_results(results, out_dir / "evaluation")
-        print(markdown_table(results))
-        fixture = results["codecs"][hf_dir.name]["summary"]
-        numbers["fixture STOI"] = f"{fixture['stoi']:.3f}"
-        numbers["fixture mel distance"] = f"{fixture['mel_distance']:.3f}"
-        numbers["written to"] = str(out_dir / "evaluation")
-
-    tiny_dir = out_dir / "tiny_codec"
-    with stage(f"7. train the `tiny` codec on the corpus for {train_minutes:g} minutes (CPU)") as numbers:
-        from wavtokenizer_hf.training import Trainer, load_train_config
-
-        import shutil
-
-        shutil.rmtree(tiny_dir, ignore_errors=True)  # a fresh run each time (the trainer would resume otherwise)
-        # snapshots every 200 steps let stage 8 plot quality and the probes (stage 13) alignment against training
-        cfg = load_train_config("tiny", [f"data.train={corpus_dir}", "run.export_every=200"])
-        trainer = Trainer(cfg, tiny_dir)
-        last = trainer.fit(max_seconds=train_minutes * 60)
-        exported = trainer.export("final")
-        numbers["steps"] = trainer.step
-        numbers["last batch mel loss"] = f"{last.get('mel', float('nan')):.3f}"
-        numbers["exported"] = str(exported)
-
-    with stage("8. evaluate the tiny codec on the held-out test split") as numbers:
-        results = evaluate([CodecReconstructor(exported)], utterances)
-        write_results(results, out_dir / "evaluation_tiny")
-        print(markdown_table(results))
-        summary = results["codecs"][exported.name]["summary"]
-        numbers["STOI"] = f"{summary['stoi']:.3f}"
-        numbers["recogniser"] = results["recognizer"]
-        numbers["WER"] = _percent(summary["wer"]) + f" (original {_percent(summary['wer_original'])})"
-        numbers["CER"] = _percent(summary["cer"]) + f" (original {_percent(summary['cer_original'])})"
-        numbers["codebook used"] = _percent(summary.get("codebook_used"))
-        # the curve the targets ask for: quality against minutes of training, from the snapshots
-        from wavtokenizer_hf.curves import plot_scores
-        from wavtokenizer_hf.evaluation.snapshots import best_snapshot, score_snapshots
-
-        curve = score_snapshots(tiny_dir, utterances, final_step=trainer.step)
-        (tiny_dir / "quality_curve.json").write_text(json.dumps(curve, indent=1))
-        numbers["STOI vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['stoi']:.3f}" for r in curve)
-        if curve[0].get("cer") is not None:
-            numbers["CER vs minutes"] = ", ".join(f"{r['minutes']:.1f} min {r['cer']:.1%}" for r in curve)
-        numbers["best snapshot (lowest CER)"] = f"step {best_snapshot(curve)['step']}"
-        keys = ("cer", "stoi") if curve[0].get("cer") is not None else ("stoi", "mel_distance")
-        numbers["curve"] = str(plot_scores(curve, tiny_dir / "quality_curve.png", keys=keys,
-                                           title="tiny codec, held-out"))
-
-    with stage("9. place the codec the later stages use at ./wavtokenizer and load it with AutoModel") as numbers:
-        from wavtokenizer_hf.default_codec import install_default_codec
-
-        target = Path("wavtokenizer")
-        if use_own_codec:
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(exported, target)
-        else:
-            install_default_codec(target, overwrite=True)  # what `wavtokenizer init` does
-        model = AutoModel.from_pretrained("wavtokenizer")
-        numbers["codec"] = f"this demo's tiny codec ({exported})" if use_own_codec else "the default codec (wavtokenizer init)"
-        numbers["loaded"] = f"{type(model).__name__}, {model.config.codebook_size} codes, {model.config.frame_rate} tokens/s"
-
-    tokenized_dir = out_dir / "tokenized"
-    with stage("10. tokenize the corpus (all splits) with datasets.map (2 processes)") as numbers:
-        from datasets import load_from_disk
-
-        from wavtokenizer_hf.tokenization import DatasetTokenizer
-
-        corpus = load_from_disk(str(corpus_dir))
-        start = time.perf_counter()
-        tokenized = corpus.map(DatasetTokenizer("wavtokenizer"), batched=True, batch_size=16, with_rank=True,
-                               num_proc=2, remove_columns=["audio"])
-        seconds = time.perf_counter() - start
-        audio_seconds = sum(sum(split["audio_seconds"]) for split in tokenized.values())
-        tokenized.save_to_disk(str(tokenized_dir))
-        numbers["rows"] = {name: len(split) for name, split in tokenized.items()}
-        numbers["audio"] = f"{audio_seconds / 60:.1f} min"
-        numbers["throughput"] = f"{audio_seconds / seconds:.0f}x real time ({audio_seconds / 3600 / seconds:.4f} audio-h/s)"
-        numbers["written to"] = str(tokenized_dir)
-
-    with stage(f"11. train a GPT on the audio-token streams for {lm_minutes:g} minutes; compare with n-gram baselines") as numbers:
-        from lm.audio_lm import train_audio_lm
-        from lm.trainer import LMTrainConfig
-
-        cfg = LMTrainConfig(block_size=512, batch_size=8, learning_rate=2e-3, max_steps=2000, max_minutes=lm_minutes,
-                            eval_every=100)
-        metrics = train_audio_lm(tokenized_dir, "wavtokenizer", out_dir / "audio_lm", cfg, num_samples=2)
-        numbers["steps"] = metrics["steps"]
-        for name in ("lm", "bigram", "unigram"):
-            numbers[f"{name} perplexity"] = f"{metrics[name]['perplexity']:.1f} ({metrics[name]['bits_per_second']:.0f} bits/s)"
-        numbers["samples"] = str(out_dir / "audio_lm" / "samples")
-
-    with stage(f"12. train a TTS-LM (interleaved words + durations + codes) for {tts_minutes:g} minutes; speak held-out sentences") as numbers:
-        from lm.tts_lm import finetune_tts
-
-        cfg = LMTrainConfig(block_size=1024, batch_size=8, learning_rate=2e-3, max_steps=3000,
-                            max_minutes=tts_minutes, eval_every=200)
-        metrics = finetune_tts(tokenized_dir, "wavtokenizer", out_dir / "tts_lm", "interleaved", cfg,
-                               eval_corpus=corpus_dir, eval_items=20)
-        test = metrics["test"]
-        numbers["steps"] = metrics["steps"]
-        numbers["held-out audio loss"] = f"{metrics['validation_audio_loss']:.3f}"
-        conditioning = metrics["text_conditioning"]
-        if conditioning.get("pairs"):
-            numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
-                                                            f"(text gain {conditioning['text_gain_nats']:.3f} nats/token)")
-        numbers["recogniser"] = test["recognizer"]
-        numbers["WER generated"] = _percent(test["wer_generated"])
-        numbers["WER codec ceiling"] = _percent(test["wer_reconstruction"])
-        numbers["WER originals"] = _percent(test["wer_original"])
-        numbers["duration ratio"] = f"{test['duration_ratio']:.2f}"
-        numbers["samples"] = str(out_dir / "tts_lm" / "samples")
-
-    with stage("13. probe how codes align with phones and words; write the HTML report") as numbers:
-        from lm.probes import json_summary, run_probes, write_report
-
-        codecs = {"./wavtokenizer (stage 9)": Path("wavtokenizer")}
-        codecs.update({f"demo tiny codec {p.name}": p for p in sorted(tiny_dir.glob("step*"))})
-        codecs["demo tiny codec final"] = exported
-        result = run_probes(codecs, corpus_dir, "test", rounds=200, lm_dir=out_dir / "tts_lm" / "model")
-        report = write_report(result, out_dir / "report.html")
-        summary = json_summary(result)
-        (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
-        for row in summary["rows"]:
-            if row["name"] == summary["rows"][0]["name"] or row["kind"] == "baseline":
-                m = row["metrics"]
-                numbers[row["name"]] = (f"PNMI {m['pnmi']['value']:.3f} [{m['pnmi']['low']:.3f}, {m['pnmi']['high']:.3f}], "
-                                        f"mapping {m['mapping_accuracy']['value']:.3f} "
-                                        f"[{m['mapping_accuracy']['low']:.3f}, {m['mapping_accuracy']['high']:.3f}]")
-        numbers["report"] = str(report.resolve())
-    print(f"\nDemo finished; outputs in {out_dir}")
-
-
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+        function(d, numbers)
+        details = ", ".join(f"{key}: {value}" for key, value in numbers.items())
+        print(f"--- {name}: {time.perf_counter() - start:.1f} s" + (f" | {details}" if details else ""), flush=True)
+    print(f"\nDemo finished; outputs in {d.out}")
 
 
 def main() -> None:
@@ -251,8 +332,8 @@ def main() -> None:
     parser.add_argument("--use-own-codec", action="store_true",
                         help="place this run's tiny codec at ./wavtokenizer even when a shipped codec exists")
     args = parser.parse_args()
-    run(args.out, args.corpus_hours, args.train_minutes, args.use_own_codec, args.lm_minutes, args.tts_minutes,
-        args.eval_items)
+    run(Demo(args.out, args.corpus_hours, args.train_minutes, args.lm_minutes, args.tts_minutes, args.eval_items,
+             args.use_own_codec))
 
 
 if __name__ == "__main__":
