@@ -34,6 +34,7 @@ from transformers import AutoModel, WavTokenizerConfig, WavTokenizerModel
 from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.evaluation.quality import stoi
 from wavtokenizer_hf.evaluation.spectral import mel_distance
+from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.inference import FastWavTokenizer
 
 RATE = 24000
@@ -134,9 +135,8 @@ def main() -> None:
                          **quality(trained, args.data, args.limit)}
     print(json.dumps(result["quality"], indent=1))
     if args.out:
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(args.out)
+        with atomic_path(args.out, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import transformers
 from transformers import AutoModel, WavTokenizerConfig, WavTokenizerModel
 
 from wavtokenizer_hf.evaluation import load_test_set
+from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.inference import FastWavTokenizer, encode_windowed
 from wavtokenizer_hf.long_audio import StreamingEncoder
 
@@ -99,9 +100,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         result["cli"][name] = row
         print(name, json.dumps(row), flush=True)
     if args.out:
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(args.out)
+        with atomic_path(args.out, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
