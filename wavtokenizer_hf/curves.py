@@ -1,5 +1,5 @@
 """Training curves as a PNG: codec runs (`log.jsonl`: mel loss and held-out evaluations) and LM runs
-(`train_log.jsonl`: training and held-out loss), against steps and wall-clock minutes."""
+(`train_log.jsonl`: training loss and the selection split's loss), against steps and wall-clock minutes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         train = [r for r in records if "train_loss" in r]
         evals = [r for r in records if "val_loss" in r]
         series = [("training loss (nats/token)", train, "train_loss", "elapsed_s"),
-                  ("held-out loss (nats/token)", evals, "val_loss", "elapsed_s")]
+                  ("selection-split loss (nats/token)", evals, "val_loss", "elapsed_s")]
     else:
         raise WavTokenizerError(f"{run_dir}: no log.jsonl (codec run) or train_log.jsonl (LM run)")
     series = [s for s in series if s[1]]
