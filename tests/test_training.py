@@ -23,6 +23,7 @@ from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.evaluation.snapshots import score_snapshots
 from wavtokenizer_hf.training import Trainer, load_train_config
 from wavtokenizer_hf.training.losses import MelLoss, MultiScaleMelLoss
+from wavtokenizer_hf.training.phase_losses import phase_loss, wrapped_abs
 from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes
 
 from conftest import MICRO, ROOT
@@ -453,3 +454,94 @@ def test_a_run_stopped_by_its_time_limit_ends_with_the_learning_rate_annealed(sm
     assert 2 <= trainer.step < 1000
     assert trainer.sched_g.get_last_lr()[0] < 0.15 * cfg.optim.lr
     trainer.close()
+
+
+# --- options beyond the paper's recipe: phase terms, the CPU clock, timed snapshots, data by source ---------------
+
+def scrambled_phase(tone: torch.Tensor, n_fft: int = 1024, hop: int = 256) -> torch.Tensor:
+    """The same STFT magnitudes with random phases (what an incoherent iSTFT head produces)."""
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(tone, n_fft, hop, window=window, return_complex=True)
+    phases = torch.rand(spec.shape, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    return torch.istft(spec.abs() * torch.exp(1j * phases), n_fft, hop, window=window, length=tone.shape[-1])
+
+
+@pytest.mark.parametrize("kind", ["complex", "anti_wrapping"])
+def test_phase_terms_see_a_scrambled_phase_that_the_mel_loss_barely_sees(kind):
+    tone = harmonic_tone()
+    smeared = scrambled_phase(tone)
+    terms = phase_loss(kind, load_train_config("tiny").loss.phase_resolutions)
+    assert float(terms(tone, tone)) == 0.0
+    assert float(terms(smeared, tone)) > 0.3 * float(terms(-tone, tone))  # a scrambled phase is far from right
+    assert float(terms(smeared, tone)) > 2.0 * float(terms(0.8 * tone, tone))  # more than a level change
+
+
+def test_the_anti_wrapping_phase_error_counts_a_full_turn_as_no_error():
+    assert float(wrapped_abs(torch.tensor(2 * math.pi))) == pytest.approx(0.0, abs=1e-6)
+    assert float(wrapped_abs(torch.tensor(1.5 * math.pi))) == pytest.approx(0.5 * math.pi, rel=1e-6)
+
+
+def test_the_anti_wrapping_phase_error_ignores_silent_bins():
+    """Where the target is silent its phase is undefined: any estimate there costs (almost) nothing."""
+    tone = harmonic_tone()
+    silence = torch.zeros_like(tone)
+    noise = 0.1 * torch.randn(tone.shape, generator=torch.Generator().manual_seed(1))
+    terms = phase_loss("anti_wrapping", ((1024, 256),))
+    assert float(terms(torch.cat([tone, noise], -1), torch.cat([tone, silence], -1))) < 0.05
+
+
+def test_the_phase_term_enters_the_generator_loss(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "loss.phase=7", "loss.gan_start_step=100"), tmp_path)
+    trainer.fit(2)
+    for record in log_records(tmp_path / "log.jsonl"):
+        assert record["phase"] > 0
+        assert record["loss"] == pytest.approx(45 * record["mel"] + record["commit"] + 7 * record["phase"], rel=1e-5)
+
+
+@pytest.mark.parametrize("setting", ["loss.phase_kind=group_delay", "run.clock=gpu"])
+def test_an_unknown_phase_kind_or_clock_is_refused_by_name(setting):
+    with pytest.raises(WavTokenizerError, match=setting.split("=")[0]):
+        load_train_config("tiny", [setting])
+
+
+def test_on_the_cpu_clock_the_time_limit_and_timed_snapshots_follow_cpu_time(small_corpus, tmp_path, monkeypatch):
+    """With run.clock=cpu the limit counts this process's CPU time: a clock that runs 20 s per reading stops the run
+    after a few steps and exports a snapshot per 0.5 simulated minutes, each logged with its minutes."""
+    import wavtokenizer_hf.training.trainer as trainer_module
+
+    ticks = iter(range(0, 10**6, 20))
+    monkeypatch.setattr(trainer_module.time, "process_time", lambda: float(next(ticks)))
+    cfg = micro_config(small_corpus, "loss.gan_start_step=100", "optim.max_steps=100000", "run.save_every=0",
+                       "run.clock=cpu", "run.export_every_minutes=0.5")
+    trainer = Trainer(cfg, tmp_path)
+    trainer.fit(max_seconds=120.0)
+    assert trainer.step < 20  # the wall clock would have allowed thousands of micro steps
+    records = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
+    exports = [r for r in records if r.get("event") == "export"]
+    assert len(exports) >= 2 and all((tmp_path / r["path"] / "model.safetensors").exists() for r in exports)
+    assert [r["minutes"] for r in exports] == sorted(r["minutes"] for r in exports)
+    assert all(r["clock"] == "cpu" for r in exports)
+    assert records[-1]["event"] == "stop" and records[-1]["step"] == trainer.step
+    trainer.close()
+
+
+def test_snapshot_minutes_come_from_their_export_records(tmp_path):
+    from wavtokenizer_hf.evaluation.snapshots import _minutes_at
+
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"step": 10, "seconds": 60.0}, {"event": "export", "step": 12, "minutes": 1.25},
+        {"event": "stop", "step": 13, "minutes": 1.4}]))
+    assert _minutes_at(tmp_path / "log.jsonl") == {10: 1.0, 12: 1.25, 13: 1.4}
+
+
+def test_data_sources_keep_only_the_rows_of_those_sources(small_corpus):
+    from datasets import load_from_disk
+
+    from wavtokenizer_hf.training.data import ClipSource
+
+    rows = load_from_disk(str(small_corpus))["train"]
+    espeak = sum("espeak" in s.lower() for s in rows["source"])
+    assert 0 < espeak < len(rows)
+    assert len(ClipSource(small_corpus, "train", ("ESPEAK",))) == espeak
+    with pytest.raises(WavTokenizerError, match="no row"):
+        ClipSource(small_corpus, "train", ("no such engine",))

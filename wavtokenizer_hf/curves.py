@@ -61,17 +61,28 @@ def _step_to_minutes(rows: list[dict], key: str):
 def plot_scores(rows: list[dict], out: str | Path, keys: tuple[str, ...] = ("stoi", "mel_distance"),
                 title: str = "") -> Path:
     """One panel per metric against minutes of training (rows from `evaluation.snapshots.score_snapshots`)."""
+    return plot_comparison({"": rows}, out, keys, title)
+
+
+def plot_comparison(series: dict[str, list[dict]], out: str | Path, keys: tuple[str, ...],
+                    title: str = "", xlabel: str = "minutes of training") -> Path:
+    """One panel per metric, one line per labelled run, against minutes (rows with `minutes` and the keys)."""
     matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r.get("minutes") is not None]
-    if not rows:
+    series = {label: [r for r in rows if r.get("minutes") is not None] for label, rows in series.items()}
+    if not any(series.values()):
         raise WavTokenizerError("no scored snapshots with a training time to plot")
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        ax.plot([r["minutes"] for r in rows], [r[key] for r in rows], marker="o")
-        ax.set(title=f"{title} {key}".strip(), xlabel="minutes of training")
+        for label, rows in series.items():
+            points = [(r["minutes"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=label or None)
+        ax.set(title=f"{title} {key}".strip(), xlabel=xlabel)
+    if any(series):
+        axes[0][0].legend(fontsize=8)
     out = Path(out)
     with atomic_path(out, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")

@@ -8,13 +8,18 @@ from ..errors import WavTokenizerError
 from ..listing import read_jsonl
 from .runner import CodecReconstructor, Utterance, evaluate
 
-CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_mcc", "flagged", "codebook_used")
+CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_f1", "vuv_mcc", "flagged",
+                 "codebook_used")
 
 
 def _minutes_at(log_path: Path) -> dict[int, float]:
-    """Wall-clock minutes at each logged step (counted from the start of the run's latest session)."""
+    """Minutes on the run's clock at each logged step (counted from the start of the run's latest session); a
+    timed snapshot's export record (`run.export_every_minutes`) and the run's stop record win over the nearest
+    logged step."""
     records = read_jsonl(log_path)
-    return {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
+    minutes = {r["step"]: r["seconds"] / 60 for r in records if "step" in r and "seconds" in r}
+    minutes.update({r["step"]: r["minutes"] for r in records if r.get("event") in ("export", "stop") and "minutes" in r})
+    return minutes
 
 
 def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step: int | None = None,

@@ -18,6 +18,8 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 class DataConfig:
     train: str = ""  # saved corpus, audio folder or .jsonl manifest
     split: str = "train"
+    # keep only the corpus rows whose `source` contains one of these texts (case-insensitive); empty keeps all
+    sources: tuple[str, ...] = ()
     validation: str = ""  # corpus or folder for periodic evaluation (default: the train corpus's validation split)
     segment_seconds: float = 3.0
     batch_size: int = 40
@@ -47,6 +49,11 @@ class LossConfig:
     # the 100-band mel blurs; each scale is (n_fft, hop, n_mels)
     multiscale_mel: float = 0.0
     multiscale_mel_scales: tuple[tuple[int, int, int], ...] = ((512, 128, 80), (1024, 256, 160), (2048, 512, 320))
+    # not in the paper (0 keeps its recipe): a reconstruction term that sees phase (training/phase_losses.py);
+    # phase_kind is "complex" or "anti_wrapping", each resolution is (n_fft, hop)
+    phase: float = 0.0
+    phase_kind: str = "complex"
+    phase_resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
     gan_start_step: int = 0
 
 
@@ -91,6 +98,11 @@ class RunConfig:
     log_with: str = ""  # an accelerate tracker beside log.jsonl: tensorboard, trackio, wandb (installed separately)
     log_every: int = 10
     mixed_precision: str = "no"  # no | bf16 | fp16 (forward passes; mel/STFT losses and VQ stay fp32)
+    # the clock of --max-minutes, the learning-rate decay and export_every_minutes: "wall" time, or "cpu" time of
+    # this process (all its threads, not its data workers: set data.num_workers=0 to count everything), which
+    # stays fair between runs that share the cores
+    clock: str = "wall"
+    export_every_minutes: float = 0.0  # snapshots out_dir/stepNNNNNNN each time the clock passes a multiple
     max_consecutive_nonfinite: int = 20
 
 
@@ -165,4 +177,15 @@ def load_train_config(preset: str, overrides: list[str] | None = None) -> TrainC
         apply_override(values, override)
     config = _build(TrainConfig, values, path.stem)
     config.preset = str(path)
+    _check_choices(config)
     return config
+
+
+def _check_choices(config: TrainConfig) -> None:
+    choices = {"run.clock": (config.run.clock, ("wall", "cpu")),
+               "loss.phase_kind": (config.loss.phase_kind, ("complex", "anti_wrapping"))}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    if isinstance(config.data.sources, str):
+        config.data.sources = (config.data.sources,)

@@ -25,20 +25,25 @@ from ..listing import audio_files, manifest_entries
 class ClipSource:
     """Random access to training clips: FLAC bytes of a saved corpus split, or audio file paths."""
 
-    def __init__(self, location: str | Path, split: str = "train"):
+    def __init__(self, location: str | Path, split: str = "train", sources: tuple[str, ...] = ()):
         location = Path(location)
         self.dataset = None
         self.paths: list[Path] = []
         if not location.exists():
             raise WavTokenizerError(f"training data not found: {location}")
         if is_saved_dataset(location):
-            self.dataset = load_split(location, split).select_columns(["audio"])
+            self.dataset = load_split(location, split)
+            if sources:
+                self.dataset = rows_from_sources(self.dataset, sources, location)
+            self.dataset = self.dataset.select_columns(["audio"])
         elif location.is_file() and location.suffix == ".jsonl":
             self.paths = [audio for _, audio in manifest_entries(location)]
         elif location.is_dir():
             self.paths = audio_files(location)
         else:
             raise WavTokenizerError(f"{location}: expected a saved corpus, an audio folder or a .jsonl manifest")
+        if sources and self.dataset is None:
+            raise WavTokenizerError(f"data.sources needs a saved corpus with a `source` column; {location} is not one")
         if len(self) == 0:
             raise WavTokenizerError(f"no training audio in {location}")
 
@@ -51,6 +56,18 @@ class ClipSource:
         else:
             data, rate = sf.read(self.paths[index], dtype="float32", always_2d=True)
         return data.mean(axis=1), rate
+
+
+def rows_from_sources(dataset, sources: tuple[str, ...], location: Path):
+    """The rows whose `source` contains one of `sources` (case-insensitive), selected in memory (the corpus
+    folder is not written to)."""
+    if "source" not in dataset.column_names:
+        raise WavTokenizerError(f"data.sources: {location} has no `source` column")
+    wanted = [text.lower() for text in sources]
+    keep = [i for i, source in enumerate(dataset["source"]) if any(w in (source or "").lower() for w in wanted)]
+    if not keep:
+        raise WavTokenizerError(f"data.sources {list(sources)}: no row of {location} has such a source")
+    return dataset.select(keep, keep_in_memory=True)
 
 
 class RandomCrops(Dataset):

@@ -41,6 +41,7 @@ from .discriminators import (
 )
 from .generator import WavTokenizerGenerator
 from .losses import MelLoss, MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
+from .phase_losses import phase_loss
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -169,7 +170,7 @@ class Trainer:
         self.sampling_rate = self.generator.config.sampling_rate
         if not cfg.data.train:
             raise WavTokenizerError("no training data: set data.train=PATH (a corpus, an audio folder or a manifest)")
-        source = ClipSource(cfg.data.train, cfg.data.split)
+        source = ClipSource(cfg.data.train, cfg.data.split, cfg.data.sources)
         self.loader = make_loader(source, int(cfg.data.segment_seconds * self.sampling_rate), self.sampling_rate,
                                   cfg.data.batch_size, cfg.run.seed, cfg.data.num_workers,
                                   self.accelerator.num_processes, self.accelerator.process_index)
@@ -189,6 +190,8 @@ class Trainer:
         self.mel_loss = MelLoss(self.sampling_rate).to(self.accelerator.device)
         self.multiscale_mel_loss = (MultiScaleMelLoss(self.sampling_rate, cfg.loss.multiscale_mel_scales)
                                     .to(self.accelerator.device) if cfg.loss.multiscale_mel else None)
+        self.phase_loss = (phase_loss(cfg.loss.phase_kind, cfg.loss.phase_resolutions).to(self.accelerator.device)
+                           if cfg.loss.phase else None)
         self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.log_path = self.out_dir / "log.jsonl"
@@ -325,6 +328,10 @@ class Trainer:
                 multiscale = self.multiscale_mel_loss(fake, audio)
                 g_loss = g_loss + weights.multiscale_mel * multiscale
                 logs["multiscale_mel"] = multiscale.item()
+            if self.phase_loss is not None:
+                phase = self.phase_loss(fake, audio)
+                g_loss = g_loss + weights.phase * phase
+                logs["phase"] = phase.item()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
@@ -388,7 +395,8 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None, on_step=None, max_seconds: float | None = None) -> dict:
-        """Train until `max_steps` (default: the config's) or, if given, `max_seconds` of wall time."""
+        """Train until `max_steps` (default: the config's) or, if given, `max_seconds` on the run's clock
+        (`run.clock`: wall time, or this process's CPU time)."""
         cfg = self.cfg
         max_steps = max_steps or cfg.optim.max_steps
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -409,7 +417,9 @@ class Trainer:
         self.discriminators.train()
         progress = tqdm(total=max_steps, initial=self.step, desc="train", unit="step",
                         disable=not self.accelerator.is_main_process)
-        start, last = time.perf_counter(), {}
+        start, last = self._clock(), {}
+        export_period = cfg.run.export_every_minutes * 60
+        next_export = export_period
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
             for audio in self.loader:
@@ -425,7 +435,7 @@ class Trainer:
                 progress.update(1)
                 progress.set_postfix(mel=f"{logs['mel']:.3f}", usage=f"{logs['batch_code_usage']:.2f}")
                 if self.accelerator.is_main_process and (self.step % cfg.run.log_every == 0 or self.step == 1):
-                    record = {"step": self.step, "seconds": round(time.perf_counter() - start, 2),
+                    record = {"step": self.step, "seconds": round(self._clock() - start, 2),
                               "codebook_updates": int(self.accelerator.unwrap_model(self.generator).quantizer.updates),
                               "skipped": self.skipped, **logs}
                     with open(self.log_path, "a") as handle:
@@ -436,6 +446,10 @@ class Trainer:
                     self.save_checkpoint()
                 if cfg.run.export_every and self.step % cfg.run.export_every == 0 and self.accelerator.is_main_process:
                     self.export(f"step{self.step:07d}")
+                if export_period and (elapsed := self._elapsed(start)) >= next_export:
+                    if self.accelerator.is_main_process:
+                        self._export_timed(elapsed)
+                    next_export += export_period * (1 + (elapsed - next_export) // export_period)
                 if cfg.run.eval_every and self.step % cfg.run.eval_every == 0 and self.accelerator.is_main_process:
                     scores = self.evaluate()
                     with open(self.log_path, "a") as handle:
@@ -451,14 +465,29 @@ class Trainer:
                 self.epoch, self.batches_done = self.epoch + 1, 0
         progress.close()
         self.save_checkpoint()
+        elapsed = self._elapsed(start)  # on every process: it is a collective under DDP
+        if self.accelerator.is_main_process:
+            with open(self.log_path, "a") as handle:
+                handle.write(json.dumps({"event": "stop", "step": self.step, "clock": cfg.run.clock,
+                                         "minutes": round(elapsed / 60, 3)}) + "\n")
         if cfg.run.log_with:
             self.accelerator.end_training()
         return last
 
+    def _clock(self) -> float:
+        return time.process_time() if self.cfg.run.clock == "cpu" else time.perf_counter()
+
+    def _export_timed(self, seconds: float) -> None:
+        """A snapshot named by its step, with the clock's minutes in the log (for quality-vs-minutes curves)."""
+        path = self.export(f"step{self.step:07d}")
+        with open(self.log_path, "a") as handle:
+            handle.write(json.dumps({"event": "export", "step": self.step, "path": path.name,
+                                     "minutes": round(seconds / 60, 3), "clock": self.cfg.run.clock}) + "\n")
+
     def _elapsed(self, start: float) -> float:
-        """Seconds since `start`, the largest over processes: every process decays its learning rate and stops on
-        the same number."""
-        elapsed = torch.tensor(time.perf_counter() - start, device=self.accelerator.device)
+        """Seconds on the run's clock since `start`, the largest over processes: every process decays its learning
+        rate and stops on the same number."""
+        elapsed = torch.tensor(self._clock() - start, device=self.accelerator.device)
         if self.accelerator.num_processes > 1:
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
         return float(elapsed)
