@@ -37,6 +37,7 @@ from .vocabulary import AudioTokenLayout, audio_token, build_joint_tokenizer, ex
 CHAR_BASE = 0xF0000  # U+F0000, start of Supplementary Private Use Area-A
 MAX_CODEBOOK_SIZE = 0xFFFFE - CHAR_BASE  # PUA-A ends at U+FFFFD
 CONFIG_NAME = "audio_bpe.json"
+MODEL_SUBDIR = "audio_bpe"  # where an LM saved with an audio BPE keeps it, inside its model folder
 FORMAT = "wavtokenizer-hf-audio-bpe"
 VERSION = 1
 _MERGED_NAME = re.compile(r"<\|a_\d+(?:_\d+)+\|>")
@@ -475,6 +476,28 @@ class AudioBPELayout:
         """All audio-token ids (codes and pieces)."""
         return range(self.audio_offset, self.audio_offset + self.audio_vocab_size)
 
+    def frames_per_token(self) -> np.ndarray:
+        """Codes (frames) each audio token decodes to, in `audio_ids()` order."""
+        return self.bpe.lengths
+
+    @property
+    def marker_ids(self) -> dict[str, int]:
+        return self.base.marker_ids
+
+    @property
+    def duration_offset(self) -> int | None:
+        return self.base.duration_offset
+
+    @property
+    def num_durations(self) -> int:
+        return self.base.num_durations
+
+    def duration_id(self, seconds: float) -> int:
+        return self.base.duration_id(seconds)
+
+    def duration_ids(self) -> range:
+        return self.base.duration_ids()
+
     def codes_to_ids(self, codes) -> np.ndarray:
         return self.bpe.encode(codes) + self.audio_offset
 
@@ -506,6 +529,18 @@ class AudioBPELayout:
             raise WavTokenizerError(f"the LM has {num_embeddings} embeddings but the vocabulary's audio tokens reach "
                                     f"id {self.audio_offset + self.audio_vocab_size - 1}: the LM was trained with "
                                     "another vocabulary")
+
+
+def audio_layout(tokenizer, bpe: AudioBPE | None = None) -> AudioTokenLayout | AudioBPELayout:
+    """The tokenizer's audio layout: an `AudioBPELayout` with `bpe` (checked against the tokenizer), else the
+    plain-codes `AudioTokenLayout`, refusing a tokenizer that has audio-BPE tokens (its BPE is needed to use them)."""
+    if bpe is not None:
+        return AudioBPELayout.from_tokenizer(tokenizer, bpe)
+    merged = audio_bpe_size(tokenizer)
+    if merged:
+        raise WavTokenizerError(f"the tokenizer has {merged} audio-BPE tokens but no audio BPE was given: load it "
+                                f"with the audio BPE it was built with (the {MODEL_SUBDIR!r} folder saved with the LM)")
+    return AudioTokenLayout.from_tokenizer(tokenizer)
 
 
 # --- measurement --------------------------------------------------------------------------------------------------

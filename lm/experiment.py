@@ -16,6 +16,7 @@ from typing import Callable
 from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.errors import WavTokenizerError
 
+from .audio_bpe import MODEL_SUBDIR, AudioBPE
 from .models import count_parameters
 from .streams import SELECTION, TRAIN, VALIDATION, Utterance, pack_blocks, split_three_ways
 from .trainer import LMTrainConfig, train_lm
@@ -50,15 +51,30 @@ def split_utterances(utterances: list[Utterance], validation_share: float, selec
     return Splits(parts[TRAIN], parts[SELECTION] if selection_share else validation, validation)
 
 
+class TokenizerWithAudioBPE:
+    """A joint tokenizer and its audio BPE, saved together: `save_pretrained(dir)` writes the tokenizer into `dir`
+    and the audio BPE into `dir/audio_bpe` (so it is part of the model folder's atomic save)."""
+
+    def __init__(self, tokenizer, audio_bpe: AudioBPE):
+        self.tokenizer = tokenizer
+        self.audio_bpe = audio_bpe
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        self.tokenizer.save_pretrained(directory)
+        self.audio_bpe.save(Path(directory) / MODEL_SUBDIR)
+
+
 def train_and_reload(model, tokenizer, splits: Splits, cfg: LMTrainConfig, out_dir: Path, pad_id: int, score: Score,
-                     files: dict[str, str] | None = None):
+                     files: dict[str, str] | None = None, audio_bpe: AudioBPE | None = None):
     """Train on the packed training split, keeping the checkpoint that `score` rates best on the selection split;
     returns (the best model reloaded from `out_dir/model`, the training summary). Processes other than the main
-    one get (None, summary): they trained, the main one reports."""
+    one get (None, summary): they trained, the main one reports. `audio_bpe` is saved in every checkpoint of the
+    model, in `model/audio_bpe`."""
     from transformers import AutoModelForCausalLM
 
     blocks = pack_blocks(splits.train, cfg.block_size, separate=True, pad_id=pad_id)
-    summary = train_lm(model, blocks, cfg, out_dir, tokenizer, evaluate=lambda m: score(m, splits.selection),
+    saved = tokenizer if audio_bpe is None else TokenizerWithAudioBPE(tokenizer, audio_bpe)
+    summary = train_lm(model, blocks, cfg, out_dir, saved, evaluate=lambda m: score(m, splits.selection),
                        files=files)
     if not summary["main_process"]:
         return None, summary

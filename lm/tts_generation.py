@@ -1,4 +1,8 @@
-"""TTS-LM generation: text -> codes (-> audio with the codec) with a TTS-LM trained on the joint vocabulary."""
+"""TTS-LM generation: text -> codes (-> audio with the codec) with a TTS-LM trained on the joint vocabulary.
+
+Budgets count decoded frames, not tokens: with an audio BPE (`lm.audio_bpe`) a token holds one or more frames, and
+only tokens that fit in the frames left are allowed, so a budget is met without cutting a token.
+"""
 
 from __future__ import annotations
 
@@ -11,75 +15,105 @@ import torch
 from wavtokenizer_hf.corpus.text import normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
+from .audio_bpe import MODEL_SUBDIR, load_audio_bpe
 from .sampling import CachedSampler, SamplingConfig, id_mask
 from .tts_sequences import TTSFormatter
-from .vocabulary import AUDIO_END, MAX_DURATION, WORD_END, AudioTokenLayout
+from .vocabulary import AUDIO_END, MAX_DURATION, WORD_END
 
-FORMAT_FILE = "tts_format.json"  # beside the model: which format it was trained on
+FORMAT_FILE = "tts_format.json"  # beside the model: which format it was trained on (and whether with an audio BPE)
 
 
 def load_tts(lm_dir: str | Path, codec, fmt: str | None = None):
-    """(model, formatter) from a saved TTS-LM; refuses an LM whose audio vocabulary does not match `codec`."""
+    """(model, formatter) from a saved TTS-LM, with its audio BPE when it was trained with one (`lm_dir/audio_bpe`);
+    refuses an LM whose audio vocabulary does not match `codec` or that audio BPE."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     lm_dir = Path(lm_dir)
     if not (lm_dir / "config.json").exists():
         raise WavTokenizerError(f"{lm_dir}: no config.json (expected the `model` folder a TTS-LM run writes)")
+    if fmt is None:
+        info = lm_dir / FORMAT_FILE
+        fmt = json.loads(info.read_text())["format"] if info.exists() else "interleaved"
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
-    layout = AudioTokenLayout.from_tokenizer(tokenizer)
-    layout.check_codec(codec.codebook_size)
+    bpe_dir = lm_dir / MODEL_SUBDIR
+    bpe = load_audio_bpe(bpe_dir, codec.codebook_size) if bpe_dir.is_dir() else None
+    formatter = TTSFormatter(tokenizer, fmt, bpe)
+    formatter.layout.check_codec(codec.codebook_size)
     model = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < len(tokenizer):
         raise WavTokenizerError(f"the LM has {rows} embeddings but its tokenizer {len(tokenizer)} tokens")
-    if fmt is None:
-        info = lm_dir / FORMAT_FILE
-        fmt = json.loads(info.read_text())["format"] if info.exists() else "interleaved"
-    return model, TTSFormatter(tokenizer, fmt)
+    return model, formatter
 
 
 @torch.no_grad()
 def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
                    sampling: SamplingConfig | None = None, max_seconds: float = 30.0) -> np.ndarray:
-    """Sample the codes of `text`. Interleaved: each word's text is written by us, the model adds its duration and
-    codes and closes the word; every word gets at least one frame and all of them fit in `max_seconds` (a word is
-    cut short rather than a later one dropped). Plain: the model writes codes until `<|audio_end|>`."""
+    """Sample the codes of `text`, at most `max_seconds` of frames. Interleaved: each word's text is written by us,
+    the model adds its duration and audio tokens and closes the word; every word gets at least one frame and all of
+    them fit in the budget (a word is cut short rather than a later one dropped). Plain: the model writes audio
+    tokens until `<|audio_end|>` or the budget."""
     words = normalize_words(text)
-    m: AudioTokenLayout = formatter.layout
+    m = formatter.layout
     sampler = CachedSampler(model, sampling or SamplingConfig())
     sampler.feed(formatter.prompt(words))
     budget = int(max_seconds * frame_rate)
+    frames = _frames_of_ids(m, model.get_input_embeddings().weight.shape[0])
     if formatter.format == "plain":
-        vocab = model.get_input_embeddings().weight.shape[0]
-        allowed = id_mask(vocab, range(m.audio_offset, m.audio_offset + m.codebook_size), [m[AUDIO_END]])
-        codes = [t for t in sampler.sample(allowed, {m[AUDIO_END]}, max_tokens=budget) if t != m[AUDIO_END]]
+        tokens, _ = _sample_audio(sampler, frames, budget, m[AUDIO_END], at_least_one=False)
     else:
         if budget < len(words):
             raise WavTokenizerError(f"max_seconds={max_seconds:g} gives {budget} frames, fewer than the {len(words)} "
                                     "words of the text need (one frame each)")
-        codes = _interleaved_codes(model, formatter, sampler, words, budget, int(MAX_DURATION * frame_rate))
+        tokens = _interleaved_tokens(formatter, sampler, frames, words, budget, int(MAX_DURATION * frame_rate))
+    codes = m.ids_to_codes(np.asarray(tokens, dtype=np.int64))
     if len(codes) < 2:  # the decoder needs two frames
         raise WavTokenizerError(f"the LM produced {len(codes)} audio frame(s) for {text!r}")
-    return m.ids_to_codes(np.asarray(codes))
+    return codes
 
 
-def _interleaved_codes(model, formatter: TTSFormatter, sampler: CachedSampler, words: list[str], budget: int,
-                       per_word: int) -> list[int]:
-    """Feed each word, sample its duration and codes, close it; each word's frames are capped so that every later
-    word keeps at least one frame of the budget."""
+def _frames_of_ids(layout, vocab_size: int) -> torch.Tensor:
+    """Frames each id decodes to over the model's vocabulary: 0 for every id that is not an audio token."""
+    frames = torch.zeros(vocab_size, dtype=torch.long)
+    ids = layout.audio_ids()
+    frames[ids.start:ids.stop] = torch.from_numpy(np.asarray(layout.frames_per_token(), dtype=np.int64))
+    return frames
+
+
+def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, closing: int,
+                  at_least_one: bool) -> tuple[list[int], bool]:
+    """Audio tokens until `closing` is drawn (allowed once a token is drawn, or from the start unless
+    `at_least_one`) or their frames reach `budget`; only tokens that fit in the frames left are allowed. Returns
+    (audio ids, whether `closing` was drawn: it is fed, not returned)."""
+    drawn: list[int] = []
+    used = 0
+    while used < budget:
+        allowed = (frames > 0) & (frames <= budget - used)
+        allowed[closing] = bool(drawn) or not at_least_one
+        token = sampler.sample(allowed, max_tokens=1)[0]
+        if token == closing:
+            return drawn, True
+        drawn.append(token)
+        used += int(frames[token])
+    return drawn, False
+
+
+def _interleaved_tokens(formatter: TTSFormatter, sampler: CachedSampler, frames: torch.Tensor, words: list[str],
+                        budget: int, per_word: int) -> list[int]:
+    """Feed each word, sample its duration and audio tokens, close it; each word's frames are capped so that every
+    later word keeps at least one frame of the budget."""
     m = formatter.layout
-    vocab = model.get_input_embeddings().weight.shape[0]
-    audio_ids = range(m.audio_offset, m.audio_offset + m.codebook_size)
-    only_audio, durations = id_mask(vocab, audio_ids), id_mask(vocab, m.duration_ids())
-    codes: list[int] = []
+    durations = id_mask(frames.numel(), m.duration_ids())
+    tokens: list[int] = []
+    used = 0
     for index, word in enumerate(words):
         closing = m[AUDIO_END] if index == len(words) - 1 else m[WORD_END]
-        limit = min(per_word, budget - len(codes) - (len(words) - 1 - index))  # >= 1 (see generate_codes)
+        limit = min(per_word, budget - used - (len(words) - 1 - index))  # >= 1 (see generate_codes)
         sampler.feed(formatter.word_ids(word))
         sampler.sample(durations, max_tokens=1)
-        first = sampler.sample(only_audio, max_tokens=1)  # every word gets at least one frame
-        rest = sampler.sample(id_mask(vocab, audio_ids, [closing]), {closing}, max_tokens=limit - 1)
-        codes += first + [t for t in rest if t != closing]
-        if not rest or rest[-1] != closing:
+        drawn, closed = _sample_audio(sampler, frames, limit, closing, at_least_one=True)
+        tokens += drawn
+        used += int(frames[drawn].sum())
+        if not closed:
             sampler.feed([closing])
-    return codes
+    return tokens

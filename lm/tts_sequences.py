@@ -7,6 +7,10 @@ interleaved (as OuteTTS: the whole text first, then each word followed by its du
     <|bos|><|text_start|> the text <|text_end|><|audio_start|>
         ␣the <|t_0.17|> codes... <|space|> ␣text <|t_0.31|> codes... <|audio_end|><|eos|>
 
+With an audio BPE (`lm.audio_bpe`) the codes are its tokens, each one or more frames. In the interleaved format each
+word's frames are encoded on their own (`words_to_ids`), so no audio token spans two words; a word's duration token
+still counts its frames.
+
 Only the audio part is scored (the loss mask): codes, durations, word ends, `<|audio_end|>` and `<|eos|>`. The
 words repeated inside the audio part are not scored: generation writes them itself (it knows the text), so the model
 needs no aligner at inference and cannot skip or repeat a word.
@@ -20,8 +24,9 @@ import numpy as np
 from wavtokenizer_hf.corpus.text import normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
+from .audio_bpe import AudioBPE, AudioBPELayout, audio_layout
 from .streams import Utterance
-from .vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, TEXT_END, TEXT_START, WORD_END, AudioTokenLayout)
+from .vocabulary import AUDIO_END, AUDIO_START, BOS, EOS, TEXT_END, TEXT_START, WORD_END, AudioTokenLayout
 
 FORMATS = ("plain", "interleaved")
 
@@ -58,11 +63,12 @@ def word_code_spans(ends: list[float], num_frames: int, frame_rate: float) -> li
 
 
 class TTSFormatter:
-    """Turns (words, codes) into training utterances and text into generation prompts."""
+    """Turns (words, codes) into training utterances and text into generation prompts; with `audio_bpe`, the
+    audio tokens are that audio BPE's (the tokenizer must hold exactly its pieces, `lm.audio_bpe.audio_layout`)."""
 
-    def __init__(self, tokenizer, fmt: str = "interleaved"):
+    def __init__(self, tokenizer, fmt: str = "interleaved", audio_bpe: AudioBPE | None = None):
         self.tokenizer = tokenizer
-        self.layout = AudioTokenLayout.from_tokenizer(tokenizer)
+        self.layout: AudioTokenLayout | AudioBPELayout = audio_layout(tokenizer, audio_bpe)
         self.format = check_format(fmt)
         if self.format == "interleaved" and self.layout.duration_offset is None:
             raise WavTokenizerError("the interleaved format needs duration tokens; build the tokenizer with durations")
@@ -95,10 +101,11 @@ class TTSFormatter:
             scored += [True] * len(audio)
         else:
             spans = word_code_spans([end for _, end in timed], len(codes), frame_rate)
-            for index, ((word, _), (start, stop)) in enumerate(zip(timed, spans)):
+            per_word = m.words_to_ids([codes[start:stop] for start, stop in spans])  # no token across two words
+            for index, ((word, _), (start, stop), tokens) in enumerate(zip(timed, spans, per_word)):
                 word_ids = self.word_ids(word)
                 closing = m[AUDIO_END] if index == len(timed) - 1 else m[WORD_END]
-                audio = [m.duration_id((stop - start) / frame_rate), *m.codes_to_ids(codes[start:stop]).tolist(), closing]
+                audio = [m.duration_id((stop - start) / frame_rate), *tokens.tolist(), closing]
                 ids += word_ids + audio
                 scored += [False] * len(word_ids) + [True] * len(audio)
             ids.append(m[EOS])

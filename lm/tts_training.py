@@ -1,6 +1,10 @@
 """TTS-LM training (from scratch or by extending a text LM) and its evaluation: recogniser WER on generated test
 sentences beside the WER on the codec's reconstructions of the same sentences (the ceiling) and on the originals,
-and the text-conditioning gain on the validation utterances."""
+and the text-conditioning gain on the validation utterances.
+
+Held-out losses are reported per token and in bits per second of audio (all scored nats of the audio part, over the
+utterances' seconds): only the latter compares an LM on single codes with one on audio-BPE tokens (`audio_bpe`),
+whose tokens hold several frames each."""
 
 from __future__ import annotations
 
@@ -15,36 +19,44 @@ from tqdm import tqdm
 from wavtokenizer_hf.corpus.text import load_sentence_pools, normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
-from .evaluate import utterance_nats
+from .audio_bpe import MODEL_SUBDIR, AudioBPE, add_audio_bpe_tokens, audio_layout, joint_tokenizer, load_audio_bpe
+from .evaluate import summarize, utterance_nats
 from .experiment import run_metrics, split_utterances, train_and_reload, write_metrics
 from .models import build_causal_lm
 from .sampling import SamplingConfig
 from .streams import Utterance, codes_of, load_tokenized
+from .text_sentencepiece import check_text_model
 from .trainer import LMTrainConfig
 from .tts_generation import FORMAT_FILE, generate_codes
 from .tts_sequences import TTSFormatter, check_format, timed_words
-from .vocabulary import PAD, AudioTokenLayout, build_joint_tokenizer, extend_text_lm, extend_tokenizer
+from .vocabulary import PAD, extend_text_lm, extend_tokenizer
 
 Row = tuple[list[dict], np.ndarray, float]  # (corpus word timings, codes, frame rate)
 
 
-def make_tokenizer_and_model(codebook_size: int, text_lm: str | Path | None, model_config: str | Path | None,
-                             text_vocab_size: int = 1024):
-    """Extend an existing text LM and its tokenizer, or build a joint tokenizer (BPE trained on the shipped
-    training-pool sentences: never the held-out ones) and a fresh model."""
+def make_tokenizer_and_model(audio: AudioBPE | int, text_lm: str | Path | None, model_config: str | Path | None,
+                             text_vocab_size: int = 1024, text_model: str = "bpe"):
+    """Extend an existing text LM and its tokenizer, or build a joint tokenizer (a `text_model` text side trained on
+    the shipped training-pool sentences: never the held-out ones) and a fresh model. `audio` is the codebook size
+    (single codes) or an audio BPE, whose pieces follow the codes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    bpe = audio if isinstance(audio, AudioBPE) else None
     if text_lm is not None:
+        if text_model != "bpe":
+            raise WavTokenizerError(f"--text-model {text_model} trains a text side for a model from scratch; "
+                                    "--text-lm brings its own tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(text_lm)
         text_tokens = len(tokenizer)
-        extend_tokenizer(tokenizer, codebook_size)
+        extend_tokenizer(tokenizer, bpe.codebook_size if bpe else int(audio))
+        if bpe is not None:
+            add_audio_bpe_tokens(tokenizer, bpe)
         model = AutoModelForCausalLM.from_pretrained(text_lm)
         extend_text_lm(model, tokenizer, text_vocab_size=text_tokens)
         return tokenizer, model
     texts = (" ".join(normalize_words(s)) for s in load_sentence_pools()["train"])
-    tokenizer = build_joint_tokenizer(codebook_size, texts, text_vocab_size)
-    layout = AudioTokenLayout.from_tokenizer(tokenizer)
-    return tokenizer, build_causal_lm(len(tokenizer), layout, model_config=model_config)
+    tokenizer = joint_tokenizer(audio, texts, text_vocab_size, text_model)
+    return tokenizer, build_causal_lm(len(tokenizer), audio_layout(tokenizer, bpe), model_config=model_config)
 
 
 def tts_utterances(dataset, formatter: TTSFormatter, keep_rows: dict | None = None) -> list[Utterance]:
@@ -89,20 +101,30 @@ def conditioning_pairs(formatter: TTSFormatter, rows: list[Row]) -> tuple[list[U
 
 
 def text_conditioning(model, formatter: TTSFormatter, rows: list[Row], block_size: int | None = None) -> dict:
-    """Audio-token loss with each utterance's own text against the loss with another utterance's text (same
+    """Audio-part loss with each utterance's own text against the loss with another utterance's text (same
     number of words, the words put on this utterance's timings; `conditioning_pairs`). A model that reads the text
-    scores its own text better; the gap (nats per audio token) measures how much the text is used."""
+    scores its own text better; the gap measures how much the text is used, in nats per scored token
+    (`text_gain_nats`) and in bits per second of audio (`text_gain_bits_per_second`, comparable across audio
+    vocabularies)."""
     own, other = conditioning_pairs(formatter, rows)
     if not own:
         return {"pairs": 0}
-    own_loss, other_loss = _audio_loss(model, own, block_size)["loss"], _audio_loss(model, other, block_size)["loss"]
-    return {"pairs": len(own), "audio_loss_own_text": own_loss, "audio_loss_other_text": other_loss,
-            "text_gain_nats": other_loss - own_loss}
+    own_scores, other_scores = audio_loss(model, own, block_size), audio_loss(model, other, block_size)
+    return {"pairs": len(own), "seconds": round(own_scores["seconds"], 2),
+            "audio_loss_own_text": own_scores["loss"], "audio_loss_other_text": other_scores["loss"],
+            "text_gain_nats": other_scores["loss"] - own_scores["loss"],
+            "bits_per_second_own_text": own_scores["bits_per_second"],
+            "bits_per_second_other_text": other_scores["bits_per_second"],
+            "text_gain_bits_per_second": other_scores["bits_per_second"] - own_scores["bits_per_second"]}
 
 
-def _audio_loss(model, utterances: list[Utterance], block_size: int | None = None) -> dict:
+def audio_loss(model, utterances: list[Utterance], block_size: int | None = None) -> dict:
+    """Held-out loss of the audio parts: per scored token (`loss`, `perplexity`), in bits per second of audio
+    (`bits_per_second`), with the scored tokens per second (`tokens_per_second`) and the seconds."""
     scored = utterance_nats(model, utterances, block_size=block_size)
-    return {"loss": scored["nats"] / max(scored["tokens"], 1)}
+    seconds = sum(u.seconds for u in utterances)
+    return {**summarize(scored["nats"], scored["tokens"], seconds), "seconds": seconds,
+            "tokens_per_second": scored["tokens"] / seconds if seconds > 0 else float("nan")}
 
 
 def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_dir: Path,
@@ -159,32 +181,47 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
 def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, fmt: str, cfg: LMTrainConfig,
                  text_lm: str | Path | None = None, model_config: str | Path | None = None,
                  eval_corpus: str | Path | None = None, eval_items: int = 20, sampling: SamplingConfig | None = None,
-                 validation_share: float = 0.05, samples: int = 5, selection_share: float = 0.05) -> dict:
+                 validation_share: float = 0.05, samples: int = 5, selection_share: float = 0.05,
+                 audio_bpe: str | Path | None = None, text_model: str = "bpe") -> dict:
     """Train a TTS-LM on a tokenized corpus with word timings; evaluate on `eval_corpus`'s test split if given.
     The checkpoint is chosen on a selection split apart from the validation utterances whose audio loss and
-    text-conditioning gain are reported (`lm.experiment`); an empty split is an error."""
+    text-conditioning gain are reported (`lm.experiment`); an empty split is an error. `audio_bpe`: an audio-BPE
+    directory whose tokens replace the single codes (each word's frames encoded on their own), saved in the model
+    folder (`model/audio_bpe`) so that `load_tts` restores it. `text_model`: the text side of a model from scratch
+    (`lm.text_sentencepiece.TEXT_MODELS`)."""
     from wavtokenizer_hf.codec import Codec
     from wavtokenizer_hf.corpus.builder import load_split
 
     out_dir = Path(out_dir)
     check_format(fmt)
+    check_text_model(text_model)
     codec = Codec.from_pretrained(codec_dir)
+    bpe = None if audio_bpe is None else load_audio_bpe(audio_bpe, codec.codebook_size)
     dataset = load_tokenized(data)
     if dataset[0]["frame_rate"] != codec.frame_rate:
         raise WavTokenizerError(f"the data has {dataset[0]['frame_rate']} frames/s but the codec {codec.frame_rate}: "
                                 "tokenize it with this codec")
-    tokenizer, model = make_tokenizer_and_model(codec.codebook_size, text_lm, model_config)
-    formatter = TTSFormatter(tokenizer, fmt)
+    tokenizer, model = make_tokenizer_and_model(bpe or codec.codebook_size, text_lm, model_config,
+                                                text_model=text_model)
+    formatter = TTSFormatter(tokenizer, fmt, bpe)
     rows: dict[str, Row] = {}
     splits = split_utterances(tts_utterances(dataset, formatter, rows), validation_share, selection_share)
+    format_info = {"format": fmt, **({"audio_bpe": MODEL_SUBDIR} if bpe else {})}
     best, summary = train_and_reload(model, tokenizer, splits, cfg, out_dir, formatter.layout[PAD],
-                                     lambda m, utterances: _audio_loss(m, utterances, cfg.block_size),
-                                     files={FORMAT_FILE: json.dumps({"format": fmt})})
+                                     lambda m, utterances: audio_loss(m, utterances, cfg.block_size),
+                                     files={FORMAT_FILE: json.dumps(format_info)}, audio_bpe=bpe)
     if best is None:
         return {"main_process": False}
     sampling = sampling or SamplingConfig()
+    validation = audio_loss(best, splits.validation, cfg.block_size)
     metrics = {"format": fmt, **run_metrics(splits, summary, best, cfg),
-               "validation_audio_loss": _audio_loss(best, splits.validation, cfg.block_size)["loss"],
+               "codebook_size": codec.codebook_size, "frame_rate": codec.frame_rate,
+               "audio_vocab_size": formatter.layout.audio_vocab_size,
+               "audio_bpe": None if audio_bpe is None else str(audio_bpe), "text_model": text_model,
+               "validation_seconds": round(validation["seconds"], 2),
+               "validation_audio_loss": validation["loss"],
+               "validation_bits_per_second": validation["bits_per_second"],
+               "validation_tokens_per_second": validation["tokens_per_second"],
                "sampling": asdict(sampling),
                "text_conditioning": text_conditioning(best, formatter, [rows[u.id] for u in splits.validation],
                                                       cfg.block_size)}

@@ -113,6 +113,15 @@ class AudioTokenLayout:
     def audio_ids(self) -> range:
         return range(self.audio_offset, self.audio_offset + self.codebook_size)
 
+    def frames_per_token(self) -> np.ndarray:
+        """Codes (frames) each audio token stands for, in `audio_ids()` order: one each here (an audio-BPE layout
+        has longer pieces)."""
+        return np.ones(self.codebook_size, dtype=np.int64)
+
+    def words_to_ids(self, words: Sequence) -> list[np.ndarray]:
+        """One id array per word's codes (as `AudioBPELayout.words_to_ids`, where no token spans two words)."""
+        return [self.codes_to_ids(np.asarray(word, dtype=np.int64)) for word in words]
+
     def duration_id(self, seconds: float) -> int:
         if self.duration_offset is None:
             raise WavTokenizerError("this tokenizer has no duration tokens (built with durations=False)")

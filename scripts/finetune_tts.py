@@ -3,9 +3,14 @@
   python scripts/finetune_tts.py --data runs/demo/tokenized --codec wavtokenizer --out runs/tts \
       --format interleaved --eval-corpus runs/demo/corpus
   python scripts/finetune_tts.py ... --text-lm path/to/any-causal-lm     # extend and fine-tune an existing text LM
+  python scripts/finetune_tts.py ... --audio-bpe runs/demo/audio_bpe_4096  # audio-BPE tokens instead of single codes
+  python scripts/finetune_tts.py ... --text-model sp-unigram              # SentencePiece text side (from scratch)
 
 Formats: `interleaved` (OuteTTS-style: each word followed by its duration and codes; no aligner at inference) or
-`plain` (text then all codes). The loss covers the audio part only. Examples are packed whole into blocks (one
+`plain` (text then all codes). The loss covers the audio part only. With `--audio-bpe` (lm.audio_bpe) the audio
+tokens are that BPE's pieces, each word's frames encoded on their own (no token spans two words); the BPE is saved in
+OUT/model/audio_bpe and tts_generate.py restores it. Held-out losses are also given in bits per second of audio,
+which compares runs on single codes with runs on BPE tokens. Examples are packed whole into blocks (one
 longer than a block is split, its text prompt repeated); the checkpoint is chosen on a selection split, the losses
 are measured on separate validation utterances. Writes OUT/model (AutoModelForCausalLM +
 AutoTokenizer + tts_format.json), OUT/metrics.json (held-out WER of generated speech beside the codec ceiling and the
@@ -18,6 +23,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from lm.cli_args import add_sampling_args, add_split_args, add_train_args, sampling_from, train_config_from
+from lm.text_sentencepiece import TEXT_MODELS
 from lm.trainer import LMTrainConfig
 from lm.tts_training import finetune_tts
 from wavtokenizer_hf.errors import run_script
@@ -35,6 +41,10 @@ def main() -> int:
     parser.add_argument("--format", default="interleaved", choices=["interleaved", "plain"])
     parser.add_argument("--text-lm", default=None, help="existing causal LM (+ fast tokenizer) to extend")
     parser.add_argument("--model-config", default=None, help="causal-LM config JSON for a model from scratch")
+    parser.add_argument("--audio-bpe", default=None,
+                        help="an audio-BPE directory (lm.audio_bpe): train on its tokens instead of single codes")
+    parser.add_argument("--text-model", default="bpe", choices=TEXT_MODELS,
+                        help="text side of a model from scratch: byte-level BPE or SentencePiece (unigram, bpe)")
     parser.add_argument("--eval-corpus", default=None, help="corpus whose test split is spoken and scored")
     parser.add_argument("--eval-items", type=int, default=20, help="held-out sentences to generate")
     parser.add_argument("--samples", type=int, default=5, help="listening samples to write")
@@ -47,15 +57,17 @@ def main() -> int:
                            text_lm=args.text_lm, model_config=args.model_config, eval_corpus=args.eval_corpus,
                            eval_items=args.eval_items, sampling=sampling_from(args),
                            validation_share=args.validation_share, selection_share=args.selection_share,
-                           samples=args.samples)
+                           samples=args.samples, audio_bpe=args.audio_bpe, text_model=args.text_model)
     if not metrics.get("main_process", True):
         return 0  # under accelerate launch the main process reports
     print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; validation audio loss "
-          f"{metrics['validation_audio_loss']:.3f} nats/token")
+          f"{metrics['validation_audio_loss']:.3f} nats/token, {metrics['validation_bits_per_second']:.0f} bits/s "
+          f"({metrics['validation_tokens_per_second']:.1f} scored tokens/s, {metrics['audio_vocab_size']} audio tokens)")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):
         print(f"with another sentence's text the audio loss is {conditioning['audio_loss_other_text']:.3f} "
-              f"(text gain {conditioning['text_gain_nats']:.3f} nats/token over {conditioning['pairs']} utterances)")
+              f"(text gain {conditioning['text_gain_nats']:.3f} nats/token, "
+              f"{conditioning['text_gain_bits_per_second']:.1f} bits/s over {conditioning['pairs']} utterances)")
     if "test" in metrics:
         t = metrics["test"]
         print(f"WER ({t['recognizer']}) on {t['sentences']} held-out sentences: generated "

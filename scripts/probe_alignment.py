@@ -4,13 +4,17 @@
   python scripts/probe_alignment.py --data runs/demo/corpus --codec runs/codec/step0000500 \
       --codec runs/codec/step0001000 --codec runs/codec/final --lm runs/tts/model --out report.html
   python scripts/probe_alignment.py --data my_recordings/ --codec converted-large-75 --out mine.html  # aligned here
+  python scripts/probe_alignment.py --data runs/demo/corpus --codec wavtokenizer --audio-bpe runs/demo/audio_bpe_2048 \
+      --audio-bpe runs/demo/audio_bpe_4096 --out runs/demo/report_bpe.html
 
 --data: a corpus built by scripts/build_corpus.py (its timings are used) or a folder of audio files with transcripts
 (NAME.txt, transcripts.tsv or manifest.jsonl; aligned offline with pocketsphinx). Baselines (random codes with the
 same usage, k-means on log-mel, shuffled labels) use the first codec's K and frames; the k-means is fitted on
 training audio (--fit-data, default: the corpus's --fit-split), never on the probed frames. Every row gets
-chance-adjusted PNMI and mapping accuracy and its paired difference to the first codec. Writes the report and,
-beside it, the numbers as JSON.
+chance-adjusted PNMI and mapping accuracy and its paired difference to the first codec. --audio-bpe (an audio BPE
+trained on the first codec's codes, lm.audio_bpe) adds its tokens as frame labels (each frame labelled with the
+token covering it; a row "BPE-N tokens (frame-level)") and a table of its most frequent multi-code tokens. Writes
+the report and, beside it, the numbers as JSON.
 """
 
 import argparse
@@ -57,12 +61,15 @@ def main() -> int:
     parser.add_argument("--fit-split", default="train", help="split of the fit data (default: train)")
     parser.add_argument("--fit-limit", type=int, default=None,
                         help="training utterances to fit on (default: as many as probed)")
+    parser.add_argument("--audio-bpe", action="append", default=[], metavar="DIR", type=Path,
+                        help="audio-BPE directory trained on the first codec's codes: probe its tokens as frame labels "
+                             "(repeat for several)")
     parser.add_argument("--null-draws", type=int, default=3, help="circular shifts averaged for the chance level")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     result = run_probes(parse_codecs(args.codec), args.data, args.split, args.limit, args.rounds, args.drop_silence,
                         args.lm, fit_source=args.fit_data, fit_split=args.fit_split, fit_limit=args.fit_limit,
-                        null_draws=args.null_draws)
+                        null_draws=args.null_draws, audio_bpe=args.audio_bpe)
     write_report(result, args.out, args.examples)
     summary = json_summary(result)
     with atomic_path(args.out.with_suffix(".json"), overwrite=True) as tmp:
@@ -72,6 +79,10 @@ def main() -> int:
         print(f"{row['name'][:44]:44s} PNMI {_interval(m['pnmi'])} - null = {_interval(m['pnmi_adjusted'])}"
               f"  mapping {_interval(m['mapping_accuracy'])} (majority {m['majority_accuracy']['value']:.3f})"
               f"  vs {summary['reference'][:20]}: {_interval(d['pnmi_adjusted'])}")
+    for vocabulary in summary.get("audio_bpe", []):
+        print(f"{vocabulary['name']}: {vocabulary['codes_per_token']:.2f} codes per token; multi-code tokens cover "
+              f"{vocabulary['multi_code_frames']:.1%} of the frames, {vocabulary['within_one_phone']:.1%} of them lie "
+              f"within one phone (chance {vocabulary['within_one_phone_chance']:.1%})")
     print(summary["intervals"])
     print(f"report: {args.out}")
     return 0

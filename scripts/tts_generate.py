@@ -1,6 +1,9 @@
 """Speak a text with a trained TTS-LM and its codec.
 
   python scripts/tts_generate.py --lm runs/tts/model --codec wavtokenizer --text "it was a fine day" --out day.wav
+
+An LM trained with an audio BPE (`finetune_tts.py --audio-bpe`) brings it in its model folder (`audio_bpe/`); its
+tokens are decoded back to codes, and --max-seconds counts decoded frames.
 """
 
 import argparse

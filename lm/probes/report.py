@@ -15,12 +15,13 @@ from wavtokenizer_hf.atomic import atomic_path
 
 from .metrics import HEADLINE, PAIRED
 from .plots import example_plot, heatmap_plot, steps_plot, usage_plot
-from .result import ProbeResult, ProbeRow
+from .result import ProbeResult, ProbeRow, TokenVocabulary
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1250px;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td.name{text-align:left}tr.baseline td{color:#666;font-style:italic}
+tr.bpe td{background:#f7fbff}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0}figure{margin:1em 0}.note{color:#555;font-size:0.9em}
 """
 TITLES = {"pnmi": "PNMI", "pnmi_adjusted": "PNMI − null", "mapping_accuracy": "mapping accuracy",
@@ -77,6 +78,39 @@ def association_table(assoc: dict, title: str, top: int = 20) -> str:
             f"<th>q</th></tr>{rows}</table>")
 
 
+def bpe_table(vocabulary: TokenVocabulary) -> str:
+    """The vocabulary's most frequent multi-code tokens: codes, length, duration, count, share, majority phone."""
+    v = vocabulary
+    merged = ("" if math.isnan(v.within_one_phone) else f", and {v.within_one_phone:.1%} of these tokens lie within "
+              f"one phone (chance {v.within_one_phone_chance:.1%})")
+    rows = "".join(f"<tr><td class=name>{' '.join(map(str, t['codes']))}</td><td>{t['frames']}</td>"
+                   f"<td>{t['milliseconds']:.0f}</td><td>{t['count']}</td><td>{t['share_of_frames']:.2%}</td>"
+                   f"<td class=name>{html.escape(str(t['majority_phone']))}</td><td>{t['majority_share']:.0%}</td>"
+                   f"<td>{t['within_one_phone']:.0%} <small>({t['within_one_phone_chance']:.0%})</small></td></tr>"
+                   for t in v.top_tokens)
+    return (f"<h3>{html.escape(v.name)}</h3><p class=note><code>{html.escape(v.path)}</code> "
+            f"({html.escape(v.model_type)}, {v.vocab_size} tokens over K = {v.codebook_size} codes): {v.tokens} "
+            f"tokens for {v.frames} frames ({v.codes_per_token:.2f} codes per token); {v.multi_code_frames:.1%} of "
+            f"the frames lie in multi-code tokens{merged}.</p><table class=bpe-tokens><tr><th>codes</th>"
+            "<th>frames</th><th>ms</th><th>count</th><th>share of frames</th><th>majority phone</th><th>its share</th>"
+            f"<th>within one phone (chance)</th></tr>{rows}</table>")
+
+
+def bpe_section(result: ProbeResult) -> list[str]:
+    """What the `--audio-bpe` rows are, and each vocabulary's table (nothing without audio BPE)."""
+    if not result.audio_bpe:
+        return []
+    intro = ("<h2 id=audio-bpe>Acoustic BPE tokens</h2><p class=note>Each audio-BPE vocabulary encodes the codes of "
+             f"{html.escape(result.reference)}; every frame is labelled with the token covering it, so the "
+             "“frame-level” rows above score the tokens on the same frames and phone labels as the codes (their null: "
+             "the per-frame token labels circularly shifted). Below, each vocabulary's most frequent multi-code tokens "
+             "over the probed utterances: frames (ms at the codec's frame rate), occurrences, share of all frames, the "
+             "most frequent phone over their frames (silence a label) and its share, and the share of their "
+             "occurrences whose frames all carry one phone, with its chance (a span of the same length at a random "
+             "place in the same utterance).</p>")
+    return [intro, *(bpe_table(vocabulary) for vocabulary in result.audio_bpe)]
+
+
 def _examples(result: ProbeResult, count: int) -> list[str]:
     if not result.coded:
         return []
@@ -128,6 +162,7 @@ def write_report(result: ProbeResult, path: str | Path, examples: int = 2) -> Pa
               f"<figure><img alt='phone by code heat map' src='{heatmap_plot(main)}'></figure>"]
     if steps:
         parts.append(f"<figure><img alt='metrics vs training step' src='{steps}'></figure>")
+    parts += bpe_section(result)
     parts.append("<h2>Codes and words (NPMI)</h2>")
     if main.word_association is not None:
         parts.append(association_table(main.word_association, f"{html.escape(main.name)}: code / word"))

@@ -3,6 +3,7 @@ utterances, the codes) stay attributes; `to_json` is the part `probe_results.jso
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ class ProbeRow:
     """The metrics of one set of codes against the frame labels."""
 
     name: str
-    kind: str  # codec | baseline
+    kind: str  # codec | bpe (audio-BPE tokens as frame labels) | baseline
     step: int | None
     codebook_size: int
     frames: int
@@ -58,6 +59,31 @@ class ProbeRow:
 
 
 @dataclass
+class TokenVocabulary:
+    """An acoustic BPE vocabulary applied to the reference codec's codes (`lm.probes.bpe`): its frame-level row's
+    name, its tokens over the probed utterances, and its most frequent multi-code tokens (`top_tokens`)."""
+
+    name: str
+    path: str
+    model_type: str
+    vocab_size: int
+    codebook_size: int
+    tokens: int  # token occurrences over the probed utterances
+    frames: int
+    multi_code_frames: float  # share of the frames inside multi-code tokens
+    within_one_phone: float  # share of the multi-code occurrences whose frames carry one label
+    within_one_phone_chance: float  # the same for spans of their lengths at random places in their utterances
+    top_tokens: list[dict] = field(default_factory=list)
+
+    @property
+    def codes_per_token(self) -> float:
+        return self.frames / self.tokens if self.tokens else float("nan")
+
+    def to_json(self) -> dict:
+        return _plain({**dataclasses.asdict(self), "codes_per_token": self.codes_per_token})
+
+
+@dataclass
 class ProbeResult:
     """A probe run: settings, rows (the first is the reference the paired differences are taken to), notes."""
 
@@ -72,6 +98,7 @@ class ProbeResult:
     baseline_fit: str  # what the learned baselines were fitted on
     notes: list[str] = field(default_factory=list)
     lm_embeddings: dict | None = None
+    audio_bpe: list[TokenVocabulary] = field(default_factory=list)
     probe_set: list[ProbeUtterance] = field(default_factory=list, repr=False)
     coded: list[CodedSet] = field(default_factory=list, repr=False)
 
@@ -91,6 +118,8 @@ class ProbeResult:
                "rows": [row.to_json() for row in self.rows]}
         if self.lm_embeddings is not None:
             out["lm_embeddings"] = _plain(self.lm_embeddings)
+        if self.audio_bpe:
+            out["audio_bpe"] = [vocabulary.to_json() for vocabulary in self.audio_bpe]
         return _plain(out)
 
     def __getitem__(self, key: str) -> Any:

@@ -4,21 +4,24 @@ and the same utterance resamples."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from lm.audio_bpe import AudioBPE, load_audio_bpe
 from lm.vocabulary import token_text as _token_text
 from wavtokenizer_hf.errors import WavTokenizerError
 
 from .association import association, unit_occurrences
 from .baselines import MelKMeans, log_mel_frames, shuffled, shuffled_per_utterance
+from .bpe import apply_bpe, row_name
 from .codes import CodedSet, codec_step, encode_with
 from .data import ProbeUtterance, TrainingAudio, load_probe_set, load_training_audio
 from .labels import SILENCE, labels_at_centres
 from .metrics import HEADLINE, INTERVALS, FrameTable, codebook_metrics, paired_bootstrap
-from .result import ProbeResult, ProbeRow, json_summary
+from .result import ProbeResult, ProbeRow, TokenVocabulary, json_summary
 
 __all__ = ["CodedSet", "HEADLINE", "ProbeUtterance", "codec_step", "encode_with", "frame_labels", "frame_table",
            "json_summary", "load_probe_set", "mel_baseline", "probe", "run_probes", "token_text"]
@@ -137,22 +140,39 @@ def _training_audio(source: Path, split: str, utterances: list[ProbeUtterance], 
     return training, f"k-means fitted on {len(training)} training utterances ({seconds:.0f} s) of {where}"
 
 
+def bpe_token_sets(utterances: list[ProbeUtterance], main: CodedSet, bpes: dict[Path, AudioBPE],
+                   taken: Sequence[str]) -> tuple[list[CodedSet], list[TokenVocabulary]]:
+    """Each audio BPE applied to `main`'s codes: the per-frame tokens to probe and what the vocabulary holds."""
+    phones = frame_labels(utterances, main)[0] if bpes else []
+    sets, vocabularies, names = [], [], list(taken)
+    for path, bpe in bpes.items():
+        names.append(row_name(bpe, path, names))
+        tokens, vocabulary = apply_bpe(main, bpe, path, phones, names[-1])
+        sets.append(tokens)
+        vocabularies.append(vocabulary)
+    return sets, vocabularies
+
+
 def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test", limit: int | None = None,
                rounds: int = 200, drop_silence: bool = False, lm_dir: str | Path | None = None, *,
                fit_source: str | Path | None = None, fit_split: str = "train", fit_limit: int | None = None,
-               null_draws: int = 3, seed: int = 0) -> ProbeResult:
+               null_draws: int = 3, seed: int = 0, audio_bpe: Sequence[str | Path] = ()) -> ProbeResult:
     """Probe every codec and the baselines (for the first codec's K and frames); the first codec is the reference
     of the paired differences. The k-means baseline is fitted on `fit_limit` (default: as many as probed)
-    utterances of `fit_source`'s `fit_split` (default: the probed corpus's training split)."""
+    utterances of `fit_source`'s `fit_split` (default: the probed corpus's training split). Each `audio_bpe`
+    directory (`lm.audio_bpe`, trained on the first codec's codes) adds a row of its tokens as frame labels on the
+    first codec's frames (`lm.probes.bpe`) and a table of its most frequent multi-code tokens."""
     if not codecs:
         raise WavTokenizerError("run_probes needs at least one codec")
     if rounds < 1 or null_draws < 1:
         raise WavTokenizerError(f"rounds and null_draws must be at least 1, got {rounds} and {null_draws}")
     source = Path(source)
+    bpes = {Path(path): load_audio_bpe(path) for path in audio_bpe}  # a wrong directory fails before any encoding
     utterances = load_probe_set(source, split, limit)
     training, baseline_fit = _training_audio(source, split, utterances, fit_source, fit_split, fit_limit, seed)
     coded = [encode_with(name, Path(path), utterances) for name, path in codecs.items()]
     main = coded[0]
+    token_sets, vocabularies = bpe_token_sets(utterances, main, bpes, list(codecs))
     baselines = [CodedSet(f"random codes, same usage as {main.name}", shuffled_per_utterance(main.codes, seed=2),
                           main.frame_rate, main.codebook_size, kind="baseline", sampling_rate=main.sampling_rate)]
     if training is not None:
@@ -167,7 +187,7 @@ def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test",
         AudioTokenLayout.from_tokenizer(tokenizer).check_codec(main.codebook_size, f"codec {main.name}")
         model = AutoModelForCausalLM.from_pretrained(lm_dir)
     probed = [probe(utterances, c, drop_silence, tokenizer=tokenizer if c is main else None)
-              for c in tqdm(coded + baselines, desc="probing", unit="set")]
+              for c in tqdm(coded + token_sets + baselines, desc="probing", unit="set")]
     probed.append(probe(utterances, main, drop_silence, shuffle_labels=True))
     rows = [row for row, _ in probed]
     metrics, differences = paired_bootstrap([table for _, table in probed], rounds, seed, null_draws=null_draws)
@@ -175,7 +195,7 @@ def run_probes(codecs: dict[str, Path], source: str | Path, split: str = "test",
         row.metrics, row.difference = values, difference
     result = ProbeResult(str(source), split, round(sum(u.waveform.numel() / u.rate for u in utterances), 1),
                          drop_silence, rounds, null_draws, rows, INTERVALS.format(level=0.95, rounds=rounds),
-                         baseline_fit, probe_set=utterances, coded=coded)
+                         baseline_fit, audio_bpe=vocabularies, probe_set=utterances, coded=coded)
     if training is None:
         result.notes.append(baseline_fit)
     if model is not None:
