@@ -16,7 +16,10 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: LMTrainConfig | No
     group.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (AdamW)")
     group.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     group.add_argument("--max-steps", type=int, default=d.max_steps, help="length of the cosine schedule")
-    group.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop earlier after this wall time")
+    group.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop earlier after this much time")
+    group.add_argument("--clock", default=d.clock, choices=["wall", "cpu"],
+                       help="what --max-minutes counts: wall time, or this process's CPU time (fair between runs "
+                            "that share the cores)")
     group.add_argument("--eval-every", type=int, default=d.eval_every, help="held-out evaluation interval (steps)")
     group.add_argument("--mixed-precision", default=d.mixed_precision, choices=["no", "bf16", "fp16"])
     group.add_argument("--seed", type=int, default=d.seed)
@@ -26,7 +29,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: LMTrainConfig | No
 def train_config_from(args: argparse.Namespace) -> LMTrainConfig:
     return LMTrainConfig(block_size=args.block_size, batch_size=args.batch_size, learning_rate=args.lr,
                          min_learning_rate=args.lr / 10, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
-                         max_minutes=args.max_minutes, eval_every=args.eval_every,
+                         max_minutes=args.max_minutes, clock=args.clock, eval_every=args.eval_every,
                          mixed_precision=args.mixed_precision, seed=args.seed, log_with=args.log_with)
 
 

@@ -33,13 +33,20 @@ class LMTrainConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 50
     max_steps: int = 2000
-    max_minutes: float | None = None  # stop earlier when this wall time is used
+    max_minutes: float | None = None  # stop earlier when this much time on `clock` is used
+    clock: str = "wall"  # "wall" time, or "cpu": this process's CPU time (fair between runs sharing the cores)
     grad_clip: float = 1.0
     eval_every: int = 100
     log_every: int = 10
     seed: int = 0
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate)
     log_with: str = ""  # an accelerate tracker beside train_log.jsonl: tensorboard, trackio, wandb
+
+
+def _clock(name: str):
+    if name not in ("wall", "cpu"):
+        raise WavTokenizerError(f"clock must be 'wall' or 'cpu', not {name!r}")
+    return time.process_time if name == "cpu" else time.perf_counter
 
 
 def _learning_rate(step: int, cfg: LMTrainConfig, elapsed_s: float = 0.0) -> float:
@@ -128,7 +135,7 @@ def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate
         model.eval()
         metrics = evaluate(accelerator.unwrap_model(model))
         model.train()
-        log({"step": step, "elapsed_s": round(time.perf_counter() - start, 1),
+        log({"step": step, "elapsed_s": round(now() - start, 1),
              **{f"val_{k}": v for k, v in metrics.items()}}, step)
         if metrics["loss"] < best["loss"]:
             best.update(loss=metrics["loss"], step=step)
@@ -138,13 +145,23 @@ def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate
             bar.write(f"step {step}: evaluation loss {metrics['loss']:.4f}"
                       + "".join(f", {k} {v:.4g}" for k, v in metrics.items() if k != "loss" and isinstance(v, float)))
 
-    start = time.perf_counter()
+    now = _clock(cfg.clock)
+    start = now()
+
+    def elapsed() -> float:
+        """Seconds on the run's clock, the largest over processes: all of them stop at the same step."""
+        seconds = torch.tensor(now() - start, device=accelerator.device)
+        if accelerator.num_processes > 1:
+            torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
+        return float(seconds)
+
     model.train()
     step, batches = 0, iter(loader)
     bar = tqdm(total=cfg.max_steps, desc="LM training", unit="step", dynamic_ncols=True, disable=not main)
     run_eval(0)
     while step < cfg.max_steps:
-        if cfg.max_minutes is not None and time.perf_counter() - start > cfg.max_minutes * 60:
+        spent = elapsed() if cfg.max_minutes is not None else 0.0
+        if cfg.max_minutes is not None and spent > cfg.max_minutes * 60:
             if main:
                 bar.write(f"time limit of {cfg.max_minutes:g} min reached at step {step}")
             break
@@ -154,7 +171,7 @@ def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate
             batches = iter(loader)
             input_ids, labels, position_ids = next(batches)
         for group in optimizer.param_groups:
-            group["lr"] = lr = _learning_rate(step, cfg, time.perf_counter() - start)
+            group["lr"] = lr = _learning_rate(step, cfg, spent)
         # no attention_mask and no cache: position_ids restarting at 0 make the causal mask block-diagonal
         # (lm/streams.py; lm.models.check_packing has refused models that would ignore them)
         loss = model(input_ids=input_ids, labels=labels, position_ids=position_ids, use_cache=False).loss
@@ -167,7 +184,7 @@ def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate
         bar.update(1)
         if step % cfg.log_every == 0:
             log({"step": step, "train_loss": round(loss.item(), 4), "lr": lr,
-                 "elapsed_s": round(time.perf_counter() - start, 1)}, step)
+                 "elapsed_s": round(now() - start, 1)}, step)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
             run_eval(step)
@@ -177,7 +194,7 @@ def _train(model, blocks, cfg: LMTrainConfig, out_dir: Path, tokenizer, evaluate
         accelerator.end_training()
     if evaluate is None and main:
         save_atomically(accelerator.unwrap_model(model), tokenizer, out_dir / "model", files)
-    summary = {"steps": step, "seconds": round(time.perf_counter() - start, 1), "best_step": best["step"],
+    summary = {"steps": step, "seconds": round(now() - start, 1), "clock": cfg.clock, "best_step": best["step"],
                "best_val_loss": best["loss"], "config": asdict(cfg), "history": history}
     if main:
         with atomic_path(out_dir / "train_summary.json", overwrite=True) as tmp:

@@ -327,6 +327,21 @@ def test_only_the_main_process_writes(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()  # no lock, log, model or summary from a second process
 
 
+def test_on_the_cpu_clock_the_time_limit_counts_cpu_time(tmp_path, monkeypatch):
+    """A CPU clock that runs 30 s per reading stops a 1-minute run after a few steps, whatever the wall time."""
+    from dataclasses import replace
+
+    import lm.trainer as trainer_module
+
+    ticks = iter(range(0, 10**6, 30))
+    monkeypatch.setattr(trainer_module.time, "process_time", lambda: float(next(ticks)))
+    blocks, cfg = _tiny_run(max_steps=1000, max_minutes=1.0, clock="cpu", eval_every=0)
+    summary = train_lm(tiny_llama(10), blocks, cfg, tmp_path / "run", evaluate=lambda m: {"loss": 1.0})
+    assert summary["steps"] < 5 and summary["clock"] == "cpu"
+    with pytest.raises(WavTokenizerError, match="clock must be"):
+        train_lm(tiny_llama(10), blocks, replace(cfg, clock="gpu"), tmp_path / "other")
+
+
 def test_flash_attention_with_several_blocks_per_step_is_refused(tmp_path):
     model = tiny_llama(10)
     model.config._attn_implementation = "flash_attention_2"
