@@ -272,11 +272,13 @@ def train_tts_lm(d: Demo, numbers: dict) -> None:
                            eval_items=20)
     test = metrics["test"]
     numbers["steps"] = metrics["steps"]
-    numbers["held-out audio loss"] = f"{metrics['validation_audio_loss']:.3f}"
+    numbers["held-out audio loss"] = (f"{metrics['validation_audio_loss']:.3f} nats/token "
+                                      f"({metrics['validation_bits_per_second']:.0f} bits/s of audio)")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):
         numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
-                                                        f"(text gain {conditioning['text_gain_nats']:.3f} nats/token)")
+                                                        f"(text gain {conditioning['text_gain_nats']:.3f} nats/token, "
+                                                        f"{conditioning['text_gain_bits_per_second']:.0f} bits/s)")
     numbers["recogniser"] = test["recognizer"]
     for key, label in (("wer_generated", "WER generated"), ("wer_reconstruction", "WER codec ceiling"),
                        ("wer_original", "WER originals")):
@@ -292,13 +294,15 @@ def probe_alignment(d: Demo, numbers: dict) -> None:
     codecs = {"./wavtokenizer (stage 9)": d.codec}
     codecs.update({f"demo tiny codec {p.name}": p for p in sorted(d.tiny_run.glob("step*"))})
     codecs["demo tiny codec final"] = d.trained_codec
-    result = run_probes(codecs, d.corpus, "test", rounds=200, lm_dir=d.out / "tts_lm" / "model")
+    vocabularies = [p for p in (d.out / "audio_bpe_2048", d.out / "audio_bpe_4096") if p.exists()]
+    result = run_probes(codecs, d.corpus, "test", rounds=200, lm_dir=d.out / "tts_lm" / "model",
+                        audio_bpe=vocabularies)
     report = write_report(result, d.out / "report.html")
     summary = json_summary(result)
     (d.out / "report.json").write_text(json.dumps(summary, indent=2))
     interval = lambda m: f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"  # noqa: E731
     for row in summary["rows"]:
-        if row["name"] == summary["rows"][0]["name"] or row["kind"] == "baseline":
+        if row["name"] == summary["rows"][0]["name"] or row["kind"] in ("baseline", "bpe"):
             m = row["metrics"]
             numbers[row["name"]] = (f"PNMI {interval(m['pnmi'])}, minus chance {interval(m['pnmi_adjusted'])}, "
                                     f"mapping {interval(m['mapping_accuracy'])}")
