@@ -156,7 +156,7 @@ def test_stock_transformers_loads_the_audio_bpe_and_joint_tokenizers_in_a_clean_
     for text_model in ("bpe", "sp-unigram"):
         tokenizer = joint_tokenizer(bpe, TEXTS, 400, text_model)
         tokenizer.save_pretrained(tmp_path / text_model)
-        layout = AudioBPELayout.from_tokenizer(tokenizer, bpe)
+        AudioBPELayout.from_tokenizer(tokenizer, bpe)  # the layout accepts the joint tokenizer
         expected[text_model] = {"len": len(tokenizer), "text": tokenizer("a fine day").input_ids}
     codes = np.concatenate(corpus(11, 3))
     ids = bpe.encode(codes)

@@ -14,10 +14,10 @@ import torch
 
 from lm.ngram import NgramBaselines
 from lm.sampling import CachedSampler, SamplingConfig, filter_logits, id_mask
-from lm.streams import IGNORE_INDEX, Utterance, audio_sequence, block_pieces, pack_blocks, split_by_utterance
+from lm.streams import IGNORE_INDEX, Utterance, block_pieces, pack_blocks, split_by_utterance
 from lm.trainer import LMTrainConfig, train_lm
 from lm.tts_sequences import TTSFormatter, word_code_spans
-from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, PAD, WORD_END, AudioTokenLayout, audio_token,
+from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, WORD_END, AudioTokenLayout, audio_token,
                            build_joint_tokenizer, duration_token, extend_text_lm, extend_tokenizer)
 from wavtokenizer_hf.errors import WavTokenizerError
 
