@@ -25,6 +25,22 @@ def run_script(name: str, *args: str, monkeypatch) -> int:
     return exit_info.value.code
 
 
+def micro_rows(codec, codes_of) -> list[dict]:
+    """40 tokenized utterances of 40-139 frames with evenly timed words; `codes_of(rng, frames, codebook_size)`
+    draws each one's codes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(40):
+        words = SENTENCES[index % len(SENTENCES)]
+        frames = int(rng.integers(40, 140))
+        ends = np.linspace(0, frames / codec.frame_rate, len(words) + 1)
+        rows.append({"id": f"utt{index:03d}", "kind": "speech", "frame_rate": float(codec.frame_rate),
+                     "num_frames": frames, "audio_codes": [np.asarray(codes_of(rng, frames, codec.codebook_size)).tolist()],
+                     "words": [{"word": w, "start": float(s), "end": float(e)}
+                               for w, s, e in zip(words, ends[:-1], ends[1:])]})
+    return rows
+
+
 @pytest.fixture(scope="module")
 def micro_corpus(tmp_path_factory, converted_dir) -> tuple[Path, Path]:
     """(tokenized dataset, codec): 40 utterances of 0.5-1.9 s, some longer than the blocks the tests use."""
@@ -33,16 +49,7 @@ def micro_corpus(tmp_path_factory, converted_dir) -> tuple[Path, Path]:
     from wavtokenizer_hf.codec import Codec
 
     codec = Codec.from_pretrained(converted_dir)
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(40):
-        words = SENTENCES[index % len(SENTENCES)]
-        frames = int(rng.integers(40, 140))
-        ends = np.linspace(0, frames / codec.frame_rate, len(words) + 1)
-        rows.append({"id": f"utt{index:03d}", "kind": "speech", "frame_rate": float(codec.frame_rate),
-                     "num_frames": frames, "audio_codes": [rng.integers(0, codec.codebook_size, frames).tolist()],
-                     "words": [{"word": w, "start": float(s), "end": float(e)}
-                               for w, s, e in zip(words, ends[:-1], ends[1:])]})
+    rows = micro_rows(codec, lambda rng, frames, size: rng.integers(0, size, frames))
     path = tmp_path_factory.mktemp("micro") / "tokenized"
     Dataset.from_list(rows).save_to_disk(str(path))
     return path, converted_dir

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_lm_scripts import SENTENCES, TINY_LLAMA, TRAIN, run_script
+from test_lm_scripts import SENTENCES, TINY_LLAMA, TRAIN, micro_rows, run_script
 
 from lm.audio_bpe import AudioBPELayout, joint_tokenizer, load_audio_bpe, train_audio_bpe
 from lm.evaluate import utterance_nats
@@ -41,16 +41,7 @@ def bpe_corpus(tmp_path_factory, converted_dir) -> dict:
     from wavtokenizer_hf.codec import Codec
 
     codec = Codec.from_pretrained(converted_dir)
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(40):
-        words = SENTENCES[index % len(SENTENCES)]
-        frames = int(rng.integers(40, 140))
-        ends = np.linspace(0, frames / codec.frame_rate, len(words) + 1)
-        rows.append({"id": f"utt{index:03d}", "kind": "speech", "frame_rate": float(codec.frame_rate),
-                     "num_frames": frames, "audio_codes": [motif_codes(rng, frames, codec.codebook_size).tolist()],
-                     "words": [{"word": w, "start": float(s), "end": float(e)}
-                               for w, s, e in zip(words, ends[:-1], ends[1:])]})
+    rows = micro_rows(codec, motif_codes)
     root = tmp_path_factory.mktemp("tts_bpe")
     Dataset.from_list(rows).save_to_disk(str(root / "tokenized"))
     bpe = train_audio_bpe([np.asarray(r["audio_codes"][0]) for r in rows], codec.codebook_size,
