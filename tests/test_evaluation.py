@@ -26,7 +26,7 @@ from wavtokenizer_hf.evaluation.asr import char_errors, word_errors
 from wavtokenizer_hf.evaluation.pitch import track_pitch
 from wavtokenizer_hf.evaluation.quality import has
 from wavtokenizer_hf.evaluation.runner import EVAL_RATE, Utterance, codebook_usage
-from wavtokenizer_hf.evaluation.spectral import mel_distance, multi_resolution_stft_distance
+from wavtokenizer_hf.evaluation.spectral import mel_distance, multi_resolution_stft_distance, phase_advance_error
 
 from conftest import ROOT
 
@@ -114,6 +114,33 @@ def test_a_copy_twice_as_loud_is_ln2_away_in_log_mel_and_one_plus_ln2_in_stft():
     assert mel_distance(noise, 2 * noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
     assert mel_distance(2 * noise, noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
     assert multi_resolution_stft_distance(noise, 2 * noise) == pytest.approx(1 + math.log(2), abs=1e-5)
+
+
+def _vowel(seconds: float = 1.0, f0: float = 140.0) -> torch.Tensor:
+    """A voiced sound: harmonics of a gliding f0 (140 -> 180 Hz) with decaying amplitudes."""
+    t = torch.arange(int(seconds * EVAL_RATE)) / EVAL_RATE
+    phase = 2 * math.pi * (f0 * t + 20 * t**2)
+    return 0.1 * sum(torch.sin(k * phase + k) / k for k in range(1, 30))
+
+
+def _with_phases(signal: torch.Tensor, phases) -> torch.Tensor:
+    """The signal's STFT magnitudes (n_fft 1024, hop 256) with other phases: `phases(spectrum)`."""
+    window = torch.hann_window(1024)
+    spec = torch.stft(signal, 1024, 256, window=window, return_complex=True)
+    return torch.istft(torch.polar(spec.abs(), phases(spec)), 1024, 256, window=window, length=signal.numel())
+
+
+def test_phase_advance_error_is_zero_for_a_delay_and_near_random_for_a_frozen_or_scrambled_phase():
+    """A decoder whose phase does not move between frames (the frame-rate buzz) loses the advance; a delayed copy
+    keeps it."""
+    vowel = _vowel()
+    frozen = _with_phases(vowel, lambda spec: torch.zeros(spec.shape))
+    scrambled = _with_phases(vowel, lambda spec: 2 * math.pi * torch.rand(spec.shape, generator=torch.Generator().manual_seed(0)))
+    delayed = torch.cat([torch.zeros(37), vowel[:-37]])
+    assert phase_advance_error(vowel, vowel) == pytest.approx(0.0, abs=1e-4)
+    assert phase_advance_error(vowel[37:], delayed[37:]) < 0.05
+    assert phase_advance_error(vowel, frozen) == pytest.approx(math.pi / 2, abs=0.15)  # advances spread over a turn
+    assert phase_advance_error(vowel, scrambled) > 0.6  # resynthesis makes random phases partly consistent again
 
 
 def test_stoi_and_mos_equal_the_libraries_own_computation_on_a_fixed_pair(pair):

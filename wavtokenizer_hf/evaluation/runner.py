@@ -22,7 +22,7 @@ from ..errors import WavTokenizerError
 from ..listing import audio_files, or_na, read_jsonl
 from . import asr, quality
 from .pitch import PITCH_KEYS, pitch_agreement
-from .spectral import mel_distance, multi_resolution_stft_distance
+from .spectral import mel_distance, multi_resolution_stft_distance, phase_advance_error
 
 EVAL_RATE = 24000
 
@@ -244,6 +244,7 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
                 if why and "not installed" not in why:
                     notes.append(why)
             row.update(pitch_agreement(reference, estimate, EVAL_RATE))
+            row["phase_advance_error"] = phase_advance_error(reference, estimate)
             if with_mos:
                 row["mos"] = quality.mos(estimate, EVAL_RATE)
             if chosen is not None and utt.text:
@@ -254,7 +255,7 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
             rows.append(row)
         speech, other = [r for r in rows if r["kind"] == "speech"], [r for r in rows if r["kind"] != "speech"]
         summary = {key: _mean([r.get(key) for r in speech]) for key in
-                   ("mel_distance", "stft_distance", "pesq_wb", "stoi", *PITCH_KEYS, "mos")}
+                   ("mel_distance", "stft_distance", "pesq_wb", "stoi", *PITCH_KEYS, "phase_advance_error", "mos")}
         summary["speech_items"], summary["nonspeech_items"] = len(speech), len(other)
         summary["nonspeech_mel_distance"] = _mean([r["mel_distance"] for r in other])
         summary["nonspeech_stft_distance"] = _mean([r["stft_distance"] for r in other])
@@ -283,6 +284,7 @@ ROWS = [
     ("f0_fine_rmse_cents", "F0 RMSE of the other frames, cents", "{:.1f}"),
     ("f0_rmse_cents", "F0 RMSE, cents (voiced in both)", "{:.1f}"),
     ("f0_spread_ratio", "F0 spread, output / reference (a buzz: ~0)", "{:.2f}"),
+    ("phase_advance_error", "phase advance error per frame, radians (0 exact, 1.57 a frozen phase)", "{:.3f}"),
     ("mos", "DistillMOS (1-5; no reference: see the flags)", "{:.2f}"),
     ("wer", "WER on the reconstruction", "{:.1%}"),
     ("wer_original", "WER on the original", "{:.1%}"),

@@ -8,8 +8,8 @@ from ..errors import WavTokenizerError
 from ..listing import read_jsonl
 from .runner import CodecReconstructor, Utterance, evaluate
 
-CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_f1", "vuv_mcc", "flagged",
-                 "codebook_used")
+CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_f1", "vuv_mcc", "phase_advance_error",
+                 "flagged", "codebook_used")
 
 
 def _minutes_at(log_path: Path) -> dict[int, float]:
