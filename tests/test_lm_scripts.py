@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -139,3 +140,13 @@ def test_train_audio_lm_with_an_audio_bpe_trains_on_fewer_tokens_and_samples_cod
     assert math.isfinite(metrics["lm"]["bits_per_second"])
     assert load_audio_bpe(out / "audio_bpe", codebook_size).vocab_size == metrics["audio_vocab_size"]
     assert [Path(p).name.endswith(("_prompt.wav", "_continuation.wav")) for p in metrics["samples"]] == [True, True]
+    bench = tmp_path / "sampling.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lm_sampling.py"), "--run", str(out),
+                           "--seconds", "0.4", "--repeats", "1", "--out", str(bench)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    speed = json.loads(bench.read_text())["runs"][str(out)]
+    assert speed["frames_per_token"] > 1.1  # the BPE's merged tokens each hold several frames
+    assert speed["sampled_audio_seconds_per_second"] == pytest.approx(
+        speed["sampling_tokens_per_second"] * speed["frames_per_token"] / float(rows[0]["frame_rate"]), rel=1e-6)
+    assert speed["audio_seconds_per_training_second"] > 0
