@@ -7,7 +7,8 @@ quality against CPU minutes, one figure per lever. Resumable: finished runs and 
 
 The spec (YAML): `common` overrides for every run; `runs`: id -> {label, preset, init_from, set: [overrides]};
 `levers`: name -> [run ids] (a run may appear in several levers). A run with `init_from` starts its curve at
-minute 0 with the codec it starts from. Writes OUT/levers.json, OUT/levers.md and OUT/<lever>.png.
+minute 0 with the codec it starts from. Writes OUT/levers.json, OUT/levers.md and OUT/<lever>.png. Scores are
+kept in OUT/runs/<id>/quality_curve.json and OUT/start_<codec>.json: delete them to score on another held-out set.
 """
 
 from __future__ import annotations
