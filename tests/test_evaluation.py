@@ -295,6 +295,14 @@ def test_word_errors_by_hand():
     assert word_errors("Well, Mrs. Smith--yes!", "well mrs smith yes") == (0, 4)
 
 
+def test_a_recogniser_loop_on_one_utterance_outweighs_the_others_only_in_the_uncapped_rate():
+    from wavtokenizer_hf.evaluation.runner import _pooled
+
+    rows = [{"errors": 1, "words": 10}, {"errors": 0, "words": 10}, {"errors": 200, "words": 10}]  # a loop
+    assert _pooled(rows, "errors", "words") == pytest.approx(201 / 30)
+    assert _pooled(rows, "errors", "words", capped=True) == pytest.approx(11 / 30)
+
+
 def test_codebook_usage_by_hand():
     usage = codebook_usage([torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3])], codebook_size=8)
     assert usage["codebook_used"] == 0.5 and usage["code_entropy_bits"] == pytest.approx(2.0)

@@ -190,9 +190,13 @@ def degenerate_flags(estimate: torch.Tensor, row: dict, original_transcript: str
     return flags
 
 
-def _pooled(rows, errors: str, total: str) -> float | None:
+def _pooled(rows, errors: str, total: str, capped: bool = False) -> float | None:
+    """Errors over reference units, pooled over utterances; `capped`: each utterance's errors count at most its
+    reference length, so that one recogniser loop ("the army and the army and ...", hundreds of insertions) cannot
+    outweigh every other utterance."""
     counted = sum(r.get(total, 0) for r in rows)
-    return sum(r.get(errors, 0) for r in rows) / counted if counted else None
+    count = (lambda r: min(r.get(errors, 0), r.get(total, 0))) if capped else (lambda r: r.get(errors, 0))
+    return sum(count(r) for r in rows) / counted if counted else None
 
 
 def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], with_asr: bool = True,
@@ -260,6 +264,8 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
         summary["nonspeech_mel_distance"] = _mean([r["mel_distance"] for r in other])
         summary["nonspeech_stft_distance"] = _mean([r["stft_distance"] for r in other])
         summary["wer"], summary["cer"] = _pooled(rows, "errors", "words"), _pooled(rows, "char_errors", "chars")
+        summary["wer_capped"] = _pooled(rows, "errors", "words", capped=True)
+        summary["cer_capped"] = _pooled(rows, "char_errors", "chars", capped=True)
         summary["wer_original"], summary["cer_original"] = results["original"]["wer"], results["original"]["cer"]
         summary["flagged"] = sum(bool(r["flags"]) for r in speech) / len(speech) if speech else None
         summary.update({f"flag_{flag}": sum(flag in r["flags"] for r in speech) for flag in FLAGS})
@@ -290,6 +296,8 @@ ROWS = [
     ("wer_original", "WER on the original", "{:.1%}"),
     ("cer", "CER on the reconstruction", "{:.1%}"),
     ("cer_original", "CER on the original", "{:.1%}"),
+    ("wer_capped", "WER, each utterance's errors capped at its length", "{:.1%}"),
+    ("cer_capped", "CER, each utterance's errors capped at its length", "{:.1%}"),
     ("flagged", "outputs flagged (silent, unvoiced, monotone, unrelated, no speech heard)", "{:.1%}"),
     ("codebook_used", "codebook entries used", "{:.1%}"),
     ("code_perplexity", "code perplexity", "{:.0f}"),

@@ -8,7 +8,7 @@ from ..errors import WavTokenizerError
 from ..listing import read_jsonl
 from .runner import CodecReconstructor, Utterance, evaluate
 
-CURVE_METRICS = ("cer", "wer", "stoi", "mel_distance", "f0_gross_error", "vuv_f1", "vuv_mcc", "phase_advance_error",
+CURVE_METRICS = ("cer", "wer", "cer_capped", "wer_capped", "stoi", "mel_distance", "f0_gross_error", "vuv_f1", "vuv_mcc", "phase_advance_error",
                  "flagged", "codebook_used")
 
 
