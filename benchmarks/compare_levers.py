@@ -101,8 +101,9 @@ def curve_of(spec: dict, name: str, out: Path, utterances) -> list[dict]:
     run_dir = out / "runs" / name
     if not (run_dir / "final").exists():
         raise WavTokenizerError(f"{run_dir}: the run did not finish; see {run_dir}.log")
-    stops = [r["step"] for r in read_jsonl(run_dir / "log.jsonl") if r.get("event") == "stop"]
-    rows = scored(run_dir / "quality_curve.json", lambda: score_snapshots(run_dir, utterances, final_step=stops[-1]))
+    stop = [r["step"] for r in read_jsonl(run_dir / "log.jsonl") if r.get("event") == "stop"][-1]
+    final_step = None if (run_dir / f"step{stop:07d}").exists() else stop  # a timed snapshot at the stop is final/
+    rows = scored(run_dir / "quality_curve.json", lambda: score_snapshots(run_dir, utterances, final_step=final_step))
     for row in rows:
         row.setdefault("run", name)
     final = rows[-1]
