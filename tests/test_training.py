@@ -354,6 +354,24 @@ def test_resume_after_sigkill_is_bit_exact(small_corpus, tmp_path):
     assert final_clean["codebook_updates"] == final_resumed["codebook_updates"] == 9
 
 
+def test_a_resumed_run_follows_the_optimiser_settings_it_is_given_now(small_corpus, tmp_path):
+    first = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "optim.max_steps=20"), tmp_path)
+    first.fit(3)
+    first.save_checkpoint()
+    first.close()
+    resumed = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "optim.max_steps=20", "optim.lr=4e-4",
+                                   "optim.betas=[0.5,0.95]", "optim.weight_decay=0.25"), tmp_path)
+    assert resumed.resumed and resumed.step == 3
+    factor = resumed.sched_g.lr_lambdas[0](3)
+    for optimizer in (resumed.opt_g, resumed.opt_d):
+        for group in optimizer.param_groups:
+            assert group["lr"] == pytest.approx(4e-4 * factor) and group["initial_lr"] == 4e-4
+            assert group["betas"] == (0.5, 0.95) and group["weight_decay"] == 0.25
+    resumed.fit(5)
+    assert log_records(tmp_path / "log.jsonl")[-1]["lr"] == pytest.approx(4e-4 * resumed.sched_g.lr_lambdas[0](5))
+    resumed.close()
+
+
 def assert_same(a, b, where: str) -> None:
     if isinstance(a, torch.Tensor):
         assert torch.equal(a, b), where

@@ -237,7 +237,18 @@ class Trainer:
         self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
         self.skipped = state["skipped"]
         set_rng_state(state["rng"])
+        self._apply_optimiser_settings()
         return True
+
+    def _apply_optimiser_settings(self) -> None:
+        """The optimisers' and schedulers' saved states carry the learning rate, betas and weight decay the run
+        started with; a resumed run follows the config it is given now (the same values resume bit for bit)."""
+        o = self.cfg.optim
+        for optimizer, scheduler in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            scheduler.base_lrs = [o.lr] * len(optimizer.param_groups)
+            factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+            for group in optimizer.param_groups:
+                group.update(initial_lr=o.lr, lr=o.lr * factor, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     def save_checkpoint(self) -> None:
         if not self.accelerator.is_main_process:
