@@ -516,6 +516,22 @@ def test_the_phase_term_enters_the_generator_loss(small_corpus, tmp_path):
         assert record["loss"] == pytest.approx(45 * record["mel"] + record["commit"] + 7 * record["phase"], rel=1e-5)
 
 
+def test_the_finetune_preset_is_tiny_with_its_own_losses_and_schedule():
+    tiny, finetune = load_train_config("tiny"), load_train_config("tiny-finetune")
+    assert finetune.model == tiny.model and finetune.data == tiny.data and finetune.quantizer == tiny.quantizer
+    assert (finetune.loss.mel, finetune.loss.multiscale_mel, finetune.loss.phase) == (45.0, 45.0, 10.0)
+    assert finetune.loss.phase_kind == "anti_wrapping" and finetune.loss.gan_start_step > 10**6
+    assert (finetune.optim.lr, finetune.optim.grad_clip, finetune.run.clock) == (2e-4, tiny.optim.grad_clip, "cpu")
+    assert load_train_config("tiny-finetune", ["optim.lr=1e-4"]).optim.lr == 1e-4
+
+
+def test_presets_that_inherit_in_a_loop_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text(f"inherits: {tmp_path / 'b.yaml'}\n")
+    (tmp_path / "b.yaml").write_text(f"inherits: {tmp_path / 'a.yaml'}\noptim:\n  lr: 1.0\n")
+    with pytest.raises(WavTokenizerError, match="presets inherit in a loop: a -> b -> a"):
+        load_train_config(str(tmp_path / "a.yaml"))
+
+
 @pytest.mark.parametrize("setting", ["loss.phase_kind=group_delay", "run.clock=gpu"])
 def test_an_unknown_phase_kind_or_clock_is_refused_by_name(setting):
     with pytest.raises(WavTokenizerError, match=setting.split("=")[0]):

@@ -170,9 +170,28 @@ def apply_override(values: dict, override: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw) if raw else ""
 
 
+def preset_values(preset: str, seen: tuple[Path, ...] = ()) -> dict:
+    """A preset's YAML values; `inherits: NAME` starts from another preset and overrides it key by key."""
+    path = preset_path(preset).resolve()
+    if path in seen:
+        raise WavTokenizerError(f"presets inherit in a loop: {' -> '.join(p.stem for p in (*seen, path))}")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise WavTokenizerError(f"{path}: expected a mapping, got {values!r}")
+    parent = values.pop("inherits", None)
+    return _merged(preset_values(parent, (*seen, path)), values) if parent else values
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
 def load_train_config(preset: str, overrides: list[str] | None = None) -> TrainConfig:
     path = preset_path(preset)
-    values = yaml.safe_load(path.read_text()) or {}
+    values = preset_values(preset)
     for override in overrides or []:
         apply_override(values, override)
     config = _build(TrainConfig, values, path.stem)
