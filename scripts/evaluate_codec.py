@@ -1,6 +1,7 @@
 """Evaluate codecs side by side on a test set (a corpus split, or a folder of audio with transcripts)."""
 
 import argparse
+import json
 from pathlib import Path
 
 from transformers.utils import logging as hf_logging
@@ -13,6 +14,7 @@ from wavtokenizer_hf.evaluation import (
     evaluate,
     load_test_set,
     markdown_table,
+    merge_results,
     unique_codec_names,
     write_results,
 )
@@ -22,7 +24,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--codec", type=Path, action="append", default=[], help="HF codec directory (repeatable)")
     parser.add_argument("--identity", action="store_true", help="also score the original audio against itself")
-    parser.add_argument("--data", type=Path, required=True, help="saved corpus (datasets) or a folder of audio")
+    parser.add_argument("--data", type=Path, help="saved corpus (datasets) or a folder of audio")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="an earlier evaluation (its --out folder) of the same test set to put beside (repeatable)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
@@ -36,8 +40,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"))
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
+    if not args.codec and not args.identity and not args.merge:
+        raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable), --identity or --merge DIR")
+    if (args.codec or args.identity) and args.data is None:
+        raise WavTokenizerError("--data is needed to evaluate codecs (a saved corpus or a folder of audio)")
+    earlier = [load_evaluation(path) for path in args.merge]
     if not args.codec and not args.identity:
-        raise WavTokenizerError("nothing to evaluate: pass --codec DIR (repeatable) and/or --identity")
+        return report(merge_results(earlier), args.out)
     names = unique_codec_names(args.codec)
     reconstructors = ([Identity()] if args.identity else []) + [
         CodecReconstructor(p, args.device, name=n) for p, n in zip(args.codec, names)]
@@ -47,7 +56,19 @@ def main() -> int:
     utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
     results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,
                        recognizer=args.recognizer)
-    json_path, md_path = write_results(results, args.out)
+    return report(merge_results([*earlier, results]) if earlier else results, args.out)
+
+
+def load_evaluation(path: Path) -> dict:
+    """An earlier evaluation: its --out folder or its evaluation.json."""
+    file = path / "evaluation.json" if path.is_dir() else path
+    if not file.is_file():
+        raise WavTokenizerError(f"{path}: no evaluation.json (pass the --out folder of an earlier evaluation)")
+    return json.loads(file.read_text())
+
+
+def report(results: dict, out: Path) -> int:
+    json_path, md_path = write_results(results, out)
     print(markdown_table(results))
     print(f"wrote {json_path} and {md_path}")
     return 0

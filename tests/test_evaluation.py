@@ -19,6 +19,7 @@ from wavtokenizer_hf.evaluation import (
     evaluate,
     load_test_set,
     markdown_table,
+    merge_results,
 )
 from wavtokenizer_hf.errors import WavTokenizerError
 from wavtokenizer_hf.evaluation import asr, unique_codec_names
@@ -287,6 +288,24 @@ def test_two_codecs_in_folders_of_the_same_name_get_two_columns(tmp_path):
         unique_codec_names([a, tmp_path / "runs" / "a" / ".." / "a" / "final"])
     with pytest.raises(WavTokenizerError, match="share a name"):
         evaluate([Identity(), Identity()], [])
+
+
+def _with_codecs(results: dict, names: list[str]) -> dict:
+    return {**results, "codecs": {name: results["codecs"][name] for name in names}}
+
+
+def test_evaluations_run_apart_merge_into_the_table_of_one_run(results):
+    identity, codec = _with_codecs(results, ["identity"]), _with_codecs(results, ["small75"])
+    assert markdown_table(merge_results([identity, codec])) == markdown_table(results)
+    with pytest.raises(WavTokenizerError, match="appears in two evaluations"):
+        merge_results([codec, codec])
+    with pytest.raises(WavTokenizerError, match="different test sets"):
+        merge_results([identity, {**codec, "seconds": results["seconds"] + 1}])
+    other_ids = {**codec, "original": {**codec["original"], "transcripts": {"another": "utterance"}}}
+    with pytest.raises(WavTokenizerError, match="different test sets"):
+        merge_results([identity, other_ids])
+    with pytest.raises(WavTokenizerError, match="different recognisers"):
+        merge_results([identity, {**codec, "recognizer": "pocketsphinx"}])
 
 
 def test_word_errors_by_hand():

@@ -12,6 +12,8 @@ from conftest import ROOT
 
 @pytest.mark.parametrize("script, args, message", [
     ("evaluate_codec.py", ["--identity", "--data", "/nonexistent/test-set"], "test set not found"),
+    ("evaluate_codec.py", ["--merge", "/nonexistent/evaluation"], "no evaluation.json"),
+    ("evaluate_codec.py", ["--identity"], "--data is needed"),
     ("tokenize_dataset.py", ["/nonexistent/audio", "/tmp/never-written"], "not found"),
     ("plot_training.py", ["/nonexistent/run"], "no log.jsonl"),
 ])

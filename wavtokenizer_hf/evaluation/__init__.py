@@ -7,9 +7,10 @@ from .runner import (
     evaluate,
     load_test_set,
     markdown_table,
+    merge_results,
     unique_codec_names,
     write_results,
 )
 
 __all__ = ["CodecReconstructor", "Identity", "LatentReconstructor", "evaluate", "load_test_set", "markdown_table",
-           "unique_codec_names", "write_results"]
+           "merge_results", "unique_codec_names", "write_results"]

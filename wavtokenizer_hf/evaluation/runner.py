@@ -319,6 +319,29 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_results(parts: list[dict]) -> dict:
+    """One side-by-side result from evaluations of the same test set run at different times (each codec's column as
+    it was scored); refuses parts scored on other utterances or by another recogniser, and repeated codec names."""
+    if not parts:
+        raise WavTokenizerError("nothing to merge")
+    merged = json.loads(json.dumps(parts[0]))
+    first_ids = sorted(merged["original"].get("transcripts") or {})
+    for part in parts[1:]:
+        ids = sorted(part["original"].get("transcripts") or {})
+        if (part["utterances"], part["seconds"], ids) != (merged["utterances"], merged["seconds"], first_ids):
+            raise WavTokenizerError(f"cannot merge evaluations of different test sets ({part['utterances']} "
+                                    f"utterances, {part['seconds']} s against {merged['utterances']}, "
+                                    f"{merged['seconds']} s, or other utterance ids)")
+        if part.get("recognizer") != merged.get("recognizer"):
+            raise WavTokenizerError(f"cannot merge evaluations by different recognisers "
+                                    f"({part.get('recognizer')} and {merged.get('recognizer')})")
+        for name, column in part["codecs"].items():
+            if name in merged["codecs"]:
+                raise WavTokenizerError(f"codec name '{name}' appears in two evaluations; rename one folder")
+            merged["codecs"][name] = column
+    return merged
+
+
 def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
