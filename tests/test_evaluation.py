@@ -24,6 +24,7 @@ from wavtokenizer_hf.evaluation import (
 from wavtokenizer_hf.errors import WavTokenizerError
 from wavtokenizer_hf.evaluation import asr, unique_codec_names
 from wavtokenizer_hf.evaluation.asr import char_errors, word_errors
+from wavtokenizer_hf.evaluation.paired import paired_differences, paired_table
 from wavtokenizer_hf.evaluation.pitch import track_pitch
 from wavtokenizer_hf.evaluation.quality import has
 from wavtokenizer_hf.evaluation.runner import EVAL_RATE, Utterance, codebook_usage
@@ -306,6 +307,28 @@ def test_evaluations_run_apart_merge_into_the_table_of_one_run(results):
         merge_results([identity, other_ids])
     with pytest.raises(WavTokenizerError, match="different recognisers"):
         merge_results([identity, {**codec, "recognizer": "pocketsphinx"}])
+
+
+def _scored(rows: list[tuple]) -> dict:
+    """A codec column from (errors, words, stoi) per utterance."""
+    return {"per_utterance": [{"id": f"u{i}", "kind": "speech", "errors": e, "words": w, "stoi": stoi}
+                              for i, (e, w, stoi) in enumerate(rows)]}
+
+
+def test_paired_differences_pool_capped_errors_and_average_the_rest_by_hand():
+    results = {"codecs": {"a": _scored([(1, 10, 0.5), (0, 10, 0.7), (2, 20, 0.6)]),
+                          "b": _scored([(3, 10, 0.6), (50, 10, 0.7), (2, 20, None)]),
+                          "a again": _scored([(1, 10, 0.5), (0, 10, 0.7), (2, 20, 0.6)])}}
+    differences = paired_differences(results, "a", rounds=500)
+    wer, stoi = differences["b"]["wer_capped"], differences["b"]["stoi"]
+    assert wer["difference"] == pytest.approx((3 + 10 + 2 - 1 - 0 - 2) / 40)  # the loop counts 10, not 50
+    assert stoi["difference"] == pytest.approx((0.1 + 0.0) / 2)  # only utterances both codecs have a value for
+    assert wer["low"] <= wer["difference"] <= wer["high"] and stoi["low"] <= stoi["difference"] <= stoi["high"]
+    assert all(v["difference"] == v["low"] == v["high"] == 0 for v in differences["a again"].values())
+    assert "| WER, capped (points) | +30.0 [" in paired_table(results, "a", rounds=500)
+    results["codecs"]["c"] = _scored([(1, 10, 0.5)])
+    with pytest.raises(WavTokenizerError, match="scored on different utterances"):
+        paired_differences(results, "a")
 
 
 def test_word_errors_by_hand():

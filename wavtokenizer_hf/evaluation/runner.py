@@ -21,6 +21,7 @@ from ..codebook import codebook_usage
 from ..errors import WavTokenizerError
 from ..listing import audio_files, or_na, read_jsonl
 from . import asr, quality
+from .paired import paired_table
 from .pitch import PITCH_KEYS, pitch_agreement
 from .spectral import mel_distance, multi_resolution_stft_distance, phase_advance_error
 
@@ -316,7 +317,9 @@ def markdown_table(results: dict) -> str:
     for key, label, fmt in ROWS:
         values = [or_na(results["codecs"][n]["summary"].get(key), fmt) for n in names]
         lines.append(f"| {label} | " + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n"
+    codecs = [n for n in names if n != "identity"]
+    return table + ("\n" + paired_table(results, codecs[0]) if len(codecs) > 1 else "")
 
 
 def merge_results(parts: list[dict]) -> dict:
