@@ -325,7 +325,11 @@ def test_paired_differences_pool_capped_errors_and_average_the_rest_by_hand():
     assert stoi["difference"] == pytest.approx((0.1 + 0.0) / 2)  # only utterances both codecs have a value for
     assert wer["low"] <= wer["difference"] <= wer["high"] and stoi["low"] <= stoi["difference"] <= stoi["high"]
     assert all(v["difference"] == v["low"] == v["high"] == 0 for v in differences["a again"].values())
+    del results["codecs"]["a again"]
     assert "| WER, capped (points) | +30.0 [" in paired_table(results, "a", rounds=500)
+    for codec in ("a", "b"):  # an utterance without a transcript counts for neither codec's rate
+        results["codecs"][codec]["per_utterance"].append({"id": "u9", "kind": "speech", "stoi": 0.5})
+    assert paired_differences(results, "a", rounds=50)["b"]["wer_capped"]["difference"] == pytest.approx(12 / 40)
     results["codecs"]["c"] = _scored([(1, 10, 0.5)])
     with pytest.raises(WavTokenizerError, match="scored on different utterances"):
         paired_differences(results, "a")

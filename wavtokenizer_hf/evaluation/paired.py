@@ -54,11 +54,11 @@ def paired_differences(results: dict, reference: str, rounds: int = 2000, seed: 
         for key, _, _, source in PAIRED_ROWS:
             if isinstance(source, tuple):
                 errors, total = source
-                if not all(total in base[i] and total in other[i] for i in ids):
-                    continue
-                length = np.array([base[i][total] for i in ids], dtype=float)
-                capped = [np.array([min(rows[i][errors], rows[i][total]) for i in ids], dtype=float)
-                          for rows in (base, other)]
+                # utterances without a transcript count for neither codec, as in the summary's pooled rates
+                read = [total in base[i] and total in other[i] for i in ids]
+                length = np.array([base[i][total] if ok else 0 for i, ok in zip(ids, read)], dtype=float)
+                capped = [np.array([min(rows[i][errors], rows[i][total]) if ok else 0 for i, ok in zip(ids, read)],
+                                   dtype=float) for rows in (base, other)]
                 delta = capped[1] - capped[0]
                 value = delta.sum() / length.sum() if length.sum() else None
                 sums = length[draws].sum(axis=1)
