@@ -74,3 +74,26 @@ def test_a_folder_without_a_log_is_refused(tmp_path):
     _write(tmp_path / "log.jsonl", [{"event": "start"}])
     with pytest.raises(WavTokenizerError, match="no steps yet"):
         plot_run(tmp_path)
+
+
+def test_a_merged_evaluation_becomes_a_curve_against_the_minutes_given(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    columns = {name: {"summary": {"cer_capped": cer, "wer_capped": 0.3, "stoi": 0.8, "vuv_f1": 0.4,
+                                  "f0_gross_error": 0.9, "phase_advance_error": 1.0}, "per_utterance": []}
+               for name, cer in (("start", 0.3), ("later", 0.2))}
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "evaluation.json").write_text(json.dumps(
+        {"utterances": 2, "seconds": 3.0, "recognizer": "r", "original": {}, "codecs": columns}))
+    script = [sys.executable, str(ROOT / "benchmarks" / "plot_merged_curve.py"), str(tmp_path / "merged"),
+              "--out", str(tmp_path / "curve.png"), "--json", str(tmp_path / "curve.json")]
+    result = subprocess.run([*script, "--point", "start=0", "--point", "later=12.5"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    points = json.loads((tmp_path / "curve.json").read_text())["points"]
+    assert [(p["codec"], p["minutes"], p["cer_capped"]) for p in points] == [("start", 0.0, 0.3), ("later", 12.5, 0.2)]
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = subprocess.run([*script, "--point", "missing=3"], capture_output=True, text=True)
+    assert result.returncode == 2 and "no codec 'missing'" in result.stderr
