@@ -335,6 +335,17 @@ def test_paired_differences_pool_capped_errors_and_average_the_rest_by_hand():
         paired_differences(results, "a")
 
 
+def test_results_that_cannot_be_written_leave_the_earlier_evaluation_whole(results, tmp_path):
+    from wavtokenizer_hf.evaluation import write_results
+
+    json_path, md_path = write_results(results, tmp_path)
+    before = (json_path.read_text(), md_path.read_text())
+    with pytest.raises(KeyError):  # serialisable, but no table can be made of it
+        write_results({key: value for key, value in results.items() if key != "utterances"}, tmp_path)
+    assert (json_path.read_text(), md_path.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluation.json", "evaluation.md"]
+
+
 def test_word_errors_by_hand():
     assert word_errors("the cat sat", "the cat sat") == (0, 3)
     assert word_errors("the cat sat", "a cat sat down") == (2, 3)  # one substitution, one insertion

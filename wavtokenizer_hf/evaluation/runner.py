@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..audio_io import read_audio, resample
 from ..codec import Codec
 from ..saved_dataset import is_saved_dataset, load_split, read_audio_column
@@ -349,6 +350,9 @@ def write_results(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "evaluation.json", out_dir / "evaluation.md"
-    json_path.write_text(json.dumps(results, indent=2))
-    md_path.write_text(markdown_table(results))
+    # both texts first, then atomic renames: an --out that holds an earlier (merged) evaluation is never half-written
+    texts = {json_path: json.dumps(results, indent=2), md_path: markdown_table(results)}
+    for path, text in texts.items():
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_text(text)
     return json_path, md_path
