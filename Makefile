@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
 	@# PESQ is built from source; without a C compiler the evaluation reports it as n/a
 	$(PY) -m pip install --quiet "pesq==0.0.4" || echo "note: pesq did not install (needs a C compiler); PESQ will be n/a"
+	@# Speaker similarity (Resemblyzer, weights in its wheel) beside the lock, --no-deps: its webrtcvad is built from
+	@# source, and its `typing` requirement is an old backport (shadowed by the standard library, installed for pip check)
+	$(PY) -m pip install --quiet --no-deps "resemblyzer==0.1.4" "webrtcvad==2.0.10" "typing==3.7.4.3" \
+		|| echo "note: resemblyzer did not install (webrtcvad needs a C compiler); speaker similarity will be n/a"
 	$(PY) -m pip check
 	touch $(STAMP)
 

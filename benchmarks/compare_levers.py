@@ -8,12 +8,15 @@ quality against CPU minutes, one figure per lever. Resumable: finished runs and 
 The spec (YAML): `common` overrides for every run; `runs`: id -> {label, preset, init_from, set: [overrides]};
 `levers`: name -> [run ids] (a run may appear in several levers). A run with `init_from` starts its curve at
 minute 0 with the codec it starts from. Writes OUT/levers.json, OUT/levers.md and OUT/<lever>.png. Scores are
-kept in OUT/runs/<id>/quality_curve.json and OUT/start_<codec>.json: delete them to score on another held-out set.
+kept in OUT/runs/<id>/quality_curve.json and OUT/start_<codec>.json, each keyed by the held-out set (data, split,
+limit and a hash of its audio and texts) and, for a start codec, the hash of its weights: a cache made on another
+held-out set or another codec is scored anew, never reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -28,6 +31,7 @@ from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.curves import plot_comparison
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, load_test_set
+from wavtokenizer_hf.evaluation.provenance import utterance_hashes
 from wavtokenizer_hf.evaluation.snapshots import CURVE_METRICS, score_snapshots
 from wavtokenizer_hf.listing import or_na, read_jsonl
 
@@ -87,23 +91,34 @@ def train_all(spec: dict, out: Path, minutes: float, export_every: float, parall
                 print(f"[train] {name}: {status}", flush=True)
 
 
-def scored(path: Path, compute) -> list[dict]:
+def held_out_key(data: Path, split: str, limit: int | None, utterances) -> dict:
+    """What a cached score depends on: the held-out set named and its content (audio and texts, hashed)."""
+    digest = hashlib.sha256(json.dumps(utterance_hashes(utterances), sort_keys=True).encode()).hexdigest()
+    return {"data": str(Path(data).resolve()), "split": split, "limit": limit, "content_sha256": digest}
+
+
+def scored(path: Path, key: dict, compute) -> list[dict]:
+    """Rows cached at `path` under `key`; computed (and cached) when there are none or they were made under
+    another key (an older cache without one included)."""
     if path.exists():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if isinstance(cached, dict) and cached.get("key") == key:
+            return cached["rows"]
+        print(f"[score] {path}: cached for another held-out set or codec; scoring anew", flush=True)
     rows = compute()
     with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(rows, indent=1))
+        tmp.write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     return rows
 
 
-def curve_of(spec: dict, name: str, out: Path, utterances) -> list[dict]:
+def curve_of(spec: dict, name: str, out: Path, utterances, key: dict) -> list[dict]:
     """Scored snapshots of one run, with the codec it started from at minute 0 and its final export."""
     run_dir = out / "runs" / name
     if not (run_dir / "final").exists():
         raise WavTokenizerError(f"{run_dir}: the run did not finish; see {run_dir}.log")
     stop = [r["step"] for r in read_jsonl(run_dir / "log.jsonl") if r.get("event") == "stop"][-1]
     final_step = None if (run_dir / f"step{stop:07d}").exists() else stop  # a timed snapshot at the stop is final/
-    rows = scored(run_dir / "quality_curve.json", lambda: score_snapshots(run_dir, utterances, final_step=final_step))
+    rows = scored(run_dir / "quality_curve.json", key, lambda: score_snapshots(run_dir, utterances, final_step=final_step))
     for row in rows:
         row.setdefault("run", name)
     final = rows[-1]
@@ -111,15 +126,17 @@ def curve_of(spec: dict, name: str, out: Path, utterances) -> list[dict]:
     start = spec["runs"][name].get("init_from")
     if start:
         tag = Path(start).name
-        start_row = scored(out / f"start_{tag}.json", lambda: [_score_codec(Path(start), utterances)])[0]
+        codec = CodecReconstructor(Path(start), name=tag)
+        start_row = scored(out / f"start_{tag}.json", {**key, "codec_sha256": codec.weights_sha256},
+                           lambda: [_score_codec(codec, utterances)])[0]
         rows = [{**start_row, "step": 0, "minutes": 0.0}] + rows
     return rows
 
 
-def _score_codec(path: Path, utterances) -> dict:
-    summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=True,
-                       with_mos=False)["codecs"][path.name]["summary"]
-    return {key: summary.get(key) for key in (*CURVE_METRICS, "wer_original", "cer_original")}
+def _score_codec(codec: CodecReconstructor, utterances) -> dict:
+    summary = evaluate([codec], utterances, with_asr=True, with_mos=False, asr_variants=0,
+                       with_speaker=False)["codecs"][codec.name]["summary"]
+    return {key: summary.get(key) for key in (*CURVE_METRICS, "wer_capped_original", "cer_capped_original")}
 
 
 def report(spec: dict, curves: dict[str, list[dict]], out: Path) -> str:
@@ -164,7 +181,8 @@ def main() -> int:
     train_all(spec, args.out, args.minutes, args.export_every, args.parallel)
     print(f"[train] {(time.perf_counter() - started) / 60:.1f} min of wall time", flush=True)
     utterances = load_test_set(args.eval_data, args.eval_split, args.eval_limit, speech_only=True)
-    curves = {name: curve_of(spec, name, args.out, utterances) for name in spec["runs"]}
+    key = held_out_key(args.eval_data, args.eval_split, args.eval_limit, utterances)
+    curves = {name: curve_of(spec, name, args.out, utterances, key) for name in spec["runs"]}
     with atomic_path(args.out / "levers.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps({"spec": spec, "minutes": args.minutes, "eval": {
             "data": str(args.eval_data), "split": args.eval_split, "limit": args.eval_limit}, "curves": curves}, indent=1))

@@ -26,7 +26,9 @@ def main() -> int:
     parser.add_argument("--identity", action="store_true", help="also score the original audio against itself")
     parser.add_argument("--data", type=Path, help="saved corpus (datasets) or a folder of audio")
     parser.add_argument("--merge", type=Path, action="append", default=[],
-                        help="an earlier evaluation (its --out folder) of the same test set to put beside (repeatable)")
+                        help="an earlier evaluation (its --out folder) of the same test set to put beside (repeatable); "
+                             "refused unless made with the same commit, libraries, processor, threads, recogniser "
+                             "settings and utterances (audio and text)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
@@ -35,7 +37,10 @@ def main() -> int:
     parser.add_argument("--recognizer", default="auto", choices=["auto", "whisper", "pocketsphinx", "none"],
                         help="WER/CER recogniser (auto: Whisper tiny.en where installed, else pocketsphinx)")
     parser.add_argument("--no-asr", action="store_true", help="same as --recognizer none")
+    parser.add_argument("--asr-variants", type=int, default=2,
+                        help="perturbed readings per utterance that measure the recogniser's own spread (0: none)")
     parser.add_argument("--no-mos", action="store_true")
+    parser.add_argument("--no-speaker", action="store_true", help="skip speaker similarity")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluation"))
     args = parser.parse_args()
@@ -54,8 +59,10 @@ def main() -> int:
         reconstructors += [LatentReconstructor(p, args.device, name=f"{n} without VQ")
                            for p, n in zip(args.codec, names)]
     utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
+    if args.asr_variants < 0:
+        raise WavTokenizerError(f"--asr-variants must be 0 or more, got {args.asr_variants}")
     results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,
-                       recognizer=args.recognizer)
+                       recognizer=args.recognizer, asr_variants=args.asr_variants, with_speaker=not args.no_speaker)
     return report(merge_results([*earlier, results]) if earlier else results, args.out)
 
 

@@ -36,7 +36,10 @@ from conftest import ROOT
 @pytest.fixture(scope="module")
 def speech_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speech")
-    for name in ("a0007", "b0007"):  # twice: a transcript must not depend on what was decoded before it
+    # twice, in two folders (one folder's two copies of a recording count once): a transcript must not depend on
+    # what was decoded before it
+    for name in ("a0007", "again/b0007"):
+        (folder / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / "assets" / "audio" / "arctic_a0007.wav", folder / f"{name}.wav")
         (folder / f"{name}.txt").write_text("And you always want to see it in the superlative degree.")
     noise = torch.randn(24000, generator=torch.Generator().manual_seed(0)).numpy() * 0.05
@@ -98,24 +101,35 @@ def pair():
 
 def test_mel_and_stft_distances_follow_their_definitions_on_a_fixed_pair(pair):
     reference, estimate = pair
-    # WavTokenizer's mel: n_fft 1024, hop 256, 100 HTK mel bands up to 12 kHz, magnitudes; natural log, clamp 1e-5
+
+    def log_distance(a: np.ndarray, b: np.ndarray) -> float:
+        """Both clamped at the reference's peak less 60 dB, averaged over the rows (bands, bins) where the reference
+        exceeds that floor in some frame."""
+        floor = a.max() * 10 ** (-60 / 20)
+        inside = a.max(axis=1) > floor
+        assert 0 < inside.sum() < len(inside)  # the 16 kHz recording's empty top band is left out
+        return np.abs(np.log(np.maximum(a, floor)) - np.log(np.maximum(b, floor)))[inside].mean()
+
+    # WavTokenizer's mel: n_fft 1024, hop 256, 100 HTK mel bands up to 12 kHz, magnitudes; natural log
     bands = torchaudio.functional.melscale_fbanks(513, 0.0, EVAL_RATE / 2, 100, EVAL_RATE).double().numpy()
-    log_mel = lambda x: np.log(np.maximum(bands.T @ np_magnitudes(x, 1024, 256), 1e-5))  # noqa: E731
-    expected = np.abs(log_mel(reference) - log_mel(estimate)).mean()
+    mel = lambda x: bands.T @ np_magnitudes(x, 1024, 256)  # noqa: E731
+    expected = log_distance(mel(reference), mel(estimate))
     assert mel_distance(reference, estimate, EVAL_RATE) == pytest.approx(expected, rel=1e-5)
     total = 0.0
     for n_fft, hop in ((512, 128), (1024, 256), (2048, 512)):
         a, b = np_magnitudes(reference, n_fft, hop), np_magnitudes(estimate, n_fft, hop)
         total += np.linalg.norm(a - b) / np.linalg.norm(a)  # spectral convergence
-        total += np.abs(np.log(np.maximum(a, 1e-5)) - np.log(np.maximum(b, 1e-5))).mean()
+        total += log_distance(a, b)
     assert multi_resolution_stft_distance(reference, estimate) == pytest.approx(total / 3, rel=1e-5)
 
 
 def test_a_copy_twice_as_loud_is_ln2_away_in_log_mel_and_one_plus_ln2_in_stft():
-    noise = 0.1 * torch.randn(EVAL_RATE, generator=torch.Generator().manual_seed(1))  # no bin near the 1e-5 clamp
+    noise = 0.1 * torch.randn(EVAL_RATE, generator=torch.Generator().manual_seed(1))  # no mel value near the floor
     assert mel_distance(noise, 2 * noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
     assert mel_distance(2 * noise, noise, EVAL_RATE) == pytest.approx(math.log(2), abs=1e-5)
-    assert multi_resolution_stft_distance(noise, 2 * noise) == pytest.approx(1 + math.log(2), abs=1e-5)
+    # 13 of the noise's 145k STFT bins lie under the floor, where the two are less than ln 2 apart
+    assert multi_resolution_stft_distance(noise, 2 * noise) == pytest.approx(1 + math.log(2), abs=1e-4)
+    assert multi_resolution_stft_distance(2 * noise, noise) == pytest.approx(1 / 2 + math.log(2), abs=1e-4)
 
 
 def _vowel(seconds: float = 1.0, f0: float = 140.0) -> torch.Tensor:
@@ -156,8 +170,11 @@ def test_stoi_and_mos_equal_the_libraries_own_computation_on_a_fixed_pair(pair):
     assert quality.stoi(reference, estimate, EVAL_RATE) == (pytest.approx(expected, abs=1e-12), None)
     assert abs(expected - stoi(estimate.double().numpy(), reference.double().numpy(), EVAL_RATE)) > 0.01  # order
     model = distillmos.ConvTransformerSQAModel().eval()
+    at_16k = torchaudio.functional.resample(estimate, EVAL_RATE, 16000)
+    window = 122880  # 7.68 s at 16 kHz: a shorter clip is tiled to fill the model's window, not zero-padded
+    tiled = at_16k.repeat(math.ceil(window / at_16k.numel()))[:window]
     with torch.no_grad():  # a 16 kHz model
-        expected = float(model(torchaudio.functional.resample(estimate, EVAL_RATE, 16000)[None]).squeeze())
+        expected = float(model(tiled[None]).squeeze())
     assert quality.mos(estimate, EVAL_RATE) == pytest.approx(expected, abs=1e-5)
 
 
@@ -275,10 +292,11 @@ def test_word_and_character_errors_of_a_known_substitution():
     assert char_errors("the cat sat", "") == (11, 11)
 
 
-def test_numbers_are_spelled_out_alike_in_reference_and_transcript():
+def test_numbers_are_written_alike_in_reference_and_transcript():
+    """Whisper's English normaliser writes spelled-out numbers as digits ("21 pounds" is one word, "£21")."""
     assert word_errors("He paid 21 pounds on the 3rd of May, 1905.",
-                       "he paid twenty-one pounds on the third of may one thousand nine hundred five") == (0, 15)
-    assert word_errors("3.5 percent", "three point five %") == (0, 4)
+                       "he paid twenty-one pounds on the third of may nineteen hundred and five") == (0, 9)
+    assert word_errors("3.5 percent", "three point five percent") == (0, 1)
 
 
 def test_two_codecs_in_folders_of_the_same_name_get_two_columns(tmp_path):
@@ -302,8 +320,9 @@ def test_evaluations_run_apart_merge_into_the_table_of_one_run(results):
         merge_results([codec, codec])
     with pytest.raises(WavTokenizerError, match="different test sets"):
         merge_results([identity, {**codec, "seconds": results["seconds"] + 1}])
-    other_ids = {**codec, "original": {**codec["original"], "transcripts": {"another": "utterance"}}}
-    with pytest.raises(WavTokenizerError, match="different test sets"):
+    hashes = codec["provenance"]["utterances"]
+    other_ids = {**codec, "provenance": {**codec["provenance"], "utterances": {"another": hashes["a0007.wav"]}}}
+    with pytest.raises(WavTokenizerError, match="differ in utterances"):
         merge_results([identity, other_ids])
     with pytest.raises(WavTokenizerError, match="different recognisers"):
         merge_results([identity, {**codec, "recognizer": "pocketsphinx"}])
@@ -402,9 +421,22 @@ DEGENERATES = [
     Degenerate("silence", torch.zeros_like),
     Degenerate("white noise", lambda w: 0.05 * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))),
     Degenerate("reversed", lambda w: w.flip(0)),
+    Degenerate("truncated", lambda w: w[: w.numel() // 2]),  # the first half only: scored as silent where missing
+    Degenerate("half silent", lambda w: torch.cat([w[: w.numel() // 2], torch.zeros(w.numel() - w.numel() // 2)])),
 ]
 HEADLINE = {"stoi": max, "mel_distance": min, "wer": min, "cer": min, "f0_gross_error": min, "vuv_mcc": max,
-            "mos": max}  # direction: which is better
+            "speaker_similarity": max, "mos": max}  # direction: which is better
+# where a degenerate output may tie with, beat, or have no value beside the real codec, and the flag that must then
+# explain it; every other headline metric must rank it below the codec
+MAY_WIN = {
+    "buzz": ({"mos"}, "monotone"),
+    "silence": ({"mos"}, "silent"),
+    "white noise": ({"mos"}, "unvoiced"),
+    "reversed": ({"mos", "speaker_similarity", "vuv_mcc", "f0_gross_error"}, "unrelated"),
+    # the codec loses most of this voice's pitch: half the utterance kept exactly has fewer F0 errors
+    "truncated": ({"mos", "speaker_similarity", "vuv_mcc", "f0_gross_error"}, "length_mismatch"),
+    "half silent": ({"mos", "speaker_similarity", "vuv_mcc", "f0_gross_error"}, "dropout"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -424,15 +456,18 @@ def test_a_degenerate_output_scores_below_a_real_codec_on_every_headline_metric_
         assert HEADLINE[key](bad[key], codec[key]) == codec[key] and bad[key] != codec[key], (key, bad[key], codec[key])
     worse = {key for key, better in HEADLINE.items() if bad[key] is not None and codec[key] is not None
              and better(bad[key], codec[key]) == codec[key] and bad[key] != codec[key]}
-    # where it ties or wins (pitch of a codec that has none, a no-reference MOS), every output is flagged
-    assert worse == set(HEADLINE) or bad["flagged"] == 1.0, (HEADLINE.keys() - worse, bad["flagged"])
+    may_win, flag = MAY_WIN[degenerate]
+    assert set(HEADLINE) - worse <= may_win, (set(HEADLINE) - worse - may_win, bad)
+    if set(HEADLINE) - worse and flag:  # where it ties or wins, the output carries the flag that explains it
+        assert flag in degenerate_results["codecs"][degenerate]["per_utterance"][0]["flags"]
 
 
 def test_each_degenerate_carries_the_flag_that_explains_it(degenerate_results):
-    flags = {name: degenerate_results["codecs"][name]["per_utterance"][0]["flags"] for name in
-             ("buzz", "silence", "white noise", "reversed")}
-    assert "monotone" in flags["buzz"] and "silent" in flags["silence"]
-    assert "unvoiced" in flags["white noise"] and "unrelated" in flags["reversed"]
+    flags = {name: degenerate_results["codecs"][name]["per_utterance"][0]["flags"] for name in MAY_WIN}
+    assert all(flag in flags[name] for name, (_, flag) in MAY_WIN.items() if flag), flags
+    assert "length_mismatch" not in flags["half silent"] and "dropout" in flags["truncated"]
+    assert not degenerate_results["codecs"]["default codec"][
+        "per_utterance"][0]["flags"]
 
 
 def test_a_silent_output_counts_as_pitch_errors_not_as_missing(degenerate_results):

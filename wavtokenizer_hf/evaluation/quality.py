@@ -48,14 +48,25 @@ def stoi(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> tuple[fl
 
 
 def mos(waveform: torch.Tensor, rate: int) -> float | None:
-    """DistillMOS prediction (16 kHz model, weights inside its wheel); None when not installed."""
+    """DistillMOS prediction (16 kHz model, weights inside its wheel); None when not installed or the clip is empty.
+
+    The model scores windows of 7.68 s (`distillmos.sqa.SEQ_LEN` samples at 16 kHz) and zero-pads a shorter input,
+    which then is mostly silence and scores as such. A shorter clip is therefore tiled: repeated end to end and cut
+    at the window's length, so the model hears only the clip. Longer clips go in as they are (the model averages
+    its windows). Digital silence still gets a score (about 1.97) that says nothing: the runner flags it."""
     global _MOS_MODEL
     if not has("distillmos"):
         return None
     import distillmos
+    from distillmos.sqa import SEQ_LEN
 
     if _MOS_MODEL is None:
         _MOS_MODEL = distillmos.ConvTransformerSQAModel().eval()
     audio = resample(waveform[None].float(), rate, PESQ_RATE)
+    length = audio.shape[1]
+    if length == 0:
+        return None
+    if length < SEQ_LEN:
+        audio = audio.repeat(1, -(-SEQ_LEN // length))[:, :SEQ_LEN]
     with torch.no_grad():
         return float(_MOS_MODEL(audio).squeeze())

@@ -23,10 +23,11 @@ def _minutes_at(log_path: Path) -> dict[int, float]:
 
 
 def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step: int | None = None,
-                    with_asr: bool = True) -> list[dict]:
+                    with_asr: bool = True, asr_variants: int = 0) -> list[dict]:
     """One row per snapshot `run_dir/stepNNNNNNN` (and `run_dir/final` if `final_step` is given): step, minutes
     of training (from `log.jsonl`) and the metrics of `CURVE_METRICS` (the recogniser's CER and WER where one is
-    installed, Whisper first; no MOS)."""
+    installed, Whisper first; no MOS, no speaker similarity). Score on a validation split: `best_snapshot` picks
+    from these rows."""
     run_dir = Path(run_dir)
     log_path = run_dir / "log.jsonl"
     if not log_path.exists():
@@ -41,17 +42,18 @@ def score_snapshots(run_dir: str | Path, utterances: list[Utterance], final_step
     for step, path in snapshots:
         logged = [s for s in minutes if s <= step]
         summary = evaluate([CodecReconstructor(path, name=path.name)], utterances, with_asr=with_asr,
-                           with_mos=False)["codecs"][path.name]["summary"]
+                           with_mos=False, asr_variants=asr_variants, with_speaker=False)["codecs"][path.name]["summary"]
         rows.append({"step": step, "minutes": minutes[max(logged)] if logged else None,
                      **{key: summary.get(key) for key in CURVE_METRICS}})
     return rows
 
 
 def best_snapshot(rows: list[dict]) -> dict:
-    """The row to keep: lowest CER (a frame-rate buzz or silence cannot lower it), then WER; STOI where no
-    recogniser scored the rows."""
+    """The row to keep: lowest capped CER (a frame-rate buzz or silence cannot lower it, and one recogniser loop
+    cannot raise it past the utterance's length), then capped WER, then the later step; STOI where no recogniser
+    scored the rows. The rows must come from a validation split, never from the test set reported afterwards."""
     if not rows:
         raise WavTokenizerError("no snapshot rows to choose from")
-    if all(r.get("cer") is not None for r in rows):
-        return min(rows, key=lambda r: (r["cer"], r["wer"], -r["step"]))
+    if all(r.get("cer_capped") is not None for r in rows):
+        return min(rows, key=lambda r: (r["cer_capped"], r["wer_capped"], -r["step"]))
     return max(rows, key=lambda r: (r.get("stoi") or 0.0, r["step"]))

