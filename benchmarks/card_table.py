@@ -1,0 +1,93 @@
+"""A model card's comparison table from one evaluation of two codecs (`evaluate_codec.py --codec A --codec B`):
+each headline metric for both, the rates with their ratio to the originals' (capped to capped) and the recogniser's
+spread, and B minus A with its paired 95% interval (over speakers, then utterances, where speakers repeat).
+
+  python benchmarks/card_table.py docs/evaluations/default_codec/test --reference previous_codec \
+      --codec default_codec
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
+from wavtokenizer_hf.evaluation.paired import PERCENT_POINTS, paired_differences, resampling_unit
+
+ROWS = [  # (summary key, label, format, paired key or None)
+    ("stoi", "STOI", "{:.3f}", "stoi"),
+    ("speaker_similarity", "speaker similarity", "{:.3f}", "speaker_similarity"),
+    ("mel_distance", "mel L1 distance (within 60 dB of the peak)", "{:.3f}", "mel_distance"),
+    ("wer", "WER (Whisper tiny.en)", "rate", None),
+    ("cer", "CER (Whisper tiny.en)", "rate", None),
+    ("wer_capped", "WER, errors capped per utterance", "rate", "wer_capped"),
+    ("cer_capped", "CER, errors capped per utterance", "rate", "cer_capped"),
+    ("vuv_f1", "voiced/unvoiced F1", "{:.3f}", "vuv_f1"),
+    ("f0_gross_error", "F0 gross errors", "{:.1%}", "f0_gross_error"),
+    ("f0_rmse_cents", "F0 RMSE, voiced in both (cents)", "{:.0f}", None),
+    ("phase_advance_error", "phase advance error (radians)", "{:.3f}", "phase_advance_error"),
+    ("mos", "DistillMOS", "mos", None),
+    ("flagged", "outputs flagged", "{:.1%}", None),
+    ("codebook_used", "codebook entries used", "{:.1%}", None),
+]
+PAIRED_FORMAT = {"stoi": "{:+.3f}", "speaker_similarity": "{:+.3f}", "mel_distance": "{:+.3f}", "vuv_f1": "{:+.3f}",
+                 "phase_advance_error": "{:+.3f}", "wer_capped": "{:+.1f}", "cer_capped": "{:+.1f}",
+                 "f0_gross_error": "{:+.1f}"}
+
+
+def cell(summary: dict, key: str, fmt: str) -> str:
+    value = summary.get(key)
+    if value is None:
+        return "n/a"
+    if fmt == "rate":
+        ratio = summary.get(f"{key}_ratio")
+        text = f"{value:.1%}" + (f" ({ratio:.1f}x)" if ratio is not None else "")
+        spread = summary.get(f"{key}_spread")
+        return text + (f", {spread[0]:.1%}-{spread[1]:.1%}" if spread else "")
+    if fmt == "mos":
+        return f"{value:.2f} ({summary.get('flagged', 0):.0%} flagged)"
+    return fmt.format(value)
+
+
+def card_table(results: dict, reference: str, codec: str) -> str:
+    for name in (reference, codec):
+        if name not in results["codecs"]:
+            raise WavTokenizerError(f"no codec '{name}' in this evaluation ({', '.join(results['codecs'])})")
+    two = {**results, "codecs": {n: results["codecs"][n] for n in (reference, codec)}}
+    paired = paired_differences(two, reference)[codec]
+    a, b = results["codecs"][reference]["summary"], results["codecs"][codec]["summary"]
+    original = results["original"]
+    lines = [f"{results['utterances']} utterances, {results['seconds']} s; {results.get('transcribed', '')}. "
+             f"Originals: WER {original['wer']:.1%} (capped {original['wer_capped']:.1%}), CER {original['cer']:.1%} "
+             f"(capped {original['cer_capped']:.1%})"
+             + (f", DistillMOS {original['mos']:.2f}" if original.get("mos") is not None else "")
+             + f". Intervals resample {resampling_unit(two, reference)} and the recogniser's readings.", "",
+             f"| metric | {reference} | {codec} | difference [95% interval] |", "| --- | --- | --- | --- |"]
+    for key, label, fmt, paired_key in ROWS:
+        difference = ""
+        entry = paired.get(paired_key) if paired_key else None
+        if entry:
+            scale = 100.0 if paired_key in PERCENT_POINTS else 1.0
+            f = PAIRED_FORMAT[paired_key]
+            d, lo, hi = (entry[k] * scale for k in ("difference", "low", "high"))
+            difference = f"{f.format(d)} [{f.format(lo)}, {f.format(hi)}]"
+        lines.append(f"| {label} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {difference} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("evaluation", type=Path, help="an evaluation's --out folder (or its evaluation.json)")
+    parser.add_argument("--reference", required=True, help="the codec compared against (first column)")
+    parser.add_argument("--codec", required=True)
+    args = parser.parse_args()
+    path = args.evaluation / "evaluation.json" if args.evaluation.is_dir() else args.evaluation
+    if not path.is_file():
+        raise WavTokenizerError(f"{args.evaluation}: no evaluation.json")
+    print(card_table(json.loads(path.read_text()), args.reference, args.codec))
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
