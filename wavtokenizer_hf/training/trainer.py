@@ -268,7 +268,8 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Score the current codec on held-out audio (`data.validation`, default: the training corpus's validation
-        split) with the evaluation module (no recogniser or MOS: fast), and write two audio samples."""
+        split) with the evaluation module (no recogniser, MOS or speaker similarity: fast), and write two audio
+        samples."""
         from ..audio_io import write_audio
         from ..codec import Codec
         from ..saved_dataset import is_saved_dataset
@@ -285,7 +286,7 @@ class Trainer:
         was_training = generator.training
         generator.eval()
         reconstructor = CodecReconstructor(Codec(generator.model, name=f"step{self.step}"))
-        results = evaluate([reconstructor], self._eval_set, with_asr=False, with_mos=False)
+        results = evaluate([reconstructor], self._eval_set, with_asr=False, with_mos=False, with_speaker=False)
         samples = self.out_dir / "samples"
         for utterance in self._eval_set[:2]:
             audio, _ = reconstructor.reconstruct(utterance.waveform)
