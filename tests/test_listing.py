@@ -39,3 +39,20 @@ def test_audio_files_are_listed_recursively_in_sorted_order_and_other_files_left
 
 def test_a_missing_value_prints_as_n_a():
     assert or_na(None, "{:.1%}") == "n/a" and or_na(0.25, "{:.1%}") == "25.0%"
+
+
+def test_temporary_files_a_killed_run_left_are_never_inputs(tmp_path):
+    from wavtokenizer_hf.atomic import atomic_path, is_temporary
+    from wavtokenizer_hf.file_jobs import run_job
+
+    write_tone(tmp_path / "a.wav")
+    write_tone(tmp_path / ".a.wav.k3j9x2.tmp.wav")  # what atomic_path writes before its rename
+    (tmp_path / ".a.codes.safetensors.q8w1.tmp.safetensors").write_bytes(b"half written")
+    assert [p.name for p in audio_files(tmp_path)] == ["a.wav"]
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "b.wav") as tmp:  # the real name, whatever it is
+        assert is_temporary(tmp)
+        raise RuntimeError("killed")
+    assert not is_temporary(tmp_path / "a.wav") and not is_temporary(tmp_path / ".hidden.wav")
+    seen = []
+    run_job(lambda src, dst: seen.append(src.name), tmp_path, tmp_path / "out", lambda p: True, "", ".x", False, "x")
+    assert seen == ["a.wav"]  # accepting every file, the temporary ones are still left out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,15 @@ def check_can_write(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless asked to."""
     if path.exists() and not overwrite:
         raise WavTokenizerError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
+
+
+# `.NAME.RANDOM.tmp` or `.NAME.RANDOM.tmp.SUFFIX`: what `atomic_path` writes before the rename
+_TEMPORARY = re.compile(r"^\..+\.[^.]+\.tmp(\.[^.]+)?$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether `path` is a temporary file of `atomic_path` (left behind by a killed run): never an input."""
+    return bool(_TEMPORARY.match(Path(path).name))
 
 
 def _umask() -> int:

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .atomic import atomic_path
+from .atomic import atomic_path, is_temporary
 from .errors import WavTokenizerError
 
 AUDIO_SUFFIXES = frozenset(
@@ -18,7 +18,8 @@ AUDIO_SUFFIXES = frozenset(
 
 
 def is_audio_path(path: Path) -> bool:
-    return path.suffix.lower() in AUDIO_SUFFIXES
+    """An audio file by its suffix, and not a temporary file a killed run left (`.a.wav.x1y2.tmp.wav`)."""
+    return path.suffix.lower() in AUDIO_SUFFIXES and not is_temporary(path)
 
 
 def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:

@@ -9,6 +9,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from .atomic import is_temporary
 from .errors import WavTokenizerError
 
 
@@ -63,7 +64,7 @@ def run_job(
 
     if output_path.exists() and not output_path.is_dir():
         raise WavTokenizerError(f"input {input_path} is a directory, so the output {output_path} must be one too")
-    files = sorted(p for p in input_path.rglob("*") if p.is_file() and accepts(p))
+    files = sorted(p for p in input_path.rglob("*") if p.is_file() and accepts(p) and not is_temporary(p))
     if not files:
         raise WavTokenizerError(f"no input files found under {input_path}")
     targets = {path: output_path_for(path, input_path, output_path, in_suffix, out_suffix) for path in files}
