@@ -203,3 +203,22 @@ def test_missing_model_directory(tmp_path, capsys):
     wav = write_tone(tmp_path / "a.wav")
     code, err = run_cli(["encode", wav, tmp_path / "a.codes.safetensors", "--model", tmp_path / "nomodel"], capsys)
     assert code == 2 and "model directory not found" in err
+
+
+def test_integer_pcm_and_audio_far_outside_full_scale_are_refused_by_the_codec_and_the_dataset_tokenizer(
+        codec, converted_dir):
+    from wavtokenizer_hf.tokenization import DatasetTokenizer
+
+    tokenizer = DatasetTokenizer(converted_dir, sampling_rate=24000)
+    pcm = (np.sin(np.arange(24000) / 10) * 3000).astype(np.int16)
+    for value in ({"array": pcm, "sampling_rate": 24000}, pcm, torch.from_numpy(pcm)):
+        with pytest.raises(WavTokenizerError, match=r"integer audio \(int16\) is not accepted"):
+            tokenizer.waveform(value)
+    for peak in (1e3, 1e20):  # one code for the whole clip, or all zeros, if accepted
+        loud = np.sin(np.arange(24000, dtype=np.float32) / 10) * np.float32(peak)
+        with pytest.raises(WavTokenizerError, match="is far outside"):
+            tokenizer.waveform({"array": loud, "sampling_rate": 24000})
+        with pytest.raises(WavTokenizerError, match="is far outside"):
+            codec.encode(torch.from_numpy(loud), 24000)
+    hot = np.sin(np.arange(24000, dtype=np.float32) / 10) * np.float32(1.5)  # a float file a little over full scale
+    assert tokenizer.waveform({"array": hot, "sampling_rate": 24000}).abs().max() > 1.4

@@ -42,13 +42,21 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     return waveform, int(sampling_rate)
 
 
+PEAK_LIMIT = 16.0  # 24 dB over full scale: float files and resamplers overshoot a little, integer PCM 1000x
+
+
 def validate_waveform(waveform: torch.Tensor, what: str = "audio") -> None:
-    """Reject empty audio and NaN/Inf samples."""
+    """Reject empty audio, NaN/Inf samples, and a peak far outside [-1, 1] (integer PCM passed as floats: one
+    code for the whole clip, or all zeros, never an error otherwise)."""
     if waveform.numel() == 0 or waveform.shape[-1] == 0:
         raise WavTokenizerError(f"{what}: the audio is empty (0 samples)")
     if not torch.isfinite(waveform).all():
         bad = int((~torch.isfinite(waveform)).sum())
         raise WavTokenizerError(f"{what}: {bad} sample(s) are NaN or Inf; only finite values are accepted")
+    peak = float(waveform.abs().max())
+    if peak > PEAK_LIMIT:
+        raise WavTokenizerError(f"{what}: peak {peak:.4g} is far outside [-1, 1]; float audio is expected in [-1, 1] "
+                                "(integer PCM read as floats? divide it by its full scale, 32768 for 16-bit)")
 
 
 def as_channels_first(waveform: torch.Tensor | np.ndarray, what: str = "audio") -> torch.Tensor:

@@ -32,10 +32,19 @@ from .listing import audio_files, manifest_entries
 from .run_lock import OutputLock
 
 
+def _float_samples(array: Any) -> np.ndarray:
+    """Float samples as float32; integer PCM refused (as `Codec.encode` refuses it), never cast to +-32767."""
+    array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if array.dtype.kind in "iub":
+        raise WavTokenizerError(f"integer audio ({array.dtype}) is not accepted; pass float audio in [-1, 1] "
+                                "(divide integer PCM by its full scale, 32768 for 16-bit)")
+    return array.astype(np.float32, copy=False)
+
+
 def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
     """One dataset cell -> (mono float32 samples, rate)."""
     if isinstance(value, dict) and value.get("array") is not None:
-        data, rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+        data, rate = _float_samples(value["array"]), int(value["sampling_rate"])
     elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
         source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
         data, rate = sf.read(source, dtype="float32", always_2d=True)
@@ -44,7 +53,7 @@ def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np
     elif isinstance(value, (list, np.ndarray, torch.Tensor)):
         if sampling_rate is None:
             raise WavTokenizerError("a column of raw arrays needs sampling_rate=... (or a 'sampling_rate' column)")
-        data, rate = np.asarray(value, dtype=np.float32), int(sampling_rate)
+        data, rate = _float_samples(value), int(sampling_rate)
     else:
         raise WavTokenizerError(f"cannot read audio from a value of type {type(value).__name__}")
     if data.ndim == 2:
