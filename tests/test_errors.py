@@ -222,3 +222,31 @@ def test_integer_pcm_and_audio_far_outside_full_scale_are_refused_by_the_codec_a
             codec.encode(torch.from_numpy(loud), 24000)
     hot = np.sin(np.arange(24000, dtype=np.float32) / 10) * np.float32(1.5)  # a float file a little over full scale
     assert tokenizer.waveform({"array": hot, "sampling_rate": 24000}).abs().max() > 1.4
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_samples", -5, r"num_samples is -5; expected a whole number in \[1, "),
+    ("num_samples", 10**9, "num_samples is 1000000000"),  # more than the frames can give
+    ("sampling_rate", "abc", "sampling_rate is 'abc'"),
+    ("hop_length", 2.5, "hop_length is 2.5"),
+    ("source_num_samples", 10**12, "source_num_samples is 1000000000000"),  # a huge allocation if trusted
+    ("source_num_samples", 3, "source_num_samples is 3; 13440 samples at 24000 Hz are about 26880 at 48000 Hz"),
+    ("source_sampling_rate", True, "source_sampling_rate is True"),
+    ("model_name", 7, "model_name is 7; expected text"),
+])
+def test_codes_file_metadata_is_type_and_range_checked_with_one_line_and_exit_2(
+        codec, tmp_path, capsys, converted_dir, key, value, message):
+    import json as json_module
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = codec.encode(torch.randn(26880) * 0.1, 48000).save(tmp_path / "a.codes.safetensors")
+    with safe_open(path, framework="pt") as handle:
+        tensors, meta = {"audio_codes": handle.get_tensor("audio_codes")}, dict(handle.metadata())
+    assert AudioCodes.load(path).source_num_samples == 26880  # as written, it loads
+    save_file(tensors, path, metadata={**meta, key: json_module.dumps(value)})
+    with pytest.raises(WavTokenizerError, match=message):
+        AudioCodes.load(path)
+    code, err = run_cli(["decode", path, tmp_path / "x.wav", "--model", converted_dir], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "x.wav").exists()

@@ -105,5 +105,38 @@ class AudioCodes:
         missing = [name for name in names if name not in meta]
         if missing:
             raise WavTokenizerError(f"{path}: codes file lacks metadata {missing}")
-        codes = check_codes(tensors["audio_codes"], int(meta["codebook_size"]), str(path))
+        check_metadata(meta, tensors["audio_codes"].shape[-1], path)
+        codes = check_codes(tensors["audio_codes"], meta["codebook_size"], str(path))
         return cls(audio_codes=codes, **{name: meta[name] for name in names})
+
+
+MAX_RATE = 768_000  # no audio format goes higher
+
+
+def _whole(meta: dict, key: str, low: int, high: int, path: Path) -> int:
+    value = meta[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise WavTokenizerError(f"{path}: metadata {key} is {value!r}; expected a whole number in [{low}, {high}]")
+    return value
+
+
+def check_metadata(meta: dict, frames: int, path: Path) -> None:
+    """Types, ranges and agreement of a codes file's metadata: the decoded length must be one the frames can give
+    (at most frames x hop samples), and the source length must match it at the source rate (within a sample of the
+    rate ratio), so that no field can make a decode short, long or huge."""
+    for key in ("model_name", "model_fingerprint"):
+        if not isinstance(meta[key], str):
+            raise WavTokenizerError(f"{path}: metadata {key} is {meta[key]!r}; expected text")
+    if not isinstance(meta["extra"], dict):
+        raise WavTokenizerError(f"{path}: metadata extra is {meta['extra']!r}; expected a JSON object")
+    _whole(meta, "codebook_size", 1, 2**31 - 1, path)
+    rate = _whole(meta, "sampling_rate", 1, MAX_RATE, path)
+    hop = _whole(meta, "hop_length", 1, rate, path)
+    samples = _whole(meta, "num_samples", 1, frames * hop, path)
+    source_rate = _whole(meta, "source_sampling_rate", 1, MAX_RATE, path)
+    expected = samples * source_rate / rate
+    slack = source_rate / rate + 1
+    source = _whole(meta, "source_num_samples", 1, int(expected + slack), path)
+    if source < expected - slack:
+        raise WavTokenizerError(f"{path}: metadata source_num_samples is {source}; {samples} samples at {rate} Hz "
+                                f"are about {expected:.0f} at {source_rate} Hz")
