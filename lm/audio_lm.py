@@ -102,7 +102,7 @@ def train_audio_lm(data: str | Path, codec_dir: str | Path, out_dir: str | Path,
 
     out_dir = Path(out_dir)
     codec = Codec.from_pretrained(codec_dir)
-    dataset = load_tokenized(data)
+    dataset = load_tokenized(data, codebook_fingerprint=codec.fingerprint)
     if audio_bpe is None:
         tokenizer = build_joint_tokenizer(codec.codebook_size, durations=False)
         layout = AudioTokenLayout.from_tokenizer(tokenizer)

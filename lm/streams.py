@@ -177,9 +177,11 @@ def pack_blocks(utterances: Iterable[Utterance], block_size: int, separate: bool
             for k, name in enumerate(("input_ids", "labels", "position_ids"))}
 
 
-def load_tokenized(path: str | Path, split: str | None = None):
+def load_tokenized(path: str | Path, split: str | None = None, codebook_fingerprint: str | None = None):
     """A tokenized dataset written by `datasets.map(DatasetTokenizer(...))` + `save_to_disk` (a Dataset, or one
-    split of a DatasetDict) or by `scripts/tokenize_dataset.py` (a folder of parquet parts)."""
+    split of a DatasetDict) or by `scripts/tokenize_dataset.py` (a folder of parquet parts). Codes made by several
+    models are refused, and so are codes of another codebook than `codebook_fingerprint` (the codec the caller
+    decodes with, `Codec.fingerprint`); data that records no model (written before it was recorded) is accepted."""
     from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
     path = Path(path)
@@ -201,7 +203,28 @@ def load_tokenized(path: str | Path, split: str | None = None):
     if "audio_codes" not in data.column_names:
         raise WavTokenizerError(f"{path} has no audio_codes column (columns: {data.column_names}); tokenize it with "
                                 "wavtokenizer_hf.tokenization.DatasetTokenizer first")
+    made_by = codebooks_of(path, data)
+    if len(made_by) > 1:
+        raise WavTokenizerError(f"{path} holds codes of {len(made_by)} different codebooks ({', '.join(sorted(made_by))}): "
+                                "tokenize it again with one model")
+    if codebook_fingerprint and made_by and made_by != {codebook_fingerprint}:
+        raise WavTokenizerError(f"{path} was tokenized by a model with codebook {made_by.pop()}, not by this codec "
+                                f"(codebook {codebook_fingerprint}): its codes mean other sounds; tokenize it with "
+                                "this codec")
     return data
+
+
+def codebooks_of(path: Path, data) -> set[str]:
+    """The codebook fingerprints a tokenized dataset records: its `codec_fingerprint` column, or its parquet parts'
+    metadata; empty where nothing is recorded."""
+    from wavtokenizer_hf.tokenization import part_identity
+
+    if "codec_fingerprint" in data.column_names:
+        return {f for f in data.unique("codec_fingerprint") if f}
+    if path.is_dir() and not is_saved_dataset(path):
+        found = {part_identity(p).get("codebook_fingerprint") for p in sorted(path.rglob("*.parquet"))}
+        return {f for f in found if f}
+    return set()
 
 
 def codes_of(row: dict) -> np.ndarray:

@@ -197,7 +197,7 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
     check_text_model(text_model)
     codec = Codec.from_pretrained(codec_dir)
     bpe = None if audio_bpe is None else load_audio_bpe(audio_bpe, codec.codebook_size)
-    dataset = load_tokenized(data)
+    dataset = load_tokenized(data, codebook_fingerprint=codec.fingerprint)
     if dataset[0]["frame_rate"] != codec.frame_rate:
         raise WavTokenizerError(f"the data has {dataset[0]['frame_rate']} frames/s but the codec {codec.frame_rate}: "
                                 "tokenize it with this codec")

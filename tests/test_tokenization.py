@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModel
 
 from wavtokenizer_hf.corpus import read_audio_column
-from wavtokenizer_hf.tokenization import DatasetTokenizer, check_output, tokenize_shard
+from wavtokenizer_hf.tokenization import DatasetTokenizer, check_output, shard_dir, tokenize_shard
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,100 @@ def test_a_resumed_shard_refuses_changed_input_or_part_size(small_corpus, conver
     with pytest.raises(WavTokenizerError, match="started with other .*input_fingerprint"):
         tokenize_shard(small_corpus, tmp_path, converted_dir, num_shards=2, shard_index=0, rows_per_part=4,
                        split="validation")
+
+
+def _altered_copy(source, target, codebook: bool = False):
+    """A copy of a codec directory with other weights: its encoder's first bias moved (and its codebook too)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    state = load_file(source / "model.safetensors")
+    key = next(k for k in state if k.startswith("encoder_model.encoder") and k.endswith("bias"))
+    state[key] = state[key] + 0.5
+    if codebook:
+        state["encoder_model.quantizer.codebook.embed"] = state["encoder_model.quantizer.codebook.embed"].flip(0)
+    save_file(state, target / "model.safetensors")
+    return target
+
+
+def test_a_model_replaced_in_the_same_folder_gets_a_new_map_fingerprint_and_new_codes(converted_dir, tmp_path):
+    """After `wavtokenizer init --overwrite` or a fine-tuned codec copied over the folder, the same `ds.map` must not
+    return the old model's codes from the cache."""
+    import shutil
+
+    import numpy as np
+    from datasets import Dataset
+    from datasets.fingerprint import Hasher
+
+    from wavtokenizer_hf.codec import Codec
+
+    folder = tmp_path / "wavtokenizer"
+    shutil.copytree(converted_dir, folder)
+    audio = [{"array": 0.1 * np.sin(np.arange(9600 + 480 * i) / (7 + i)), "sampling_rate": 24000} for i in range(3)]
+    Dataset.from_dict({"audio": audio}).save_to_disk(tmp_path / "rows")
+    rows = Dataset.load_from_disk(tmp_path / "rows")  # a dataset on disk: maps are cached
+    first = rows.map(DatasetTokenizer(folder), batched=True)
+    before = Hasher.hash(DatasetTokenizer(folder))
+    assert first["codec_fingerprint"] == [Codec.from_pretrained(folder).fingerprint] * 3
+    _altered_copy(converted_dir, folder)  # same path, other weights, same codebook
+    assert Hasher.hash(DatasetTokenizer(folder)) != before
+    again = rows.map(DatasetTokenizer(folder), batched=True)
+    assert again["audio_codes"] != first["audio_codes"]  # computed anew, not read from the first map's cache
+    expected = [Codec.from_pretrained(folder).encode(np.asarray(a["array"], dtype=np.float32), 24000).audio_codes[0]
+                .tolist() for a in audio]
+    assert again["audio_codes"] == expected
+    assert Hasher.hash(DatasetTokenizer(tmp_path / ".." / tmp_path.name / "wavtokenizer")) == Hasher.hash(
+        DatasetTokenizer(folder))  # the same model by another path
+
+
+def test_a_resumed_shard_refuses_a_changed_model_and_the_check_finds_parts_of_two_models(small_corpus, converted_dir,
+                                                                                         tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from wavtokenizer_hf.errors import WavTokenizerError
+    from wavtokenizer_hf.tokenization import part_identity
+
+    model = tmp_path / "model"
+    shutil.copytree(converted_dir, model)
+    out = tmp_path / "out"
+    tokenize_shard(small_corpus, out, model, num_shards=1, rows_per_part=4)
+    directory = shard_dir(out, 1, 0)
+    parts = sorted(directory.glob("part-*.parquet"))
+    assert len(parts) >= 2 and check_output(out, 1)["ok"]
+    assert part_identity(parts[0])["codebook_fingerprint"] == json.loads((directory / "_PLAN.json").read_text())[
+        "codebook_fingerprint"]
+    _altered_copy(converted_dir, model)
+    parts[-1].unlink()  # as if killed before its last part
+    with pytest.raises(WavTokenizerError, match="started with other model_sha256"):
+        tokenize_shard(small_corpus, out, model, num_shards=1, rows_per_part=4)
+    # a part written by another model behind the job's back
+    other = tmp_path / "other"
+    tokenize_shard(small_corpus, other, model, num_shards=1, rows_per_part=4)
+    shutil.copy(sorted(shard_dir(other, 1, 0).glob("part-*.parquet"))[-1], parts[-1])
+    report = check_output(out, 1)
+    assert not report["ok"] and any("made by another model" in p for p in report["problems"])
+    assert pq.read_table(parts[-1]).num_rows > 0
+
+
+def test_the_lm_loaders_refuse_codes_of_another_codebook_or_of_several(small_corpus, converted_dir, tmp_path):
+    import shutil
+
+    from lm.streams import load_tokenized
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    tokenize_shard(small_corpus, tmp_path / "out", converted_dir, num_shards=1, rows_per_part=4)
+    mine = Codec.from_pretrained(converted_dir).fingerprint
+    assert len(load_tokenized(tmp_path / "out", codebook_fingerprint=mine)) > 0
+    with pytest.raises(WavTokenizerError, match="not by this codec"):
+        load_tokenized(tmp_path / "out", codebook_fingerprint="0123456789abcdef")
+    other = _altered_copy(converted_dir, tmp_path / "other_model", codebook=True)
+    tokenize_shard(small_corpus, tmp_path / "mixed", other, num_shards=1, rows_per_part=4)
+    shutil.copy(sorted((tmp_path / "out").rglob("part-*.parquet"))[0],
+                sorted((tmp_path / "mixed").rglob("part-*.parquet"))[0])
+    with pytest.raises(WavTokenizerError, match="codes of 2 different codebooks"):
+        load_tokenized(tmp_path / "mixed")

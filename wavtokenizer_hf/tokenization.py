@@ -62,13 +62,41 @@ def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np
 
 
 _MAIN_PID = os.getpid()  # forked workers inherit it, so they can tell they are workers
+CODEBOOK_KEY = "encoder_model.quantizer.codebook.embed"
+
+
+def model_identity(model_dir: str | os.PathLike) -> dict[str, str]:
+    """What identifies a codec directory's codes: `model_sha256` over its config and weights (what made the codes:
+    another encoder gives other codes), and `codebook_fingerprint` (what the codes mean: the codes files' and
+    `Codec.fingerprint`'s hash, which decoders and loaders compare)."""
+    from safetensors import safe_open
+
+    from .convert import codebook_fingerprint
+
+    directory = Path(model_dir)
+    config, weights = directory / "config.json", directory / "model.safetensors"
+    for path in (config, weights):
+        if not path.is_file():
+            raise WavTokenizerError(f"{directory} is not a codec directory: {path.name} is missing")
+    digest = hashlib.sha256(config.read_bytes())
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    with safe_open(weights, framework="pt") as handle:
+        if CODEBOOK_KEY not in handle.keys():
+            raise WavTokenizerError(f"{weights} has no {CODEBOOK_KEY}: not a WavTokenizer codec")
+        fingerprint = codebook_fingerprint(handle.get_tensor(CODEBOOK_KEY))
+    return {"model_sha256": digest.hexdigest(), "codebook_fingerprint": fingerprint}
 
 
 class DatasetTokenizer:
     """Picklable `datasets.map` callable; the codec loads lazily once per process (rank r uses GPU r if any).
 
-    Its state is the model and the options only (no process id), so `datasets` fingerprints a map with it the same
-    way in every process and a repeated `ds.map` finds its cache."""
+    Its state is the model's identity (a hash of its config and weights, `model_identity`), its resolved path and
+    the options (no process id): `datasets` fingerprints a map with it the same way in every process, a repeated
+    `ds.map` finds its cache, and a model replaced in the same folder (`wavtokenizer init --overwrite`, a fine-tuned
+    codec copied over it) makes a new fingerprint instead of returning the old model's codes. Each output row
+    carries the codebook fingerprint (`codec_fingerprint`) that loaders check."""
 
     def __init__(self, model_dir: str | os.PathLike, audio_column: str = "audio", sampling_rate: int | None = None,
                  max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32"):
@@ -78,7 +106,8 @@ class DatasetTokenizer:
             raise WavTokenizerError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)} (fp32 is exact; "
                                     "see BENCHMARKS.md for the others' code agreement)")
         self.precision = precision
-        self.model_dir = str(model_dir)
+        self.model_dir = str(Path(model_dir).resolve())
+        self.identity = model_identity(self.model_dir)
         self.audio_column = audio_column
         self.sampling_rate = sampling_rate
         self.max_batch_samples = max_batch_samples
@@ -99,6 +128,9 @@ class DatasetTokenizer:
             device = self.device
             if device is None:
                 device = f"cuda:{(rank or 0) % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+            if model_identity(self.model_dir) != self.identity:
+                raise WavTokenizerError(f"the model in {self.model_dir} changed after this tokenizer was made; make "
+                                        "a new DatasetTokenizer (its codes would not be the ones it promised)")
             model = AutoModel.from_pretrained(self.model_dir).to(device)
             self._loaded = (os.getpid(), FastWavTokenizer(model))
         return self._loaded[1]
@@ -181,7 +213,8 @@ class DatasetTokenizer:
         frame_rate = target / fast.hop_length
         return {"audio_codes": codes, "num_frames": [len(c) for c in codes],
                 "frame_rate": [frame_rate] * len(codes),
-                "audio_seconds": [w.numel() / target for w in waveforms]}
+                "audio_seconds": [w.numel() / target for w in waveforms],
+                "codec_fingerprint": [self.identity["codebook_fingerprint"]] * len(codes)}
 
 
 # --- the sharded, resumable job --------------------------------------------------------------------------------
@@ -227,23 +260,25 @@ def shard_plan(ids: list[str], items: range, rows_per_part: int, num_shards: int
     """What a shard is made of: a rerun must find the same plan, or its finished parts would not fit."""
     digest = hashlib.sha256("\n".join(ids[i] for i in items).encode()).hexdigest()
     return {"num_shards": num_shards, "shard_index": shard_index, "items": len(items), "rows_per_part": rows_per_part,
-            "input_fingerprint": digest, "model": str(Path(model_dir).resolve())}
+            "input_fingerprint": digest, "model": str(Path(model_dir).resolve()), **model_identity(model_dir)}
 
 
-def codes_table(rows: dict[str, list], wide: bool | None = None):
+def codes_table(rows: dict[str, list], wide: bool | None = None, identity: dict[str, str] | None = None):
     """A parquet table of one part; the codes column is int32 for codebooks above 32,768 entries (`wide`; by
-    default read off the codes' dtype), int16 otherwise, so every part of a shard has one schema."""
+    default read off the codes' dtype), int16 otherwise, so every part of a shard has one schema. `identity`
+    (`model_identity`) goes into the schema's metadata, where loaders read which codebook the codes are of."""
     import pyarrow as pa
 
     if wide is None:
         wide = any(np.asarray(c).dtype.itemsize > 2 for c in rows["audio_codes"])
+    metadata = {f"wavtokenizer_{k}".encode(): v.encode() for k, v in (identity or {}).items()} or None
     return pa.table({
         "id": pa.array(rows["id"], pa.string()),
         "audio_codes": pa.array([np.asarray(c).tolist() for c in rows["audio_codes"]],
                                 pa.list_(pa.int32() if wide else pa.int16())),
         "num_frames": pa.array(rows["num_frames"], pa.int32()),
         "frame_rate": pa.array(rows["frame_rate"], pa.float32()),
-    })
+    }, metadata=metadata)
 
 
 def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_dir: str | os.PathLike,
@@ -277,6 +312,8 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
     import pyarrow.parquet as pq
 
     tokenizer = DatasetTokenizer(model_dir)
+    if tokenizer.identity["model_sha256"] != plan["model_sha256"]:
+        raise WavTokenizerError(f"the model in {model_dir} changed while this shard was planned; rerun")
     rows_per_part = plan["rows_per_part"]
     parts = [items[i:i + rows_per_part] for i in range(0, len(items), rows_per_part)]
     done = skipped_parts = 0
@@ -315,7 +352,7 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
         with atomic_path(skipped_file, overwrite=True) as tmp:
             tmp.write_text(json.dumps([s for s in skipped if s["id"] in {ids[i] for i in part}]))
         with atomic_path(path) as tmp:
-            pq.write_table(codes_table(rows, wide=tokenizer.codebook_size > 2**15), tmp)
+            pq.write_table(codes_table(rows, wide=tokenizer.codebook_size > 2**15, identity=tokenizer.identity), tmp)
         done += 1
     progress.close()
     all_skipped = []
@@ -331,12 +368,22 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
             "audio_seconds": round(audio_seconds, 2), "seconds": round(time.perf_counter() - start, 2)}
 
 
+def part_identity(path: str | os.PathLike) -> dict[str, str]:
+    """The model identity a parquet part carries in its schema metadata ({} for parts written without it)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    prefix = b"wavtokenizer_"
+    return {k[len(prefix):].decode(): v.decode() for k, v in metadata.items() if k.startswith(prefix)}
+
+
 def check_output(out_dir: str | os.PathLike, num_shards: int) -> dict:
-    """Verify that every shard is present and complete (all parts written, row counts as planned)."""
+    """Verify that every shard is present and complete (all parts written, row counts as planned) and that every
+    part of every shard was made by one model (its identity in `_COMPLETE.json` and in each part's metadata)."""
     import pyarrow.parquet as pq
 
     out_dir = Path(out_dir)
-    problems, rows = [], 0
+    problems, rows, models = [], 0, set()
     for index in range(num_shards):
         directory = shard_dir(out_dir, num_shards, index)
         marker = directory / COMPLETE
@@ -351,5 +398,12 @@ def check_output(out_dir: str | os.PathLike, num_shards: int) -> dict:
         expected = manifest.get("rows", manifest["items"])
         if count != expected:
             problems.append(f"shard {index}: {count} rows, expected {expected}")
+        models.add(manifest.get("model_sha256"))
+        for f in files:
+            if part_identity(f).get("model_sha256") != manifest.get("model_sha256"):
+                problems.append(f"shard {index}: {f.name} was made by another model than the shard's "
+                                f"({part_identity(f).get('model_sha256', 'none recorded')})")
         rows += count
+    if len(models) > 1:
+        problems.append(f"the shards were made by {len(models)} different models")
     return {"ok": not problems, "rows": rows, "problems": problems}
