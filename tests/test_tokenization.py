@@ -267,3 +267,43 @@ def test_the_lm_loaders_refuse_codes_of_another_codebook_or_of_several(small_cor
                 sorted((tmp_path / "mixed").rglob("part-*.parquet"))[0])
     with pytest.raises(WavTokenizerError, match="codes of 2 different codebooks"):
         load_tokenized(tmp_path / "mixed")
+
+
+def test_any_channel_count_is_mixed_down_over_channels_never_over_time(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from wavtokenizer_hf.tokenization import decode_audio_value
+
+    t = np.arange(4800) / 24000
+    channels = np.stack([np.sin(2 * np.pi * (100 + 10 * c) * t) * 0.01 * (c + 1) for c in range(20)], axis=1)
+    sf.write(tmp_path / "twenty.wav", channels, 24000, subtype="FLOAT")
+    expected = channels.mean(axis=1)
+    for value in (str(tmp_path / "twenty.wav"), {"path": str(tmp_path / "twenty.wav"), "bytes": None},
+                  {"bytes": (tmp_path / "twenty.wav").read_bytes(), "path": None}):
+        data, rate = decode_audio_value(value)
+        assert rate == 24000 and data.shape == (4800,) and np.allclose(data, expected, atol=1e-6)
+    sf.write(tmp_path / "short.wav", channels[:12], 24000, subtype="FLOAT")  # more channels than frames: a file says
+    data, _ = decode_audio_value(str(tmp_path / "short.wav"))
+    assert data.shape == (12,) and np.allclose(data, expected[:12], atol=1e-6)
+    for array in (channels, channels.T):  # (samples, channels) or (channels, samples)
+        data, _ = decode_audio_value({"array": array.astype(np.float32), "sampling_rate": 24000})
+        assert data.shape == (4800,) and np.allclose(data, expected, atol=1e-6)
+
+
+def test_a_file_that_fails_with_any_error_is_recorded_and_the_directory_run_goes_on(tmp_path):
+    from conftest import write_tone
+    from wavtokenizer_hf.file_jobs import run_job
+
+    for name in ("a", "b", "c"):
+        write_tone(tmp_path / "in" / f"{name}.wav")
+
+    def job(source, target):
+        if source.stem == "b":
+            raise MemoryError("cannot allocate 5.7 GB")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("ok")
+
+    summary = run_job(job, tmp_path / "in", tmp_path / "out", lambda p: p.suffix == ".wav", "", ".txt", False, "x")
+    assert [p.name for p in summary.done] == ["a.txt", "c.txt"]
+    assert [(p.name, why) for p, why in summary.failed] == [("b.wav", "MemoryError: cannot allocate 5.7 GB")]

@@ -49,8 +49,9 @@ def run_job(
 ) -> JobSummary:
     """Apply `job(input, output)` to one file, or to every accepted file under a directory (recursively).
 
-    A single file's error is raised; in directory mode each failing file is skipped with its reason, and existing
-    outputs are kept (so an interrupted run can simply be started again).
+    A single file's error is raised; in directory mode each failing file is skipped with its reason (any exception
+    but an interrupt: a file that exhausts memory fails alone), and existing outputs are kept (so an interrupted run
+    can simply be started again).
     """
     summary = JobSummary()
     if not input_path.exists():
@@ -86,6 +87,8 @@ def run_job(
             job(path, target)
         except WavTokenizerError as err:
             summary.failed.append((path, str(err)))
+        except Exception as err:  # noqa: BLE001 - memory, a CUDA error, a malformed file: this file fails, not the run
+            summary.failed.append((path, f"{type(err).__name__}: {str(err).strip() or 'no message'}"))
         else:
             summary.done.append(target)
     return summary

@@ -48,16 +48,21 @@ def decode_audio_value(value: Any, sampling_rate: int | None = None) -> tuple[np
     elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
         source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
         data, rate = sf.read(source, dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), rate  # (frames, channels), any count
     elif isinstance(value, (str, os.PathLike)):
         data, rate = sf.read(value, dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), rate
     elif isinstance(value, (list, np.ndarray, torch.Tensor)):
         if sampling_rate is None:
             raise WavTokenizerError("a column of raw arrays needs sampling_rate=... (or a 'sampling_rate' column)")
         data, rate = _float_samples(value), int(sampling_rate)
     else:
         raise WavTokenizerError(f"cannot read audio from a value of type {type(value).__name__}")
-    if data.ndim == 2:
-        data = data.mean(axis=1) if data.shape[1] <= 16 else data.mean(axis=0)
+    if data.ndim == 2:  # an array as given: (channels, samples) or (samples, channels), channels the shorter axis
+        data = data.mean(axis=0) if data.shape[0] <= data.shape[1] else data.mean(axis=1)
+    elif data.ndim != 1:
+        raise WavTokenizerError(f"audio array of shape {data.shape}: pass (samples,), (channels, samples) or "
+                                "(samples, channels)")
     return np.ascontiguousarray(data, dtype=np.float32), rate
 
 
