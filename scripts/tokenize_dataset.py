@@ -23,6 +23,7 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", type=Path, default=Path("wavtokenizer"))
     parser.add_argument("--split", default="train", help="split of a saved DatasetDict")
+    parser.add_argument("--audio-column", default="audio", help="the audio column of a saved dataset")
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--shard-index", type=int, default=0)
     parser.add_argument("--rows-per-part", type=int, default=256)
@@ -36,7 +37,7 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0 if report["ok"] else 1
     summary = tokenize_shard(args.input, args.out, args.model, args.num_shards, args.shard_index,
-                             args.rows_per_part, args.split, args.batch_size, args.skip_errors)
+                             args.rows_per_part, args.split, args.batch_size, args.skip_errors, args.audio_column)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -308,3 +308,17 @@ def test_a_file_that_fails_with_any_error_is_recorded_and_the_directory_run_goes
     summary = run_job(job, tmp_path / "in", tmp_path / "out", lambda p: p.suffix == ".wav", "", ".txt", False, "x")
     assert [p.name for p in summary.done] == ["a.txt", "c.txt"]
     assert [(p.name, why) for p, why in summary.failed] == [("b.wav", "MemoryError: cannot allocate 5.7 GB")]
+
+
+def test_a_saved_dataset_s_audio_column_can_be_named(converted_dir, tmp_path):
+    import numpy as np
+    from datasets import Dataset
+
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    speech = [{"array": 0.1 * np.sin(np.arange(9600) / 9), "sampling_rate": 24000}]
+    Dataset.from_dict({"id": ["a"], "speech": speech}).save_to_disk(tmp_path / "data")
+    with pytest.raises(WavTokenizerError, match="has no column 'audio'.*--audio-column"):
+        tokenize_shard(tmp_path / "data", tmp_path / "out", converted_dir)
+    tokenize_shard(tmp_path / "data", tmp_path / "out", converted_dir, audio_column="speech")
+    assert check_output(tmp_path / "out", 1)["rows"] == 1

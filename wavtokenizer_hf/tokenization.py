@@ -224,8 +224,10 @@ class DatasetTokenizer:
 
 # --- the sharded, resumable job --------------------------------------------------------------------------------
 
-def list_inputs(source: str | os.PathLike, split: str = "train") -> tuple[list[str], list[Any]]:
-    """(ids, audio values) of an audio folder, a saved dataset (one split) or a JSONL manifest, in a fixed order."""
+def list_inputs(source: str | os.PathLike, split: str = "train",
+                audio_column: str = "audio") -> tuple[list[str], list[Any]]:
+    """(ids, audio values) of an audio folder, a saved dataset (one split; audio in `audio_column`) or a JSONL
+    manifest, in a fixed order."""
     source = Path(source)
     if not source.exists():
         raise WavTokenizerError(f"input not found: {source}")
@@ -233,10 +235,13 @@ def list_inputs(source: str | os.PathLike, split: str = "train") -> tuple[list[s
         from datasets import Audio
 
         dataset = load_split(source, split)
-        if isinstance(dataset.features.get("audio"), Audio):
-            dataset = dataset.cast_column("audio", Audio(decode=False))
+        if audio_column not in dataset.column_names:
+            raise WavTokenizerError(f"{source} has no column {audio_column!r} (columns: {dataset.column_names}); "
+                                    "name the audio column with --audio-column")
+        if isinstance(dataset.features.get(audio_column), Audio):
+            dataset = dataset.cast_column(audio_column, Audio(decode=False))
         ids = dataset["id"] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]
-        return list(ids), dataset["audio"]
+        return list(ids), dataset[audio_column]
     if source.suffix == ".jsonl":
         entries = manifest_entries(source)
         return [id_ for id_, _ in entries], [str(audio) for _, audio in entries]
@@ -288,13 +293,13 @@ def codes_table(rows: dict[str, list], wide: bool | None = None, identity: dict[
 
 def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_dir: str | os.PathLike,
                    num_shards: int = 1, shard_index: int = 0, rows_per_part: int = 256, split: str = "train",
-                   batch_size: int = 32, skip_errors: bool = False) -> dict:
+                   batch_size: int = 32, skip_errors: bool = False, audio_column: str = "audio") -> dict:
     """Tokenize one shard into parquet parts; parts already written (atomically) are skipped on a rerun, which must
     see the same input ids, `rows_per_part` and model (else a clear error). A second process on the same shard is
     refused while the first runs. With `skip_errors`, unreadable or invalid audio is skipped and listed in
     `_COMPLETE.json` (`skipped`: id and reason) instead of stopping the shard."""
     out_dir = Path(out_dir)
-    ids, values = list_inputs(source, split)
+    ids, values = list_inputs(source, split, audio_column)
     items = shard_range(len(ids), num_shards, shard_index)
     directory = shard_dir(out_dir, num_shards, shard_index)
     with OutputLock(directory, "tokenizer for this shard"):
