@@ -1,6 +1,7 @@
 """A model card's comparison table from one evaluation of two codecs (`evaluate_codec.py --codec A --codec B`):
 each headline metric for both, the rates with their ratio to the originals' (capped to capped) and the recogniser's
-spread, and B minus A with its paired 95% interval (over speakers, then utterances, where speakers repeat).
+spread, and B minus A with its paired 95% interval (over speakers, then utterances, where speakers repeat); then the
+headline metrics by speaker (or `--by source`).
 
   python benchmarks/card_table.py docs/evaluations/default_codec/test --reference previous_codec \
       --codec default_codec
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.evaluation.paired import PERCENT_POINTS, paired_differences, resampling_unit
+from wavtokenizer_hf.evaluation.report import speaker_table
 
 ROWS = [  # (summary key, label, format, paired key or None)
     ("stoi", "STOI", "{:.3f}", "stoi"),
@@ -50,7 +52,7 @@ def cell(summary: dict, key: str, fmt: str) -> str:
     return fmt.format(value)
 
 
-def card_table(results: dict, reference: str, codec: str) -> str:
+def card_table(results: dict, reference: str, codec: str, by: str = "speaker") -> str:
     for name in (reference, codec):
         if name not in results["codecs"]:
             raise WavTokenizerError(f"no codec '{name}' in this evaluation ({', '.join(results['codecs'])})")
@@ -73,7 +75,8 @@ def card_table(results: dict, reference: str, codec: str) -> str:
             d, lo, hi = (entry[k] * scale for k in ("difference", "low", "high"))
             difference = f"{f.format(d)} [{f.format(lo)}, {f.format(hi)}]"
         lines.append(f"| {label} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {difference} |")
-    return "\n".join(lines) + "\n"
+    groups = speaker_table(two, by)
+    return "\n".join(lines) + "\n" + ("\n" + groups if groups else "")
 
 
 def main() -> int:
@@ -81,11 +84,12 @@ def main() -> int:
     parser.add_argument("evaluation", type=Path, help="an evaluation's --out folder (or its evaluation.json)")
     parser.add_argument("--reference", required=True, help="the codec compared against (first column)")
     parser.add_argument("--codec", required=True)
+    parser.add_argument("--by", choices=["speaker", "source"], default="speaker", help="the breakdown's groups")
     args = parser.parse_args()
     path = args.evaluation / "evaluation.json" if args.evaluation.is_dir() else args.evaluation
     if not path.is_file():
         raise WavTokenizerError(f"{args.evaluation}: no evaluation.json")
-    print(card_table(json.loads(path.read_text()), args.reference, args.codec))
+    print(card_table(json.loads(path.read_text()), args.reference, args.codec, args.by))
     return 0
 
 

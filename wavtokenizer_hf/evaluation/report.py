@@ -74,21 +74,23 @@ def header(results: dict) -> str:
     return "\n".join(lines)
 
 
-def speaker_table(results: dict) -> str:
-    """Per speaker (or source), a few headline metrics for each codec; empty where every row is its own group."""
+def speaker_table(results: dict, by: str = "speaker") -> str:
+    """Per speaker (`by="source"`: per source), a few headline metrics for each codec; empty where there are fewer
+    than two groups."""
     names = [n for n in results["codecs"] if n != "identity"]
     if not names:
         return ""
+    other = "source" if by == "speaker" else "speaker"
     groups: dict[str, list[str]] = {}
     for uid, group in (results.get("groups") or {}).items():
-        groups.setdefault(group.get("speaker") or group.get("source") or "(none)", []).append(uid)
+        groups.setdefault(group.get(by) or group.get(other) or "(none)", []).append(uid)
     if len(groups) < 2:
         return ""
     from .runner import _mean, _pooled
 
     head = [f"{label}: {name}" for name in names for _, label, _ in BY_SPEAKER]
-    lines = ["By speaker (or source where there is no speaker):", "",
-             "| speaker | utterances | " + " | ".join(head) + " |", "| --- | --- |" + " --- |" * len(head)]
+    lines = [f"By {by} (or {other} where there is no {by}):", "",
+             f"| {by} | utterances | " + " | ".join(head) + " |", "| --- | --- |" + " --- |" * len(head)]
     for group in sorted(groups, key=lambda g: (-len(groups[g]), g)):
         members = set(groups[group])
         cells = []
