@@ -322,3 +322,25 @@ def test_a_saved_dataset_s_audio_column_can_be_named(converted_dir, tmp_path):
         tokenize_shard(tmp_path / "data", tmp_path / "out", converted_dir)
     tokenize_shard(tmp_path / "data", tmp_path / "out", converted_dir, audio_column="speech")
     assert check_output(tmp_path / "out", 1)["rows"] == 1
+
+
+def test_a_map_can_record_a_bad_row_s_error_instead_of_stopping(converted_dir):
+    import numpy as np
+    from datasets import Dataset
+
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    good = 0.1 * np.sin(np.arange(9600) / 9)
+    rows = Dataset.from_dict({"audio": [{"array": good, "sampling_rate": 24000},
+                                        {"array": np.full(4800, np.nan), "sampling_rate": 24000},
+                                        {"array": good[:4800], "sampling_rate": 24000}]})
+    with pytest.raises(WavTokenizerError, match="NaN"):
+        rows.map(DatasetTokenizer(converted_dir), batched=True)
+    mapped = rows.map(DatasetTokenizer(converted_dir, on_error="record"), batched=True)
+    assert mapped["error"][0] is None and mapped["error"][2] is None and "NaN or Inf" in mapped["error"][1]
+    assert mapped["num_frames"][1] == 0 and mapped["audio_codes"][1] == []
+    codec = Codec.from_pretrained(converted_dir)
+    assert mapped["audio_codes"][2] == codec.encode(good[:4800].astype(np.float32), 24000).audio_codes[0].tolist()
+    with pytest.raises(WavTokenizerError, match="on_error='skip'"):
+        DatasetTokenizer(converted_dir, on_error="skip")

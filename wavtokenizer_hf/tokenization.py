@@ -104,9 +104,15 @@ class DatasetTokenizer:
     carries the codebook fingerprint (`codec_fingerprint`) that loaders check."""
 
     def __init__(self, model_dir: str | os.PathLike, audio_column: str = "audio", sampling_rate: int | None = None,
-                 max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32"):
+                 max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32",
+                 on_error: str = "raise"):
+        """`on_error`: "raise" stops the map at a bad row; "record" gives that row empty codes and its reason in an
+        `error` column (None for good rows), so a multi-hour map is not lost to one file."""
         from .inference import PRECISIONS
 
+        if on_error not in ("raise", "record"):
+            raise WavTokenizerError(f"on_error={on_error!r}; accepted: 'raise', 'record'")
+        self.on_error = on_error
         if precision not in PRECISIONS:
             raise WavTokenizerError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)} (fp32 is exact; "
                                     "see BENCHMARKS.md for the others' code agreement)")
@@ -212,14 +218,31 @@ class DatasetTokenizer:
         target = fast.config.sampling_rate
         rates = batch.get("sampling_rate") or [self.sampling_rate] * len(batch[self.audio_column])
         ids = batch.get("id") or [f"row {i} of the batch" for i in range(len(rates))]
-        waveforms = [self.waveform(value, rate, str(what)) for value, rate, what in
-                     zip(batch[self.audio_column], rates, ids)]
-        codes = self.encode_waveforms(waveforms, rank)
+        waveforms: list[torch.Tensor | None] = []
+        errors: list[str | None] = []
+        for value, rate, what in zip(batch[self.audio_column], rates, ids):
+            try:
+                waveforms.append(self.waveform(value, rate, str(what)))
+                errors.append(None)
+            except WavTokenizerError as err:
+                if self.on_error == "raise":
+                    raise
+                waveforms.append(None)
+                errors.append(str(err))
+        good = [i for i, w in enumerate(waveforms) if w is not None]
+        encoded = self.encode_waveforms([waveforms[i] for i in good], rank) if good else []
+        empty = np.zeros(0, dtype=np.int16 if fast.config.codebook_size <= 2**15 else np.int32)
+        codes = [empty] * len(waveforms)
+        for i, c in zip(good, encoded):
+            codes[i] = c
         frame_rate = target / fast.hop_length
-        return {"audio_codes": codes, "num_frames": [len(c) for c in codes],
-                "frame_rate": [frame_rate] * len(codes),
-                "audio_seconds": [w.numel() / target for w in waveforms],
-                "codec_fingerprint": [self.identity["codebook_fingerprint"]] * len(codes)}
+        out = {"audio_codes": codes, "num_frames": [len(c) for c in codes],
+               "frame_rate": [frame_rate] * len(codes),
+               "audio_seconds": [w.numel() / target if w is not None else 0.0 for w in waveforms],
+               "codec_fingerprint": [self.identity["codebook_fingerprint"]] * len(codes)}
+        if self.on_error == "record":
+            out["error"] = errors
+        return out
 
 
 # --- the sharded, resumable job --------------------------------------------------------------------------------
