@@ -119,7 +119,7 @@ def test_the_map_fingerprint_depends_on_model_and_options_not_on_the_process(con
               f"print(Hasher.hash(DatasetTokenizer({str(converted_dir)!r})))")
     there = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
     assert here == there
-    assert Hasher.hash(DatasetTokenizer(converted_dir, precision="bf16")) != here
+    assert Hasher.hash(DatasetTokenizer(converted_dir, precision="bf16", long_audio="fp32")) != here
 
 
 def test_codes_of_large_codebooks_get_an_int32_column():
@@ -344,3 +344,19 @@ def test_a_map_can_record_a_bad_row_s_error_instead_of_stopping(converted_dir):
     assert mapped["audio_codes"][2] == codec.encode(good[:4800].astype(np.float32), 24000).audio_codes[0].tolist()
     with pytest.raises(WavTokenizerError, match="on_error='skip'"):
         DatasetTokenizer(converted_dir, on_error="skip")
+
+
+def test_a_low_precision_map_asks_at_construction_what_to_do_with_items_over_60_s(converted_dir):
+    import numpy as np
+
+    from wavtokenizer_hf.errors import WavTokenizerError
+    from wavtokenizer_hf.long_audio import StreamingEncoder
+
+    with pytest.raises(WavTokenizerError, match="long_audio='fp32'.*or long_audio='error'"):
+        DatasetTokenizer(converted_dir, precision="bf16")
+    long = torch.from_numpy(0.1 * np.sin(np.arange(24000 * 61) / 9).astype(np.float32))
+    with pytest.raises(WavTokenizerError, match="is for shorter items"):
+        DatasetTokenizer(converted_dir, precision="bf16", long_audio="error").encode_waveforms([long])
+    tokenizer = DatasetTokenizer(converted_dir, precision="bf16", long_audio="fp32")
+    (codes,) = tokenizer.encode_waveforms([long])
+    assert codes.tolist() == StreamingEncoder(tokenizer._fast(None)).encode(long).tolist()  # exact fp32

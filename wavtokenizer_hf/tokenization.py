@@ -105,10 +105,13 @@ class DatasetTokenizer:
 
     def __init__(self, model_dir: str | os.PathLike, audio_column: str = "audio", sampling_rate: int | None = None,
                  max_batch_samples: int = 24000 * 600, device: str | None = None, precision: str = "fp32",
-                 on_error: str = "raise"):
+                 on_error: str = "raise", long_audio: str | None = None):
         """`on_error`: "raise" stops the map at a bad row; "record" gives that row empty codes and its reason in an
-        `error` column (None for good rows), so a multi-hour map is not lost to one file."""
+        `error` column (None for good rows), so a multi-hour map is not lost to one file. `long_audio`, needed with
+        a precision other than fp32 (which applies to items up to 60 s only): "fp32" encodes longer items exactly in
+        fp32 chunks, "error" stops at the first one; asked here rather than hours into a map."""
         from .inference import PRECISIONS
+        from .long_audio import STREAMING_THRESHOLD_SECONDS
 
         if on_error not in ("raise", "record"):
             raise WavTokenizerError(f"on_error={on_error!r}; accepted: 'raise', 'record'")
@@ -116,6 +119,13 @@ class DatasetTokenizer:
         if precision not in PRECISIONS:
             raise WavTokenizerError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)} (fp32 is exact; "
                                     "see BENCHMARKS.md for the others' code agreement)")
+        if long_audio not in (None, "fp32", "error"):
+            raise WavTokenizerError(f"long_audio={long_audio!r}; accepted: 'fp32', 'error'")
+        if precision != "fp32" and long_audio is None:
+            raise WavTokenizerError(
+                f"precision {precision!r} applies to items up to {STREAMING_THRESHOLD_SECONDS:g} s; say what to do "
+                "with longer ones: long_audio='fp32' (encode them exactly in fp32 chunks) or long_audio='error'")
+        self.long_audio = long_audio
         self.precision = precision
         self.model_dir = str(Path(model_dir).resolve())
         self.identity = model_identity(self.model_dir)
@@ -175,9 +185,9 @@ class DatasetTokenizer:
         dtype = np.int16 if fast.config.codebook_size <= 2**15 else np.int32
         out: list[np.ndarray | None] = [None] * len(waveforms)
         long_ones = {i for i, w in enumerate(waveforms) if w.numel() > STREAMING_THRESHOLD_SECONDS * fast.config.sampling_rate}
-        if long_ones and self.precision != "fp32":
+        if long_ones and self.precision != "fp32" and self.long_audio == "error":
             raise WavTokenizerError(f"audio longer than {STREAMING_THRESHOLD_SECONDS:g} s is encoded exactly in fp32 "
-                                    f"chunks; precision {self.precision!r} is for shorter items")
+                                    f"chunks; precision {self.precision!r} is for shorter items (long_audio='error')")
         for i in long_ones:  # chunk by chunk, LSTM state carried: the whole-file codes in bounded memory
             out[i] = StreamingEncoder(fast).encode(waveforms[i]).numpy().astype(dtype)
         order = sorted((i for i in range(len(waveforms)) if i not in long_ones), key=lambda i: waveforms[i].numel())
