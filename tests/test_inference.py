@@ -209,7 +209,8 @@ def test_long_inputs_take_the_streaming_path_from_codec_and_datasets(trained, mo
 # --- long audio: exact decode in memory linear in the length -------------------------------------------------------
 
 @pytest.mark.parametrize("chunk_frames", [37, 400])
-def test_long_decode_is_within_1e_4_of_the_stock_decode(trained, speech, chunk_frames):
+def test_long_decode_is_within_float_rounding_of_the_stock_decode(trained, speech, chunk_frames):
+    """Measured 4.5e-7 with the ConvNeXt context right and 4.4e-5 with it one frame short: the bound sits between."""
     from wavtokenizer_hf.long_audio import decode_long
 
     model, fast = trained
@@ -217,7 +218,7 @@ def test_long_decode_is_within_1e_4_of_the_stock_decode(trained, speech, chunk_f
     with torch.no_grad():
         stock = model.decode(codes[None, None]).audio_values[0, 0]
     audio = decode_long(fast, codes, chunk_frames=chunk_frames)
-    assert audio.shape == stock.shape and float((audio - stock).abs().max()) < 1e-4
+    assert audio.shape == stock.shape and float((audio - stock).abs().max()) < 2e-6
 
 
 def test_long_decode_never_builds_a_frames_by_frames_attention_matrix(tmp_path):
