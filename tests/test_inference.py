@@ -320,3 +320,21 @@ def test_a_layer_the_exact_path_does_not_know_is_refused_not_guessed(models):
     decoder_changed.backbone.pos_net.append(nn.LayerNorm(4))  # formerly treated as a GroupNorm
     with pytest.raises(ValueError, match="unexpected decoder layer LayerNorm"):
         FastWavTokenizer(decoder_changed)
+
+
+def test_the_long_paths_keep_each_channel_and_the_decode_precision(monkeypatch):
+    """Above the streaming threshold, `Codec` encodes each channel of a multichannel file on its own and decodes with
+    the precision asked for (threshold lowered to 2 s here)."""
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.default_codec import default_codec_dir
+    from wavtokenizer_hf.long_audio import decode_long
+
+    codec = Codec.from_pretrained(default_codec_dir())
+    stereo = torch.stack([sustained_chord(3.0), 0.5 * torch.flip(sustained_chord(3.0), [0])])
+    short = {ch: codec.encode(stereo[ch], 24000).audio_codes[0] for ch in (0, 1)}
+    monkeypatch.setattr("wavtokenizer_hf.codec.STREAMING_THRESHOLD_SECONDS", 2.0)
+    both = codec.encode(stereo, 24000, keep_channels=True).audio_codes
+    assert torch.equal(both[0], short[0]) and torch.equal(both[1], short[1]) and not torch.equal(both[0], both[1])
+    low = codec.decode(both[:1], precision="bf16")[0]
+    assert torch.equal(low, decode_long(codec.fast, both[0], precision="bf16"))
+    assert not torch.equal(low, codec.decode(both[:1])[0])
