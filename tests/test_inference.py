@@ -338,3 +338,44 @@ def test_the_long_paths_keep_each_channel_and_the_decode_precision(monkeypatch):
     low = codec.decode(both[:1], precision="bf16")[0]
     assert torch.equal(low, decode_long(codec.fast, both[0], precision="bf16"))
     assert not torch.equal(low, codec.decode(both[:1])[0])
+
+
+def test_the_exact_paths_run_without_tf32_and_restore_the_flags(monkeypatch):
+    """On Ampere and later GPUs cuDNN runs fp32 convolutions in TF32 by default: the exact encode, the streaming
+    encode and the exact decodes switch it off while they run (checked through the flags that every convolution
+    sees, on any device), and a bf16 encode leaves them as they were."""
+    import torch.nn.functional as F
+
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.default_codec import default_codec_dir
+    from wavtokenizer_hf.long_audio import StreamingEncoder, decode_long
+
+    codec = Codec.from_pretrained(default_codec_dir())
+    seen: list[tuple[bool, bool]] = []
+    real_conv1d = F.conv1d
+
+    def conv1d(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return real_conv1d(*args, **kwargs)
+
+    monkeypatch.setattr(F, "conv1d", conv1d)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        wave = sustained_chord(1.0)
+        runs = {
+            "encode": lambda: codec.fast.encode(wave[None]),
+            "streaming encode": lambda: StreamingEncoder(codec.fast, chunk_seconds=0.2).encode(torch.cat([wave] * 3)),
+            "decode": lambda: codec.fast.decode(codec.fast.encode(wave[None])[0]),
+            "long decode": lambda: decode_long(codec.fast, codec.fast.encode(wave[None])[0][0], chunk_frames=20),
+        }
+        for name, run in runs.items():
+            seen.clear()
+            run()
+            assert seen and all(flags == (False, False) for flags in seen), name
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32, name  # restored
+        seen.clear()
+        codec.fast.encode(wave[None], precision="bf16")
+        assert seen and all(flags == (True, True) for flags in seen)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

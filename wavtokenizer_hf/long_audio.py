@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .inference import FastWavTokenizer, decode_autocast
+from .inference.exact import without_tf32
 from .inference.decoder import pos_net, window_envelope
 from .inference.encoder_plan import Conv, Elu, Lstm
 
@@ -40,6 +41,10 @@ class StreamingEncoder:
 
     @torch.inference_mode()
     def encode(self, waveform: torch.Tensor) -> torch.Tensor:
+        with without_tf32():
+            return self._encode(waveform)
+
+    def _encode(self, waveform: torch.Tensor) -> torch.Tensor:
         fast = self.fast
         waveform = waveform.to(fast.device, torch.float32)
         total = fast.conv_frame_count(waveform.shape[-1])

@@ -20,16 +20,20 @@ from transformers.models.wavtokenizer.modeling_wavtokenizer import (
     WavTokenizerVocosResnetBlock,
 )
 
+from .exact import without_tf32
+
 DECODE_PRECISIONS = ("fp32", "bf16")
 
 
 def decode_autocast(device: torch.device, precision: str):
-    """The context a decode runs in: nothing for "fp32" (exact), bf16 autocast of the decoder's convolutions, linears
-    and attention for "bf16" (normalisation statistics, the head's exponent and the iSTFT stay fp32). Speed and quality
-    against fp32: `benchmarks/bench_decode_precision.py`."""
+    """The context a decode runs in: fp32 without TF32 for "fp32" (exact), bf16 autocast of the decoder's
+    convolutions, linears and attention for "bf16" (normalisation statistics, the head's exponent and the iSTFT stay
+    fp32). Speed and quality against fp32: `benchmarks/bench_decode_precision.py`."""
     if precision not in DECODE_PRECISIONS:
         raise ValueError(f"decode precision {precision!r}; accepted: {', '.join(DECODE_PRECISIONS)}")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    if precision == "fp32":
+        return without_tf32()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

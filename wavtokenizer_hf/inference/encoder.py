@@ -9,6 +9,7 @@ frames are the whole-clip values; the LSTM then runs once over the whole batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -17,6 +18,7 @@ from transformers import WavTokenizerModel
 from ..codebook import nearest_codes, search_terms
 from . import encoder_plan
 from .encoder_plan import Conv, Lstm, Step
+from .exact import without_tf32
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "bf16-all": torch.bfloat16,
               "fp16-all": torch.float16}
@@ -117,7 +119,8 @@ class ExactEncoder:
         if lengths is None:
             lengths = torch.full((audio.shape[0],), audio.shape[-1], dtype=torch.long)
         low = PRECISIONS[precision]
-        with torch.autocast(self.device.type, dtype=low or torch.bfloat16, enabled=low is not None):
+        exact = without_tf32() if low is None else contextlib.nullcontext()
+        with exact, torch.autocast(self.device.type, dtype=low or torch.bfloat16, enabled=low is not None):
             latents, frames = self.encode_latents(audio, lengths)
         flat = latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
         if precision.endswith("-all"):  # the distance arithmetic itself in low precision
