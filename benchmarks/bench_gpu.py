@@ -6,6 +6,8 @@ short still leaves what it measured.
       --long-minutes 0.5 --map-clips 4 --budget-seconds 60               # the same code on a CPU, in seconds
 
 Parts, in this order (a part that the budget does not reach is recorded as skipped):
+0. exactness, always: batched codes equal to one-at-a-time codes, streaming codes equal to a whole-file encode of
+   90 s, and the long decode's distance to the stock decode on 2 minutes of codes, on the device (TF32 off inside).
 1. throughput: stock `WavTokenizerModel` against this package (`FastWavTokenizer`), same weights, for each clip
    length and batch size: codes identical?, encode and decode x real time (stock and ours called in turn within each
    repeat), our bf16 decode, peak GPU memory of each call. Summary: each side's best batch on encode.
@@ -157,6 +159,32 @@ def throughput(model: WavTokenizerModel, fast: FastWavTokenizer, args, budget: B
                 "codes_identical_in_every_row": all(r["codes_identical"] == 1.0 for r in same)})
 
 
+def exactness(model: WavTokenizerModel, fast: FastWavTokenizer, args, results: Results) -> None:
+    """Run first, whatever the budget: on this device, do the exact paths give the codes and audio they promise?
+    Batched against one at a time, streaming against whole-file, the long decode against the stock decode."""
+    import soundfile as sf
+
+    from wavtokenizer_hf.audio_io import resample
+
+    wave, rate = sf.read(SPEECH, dtype="float32")
+    speech = resample(torch.from_numpy(wave)[None], rate, RATE)[0]
+    clips = [alternating(speech, seconds)[: int(seconds * RATE)] for seconds in (3.1, 7.0, 11.3, 20.0)]
+    with torch.inference_mode():
+        batched = fast.encode_list([c.to(args.device) for c in clips])
+        alone = [fast.encode(c[None].to(args.device))[0][0].cpu() for c in clips]
+        long = alternating(speech, 90.0)
+        streamed = StreamingEncoder(fast, chunk_seconds=10.0).encode(long)
+        whole = fast.encode(long[None].to(args.device))[0][0].cpu()
+        codes = whole[: 120 * round(fast.config.sampling_rate / fast.hop_length)]
+        ours = decode_long(fast, codes.to(args.device), chunk_frames=500).cpu()
+        stock = model.decode(codes[None, None].to(args.device)).audio_values[0, 0].float().cpu()
+    results.add("exactness", "result", {
+        "batched_equal_to_single": all(torch.equal(a.cpu(), b) for a, b in zip(batched, alone)),
+        "streaming_equal_to_whole_90s": bool(torch.equal(streamed.cpu(), whole)),
+        "long_decode_max_abs_diff_to_stock": float((ours[: stock.numel()] - stock).abs().max()),
+        "tf32_flags_outside": [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]})
+
+
 def long_audio(fast: FastWavTokenizer, args, budget: Budget, results: Results) -> None:
     if budget.left() <= 0:
         results.add("long", "status", "skipped: time budget spent")
@@ -248,6 +276,7 @@ def main() -> None:
         "model": str(args.model) if args.model else ("tiny, random" if args.tiny else "full-size 75 tokens/s, random")})
     model = build_model(args)
     fast = FastWavTokenizer(model)
+    exactness(model, fast, args, results)
     throughput(model, fast, args, budget, results)
     long_audio(fast, args, budget, results)
     with tempfile.TemporaryDirectory() as work:  # DatasetTokenizer loads from a directory in each process

@@ -21,6 +21,9 @@ def test_the_gpu_benchmark_script_measures_every_part_on_a_cpu(tmp_path):
                   "--batch-sizes", "1", "2", "--long-minutes", "0.2", "--map-clips", "2", "--repeats", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     parts = json.loads((tmp_path / "bench" / "bench_gpu.json").read_text())["parts"]
+    exact = parts["exactness"]["result"]
+    assert exact["batched_equal_to_single"] and exact["streaming_equal_to_whole_90s"]
+    assert exact["long_decode_max_abs_diff_to_stock"] < 2e-6
     assert parts["throughput"]["best_encode_1s"]["codes_identical_in_every_row"] is True
     assert parts["throughput"]["1s_batch2"]["decode_max_abs_diff"] < 1e-4
     assert parts["long"]["result"]["streaming_equal_to_whole_file_first_10_min"] == 1.0
@@ -33,6 +36,7 @@ def test_the_gpu_benchmark_records_what_its_budget_did_not_reach(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     parts = json.loads((tmp_path / "bench_gpu.json").read_text())["parts"]
     assert parts["throughput"]["1s_batch1"].startswith("skipped: time budget")
+    assert parts["exactness"]["result"]["batched_equal_to_single"] is True  # run whatever the budget
     assert parts["long"]["status"].startswith("skipped") and parts["datasets_map"]["status"].startswith("skipped")
 
 
