@@ -132,3 +132,27 @@ def test_directory_mode_refuses_two_inputs_that_would_write_one_output(converted
     code = main(["encode", str(folder), str(tmp_path / "out"), "--model", str(converted_dir)])
     assert code == 2 and "a.flac, a.wav -> a.codes.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())  # nothing half done
+
+
+def test_an_odd_sampling_rate_resamples_in_bounded_memory_and_common_rates_as_before():
+    import math
+    import subprocess
+    import sys
+
+    import torchaudio.functional as AF
+
+    from wavtokenizer_hf.audio_io import resample
+
+    noise = torch.randn(1, 44100, generator=torch.Generator().manual_seed(0)) * 0.1
+    for rate in (8000, 16000, 22050, 32000, 44100, 48000):  # the sinc path, unchanged
+        assert torch.equal(resample(noise[:, :rate], rate, 24000), AF.resample(noise[:, :rate], rate, 24000))
+    t = torch.arange(12001) / 12001
+    tone = resample(torch.sin(2 * math.pi * 1000 * t)[None], 12001, 24000)[0]
+    expected = torch.sin(2 * math.pi * 1000 * torch.arange(24000) / 24000)
+    assert tone.shape == (24000,) and float((tone - expected)[200:-200].abs().max()) < 2e-3
+    script = ("import resource, torch; from wavtokenizer_hf.audio_io import resample; "
+              "resample(torch.randn(2, 44101) * 0.1, 44101, 24000); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    peak_mb = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                 check=True).stdout.split()[-1])
+    assert peak_mb < 1500  # the sinc kernel alone would be 4.2 GB for 44,101 -> 24,000 Hz

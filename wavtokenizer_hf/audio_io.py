@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +82,34 @@ def as_channels_first(waveform: torch.Tensor | np.ndarray, what: str = "audio") 
     return waveform
 
 
+SINC_KERNEL_LIMIT = 1 << 22  # elements (16 MB): the common rate pairs need at most a few thousand
+
+
+def sinc_kernel_elements(orig_rate: int, new_rate: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> int:
+    """Size of torchaudio's polyphase sinc kernel for a rate pair: (new / gcd) x (orig / gcd + 2 x width). It grows
+    with the reduced ratio: 44,100 -> 24,000 Hz needs 80 x 171 elements, 12,001 -> 24,000 Hz 24,000 x 12,015
+    (1.2 GB, 5.7 GB at its peak for one second of audio)."""
+    g = math.gcd(orig_rate, new_rate)
+    orig, new = orig_rate // g, new_rate // g
+    width = math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))
+    return new * (orig + 2 * width)
+
+
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """Band-limited resampling (torchaudio's sinc interpolation); a no-op at equal rates."""
+    """Band-limited resampling; a no-op at equal rates. torchaudio's sinc interpolation where its kernel is small
+    (every common rate pair, so codes of such audio stay what they were), soxr (very high quality, memory
+    independent of the ratio) for rate pairs whose reduced ratio would need a kernel of gigabytes (12,001 Hz)."""
     if orig_rate <= 0:
         raise WavTokenizerError(f"sampling rate must be positive, got {orig_rate}")
     if orig_rate == new_rate:
         return waveform
-    return AF.resample(waveform, orig_rate, new_rate)
+    if sinc_kernel_elements(orig_rate, new_rate) <= SINC_KERNEL_LIMIT:
+        return AF.resample(waveform, orig_rate, new_rate)
+    import soxr
+
+    flat = waveform.detach().reshape(-1, waveform.shape[-1]).to("cpu", torch.float64).numpy()
+    out = np.stack([soxr.resample(row, orig_rate, new_rate, quality="VHQ") for row in flat])
+    return torch.from_numpy(out).to(waveform.device, waveform.dtype).reshape(*waveform.shape[:-1], -1)
 
 
 def write_audio(path: str | Path, waveform: torch.Tensor, sampling_rate: int, overwrite: bool = False) -> Path:
