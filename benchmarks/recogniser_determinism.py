@@ -65,7 +65,9 @@ def main() -> int:
     args = parser.parse_args()
     one, two = reconstructions(args.data, args.limit, 1), reconstructions(args.data, args.limit, 2)
     isas = ISAS if platform.machine().lower() in ("x86_64", "amd64") else (None,)
-    results: dict = {"utterances": len(one), "cpu": platform.processor() or platform.machine(),
+    from wavtokenizer_hf.evaluation.provenance import cpu
+
+    results: dict = {"utterances": len(one), "cpu": cpu(),
                      "max_abs_difference_1_vs_2_threads": max(float(np.abs(a - b).max()) for a, b in zip(one, two))}
     for compute in COMPUTE:
         texts = {isa or "auto": read(one, compute, isa) for isa in isas}
