@@ -379,3 +379,43 @@ def test_the_exact_paths_run_without_tf32_and_restore_the_flags(monkeypatch):
         assert seen and all(flags == (True, True) for flags in seen)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_a_live_encoder_s_codes_are_the_whole_signal_s_codes_whatever_the_chunks():
+    import numpy as np
+
+    from wavtokenizer_hf.codec import Codec
+    from wavtokenizer_hf.default_codec import default_codec_dir
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    codec = Codec.from_pretrained(default_codec_dir())
+    rng = np.random.default_rng(0)
+    wave = torch.cat([sustained_chord(2.5), torch.zeros(7000), 0.05 * torch.randn(24000 * 2,
+                                                                               generator=torch.Generator().manual_seed(1))])
+    whole = codec.encode(wave, 24000).audio_codes[0]
+    sizes = {"1 ms": [24] * (wave.numel() // 24 + 1), "odd": [4801] * 30,
+             "random": list(rng.integers(1, 9000, size=200)), "all at once": [wave.numel()]}
+    for name, chunks in sizes.items():
+        live, parts, at = codec.stream_encoder(24000), [], 0
+        for size in chunks:
+            parts.append(live.push(wave[at: at + size].numpy() if name == "odd" else wave[at: at + size]))
+            at += size
+            if at >= wave.numel():
+                break
+        codes = torch.cat(parts + [live.flush()])
+        assert torch.equal(codes, whole), name
+        if name == "1 ms":  # codes come out during the stream, not only at its end
+            assert sum(p.numel() for p in parts) >= whole.numel() - live.lookahead_samples // 320 - 2
+    with pytest.raises(WavTokenizerError, match="at least 321"):
+        short = codec.stream_encoder(24000)
+        short.push(wave[:320])
+        short.flush()
+    for n in (321, 1000, 2000, 5000):  # streams shorter than the look-ahead
+        live = codec.stream_encoder(24000)
+        assert torch.equal(torch.cat([live.push(wave[:n]), live.flush()]), codec.encode(wave[:n], 24000).audio_codes[0])
+    with pytest.raises(WavTokenizerError, match="flushed"):
+        live.push(wave[:10])
+    with pytest.raises(WavTokenizerError, match="model's rate"):
+        codec.stream_encoder(16000)
+    with pytest.raises(WavTokenizerError, match="1-D float audio"):
+        codec.stream_encoder(24000).push(torch.zeros(2, 100))

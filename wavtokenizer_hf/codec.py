@@ -19,7 +19,7 @@ from .codes_file import AudioCodes, check_codes
 from .convert import codebook_fingerprint, load_hf_state
 from .errors import WavTokenizerError
 from .inference import DECODE_PRECISIONS, FastWavTokenizer, decode_autocast
-from .long_audio import STREAMING_THRESHOLD_SECONDS, StreamingEncoder, decode_long
+from .long_audio import STREAMING_THRESHOLD_SECONDS, LiveEncoder, StreamingEncoder, decode_long
 
 MIN_FRAMES = 2
 
@@ -123,6 +123,17 @@ class Codec:
             model_name=self.name,
             model_fingerprint=self.fingerprint,
         )
+
+    def stream_encoder(self, sampling_rate: int) -> LiveEncoder:
+        """A live encoder: `push(samples)` -> the codes that became final, `flush()` -> the rest; together the codes
+        `encode` gives the whole signal. Audio at the model's rate (resample upstream: a streaming resampler would not
+        give the offline resampler's samples, so the codes would not be exact)."""
+        if sampling_rate != self.sampling_rate:
+            raise WavTokenizerError(f"the live encoder takes audio at the model's rate ({self.sampling_rate} Hz), got "
+                                    f"{sampling_rate} Hz; resample upstream (e.g. with soxr's ResampleStream)")
+        if self.fast is None:
+            raise WavTokenizerError("the live encoder needs the fast path; this model has none")
+        return LiveEncoder(self.fast)
 
     def check_compatible(self, codes: AudioCodes, allow_other_model: bool = False) -> None:
         """Refuse codes written by a model whose codebook or framing differs from this one."""

@@ -9,9 +9,11 @@ a fixed context does not: an LSTM carries state far longer than a few seconds on
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import WavTokenizerError
 from .inference import FastWavTokenizer, decode_autocast
 from .inference.exact import without_tf32
 from .inference.decoder import pos_net, window_envelope
@@ -71,6 +73,99 @@ class StreamingEncoder:
             keep_from = done - self.left  # the left context the next window needs
             held, held_start = held[:, keep_from - held_start:], keep_from
         return torch.cat(codes)
+
+
+class LiveEncoder:
+    """Codes of audio as it arrives: `push(samples)` returns the codes that became final, `flush()` the rest; the
+    codes of all calls together are the whole-signal codes (`Codec.encode` of the concatenated samples at the model's
+    rate). A frame is final once the audio `halo_frames` past it has arrived (the convolutions' reach) and the last
+    convolution's right context after it: the latency is that look-ahead plus the chunk the caller pushes. Memory
+    holds the look-back of the convolutions only, whatever the stream's length."""
+
+    def __init__(self, fast: FastWavTokenizer):
+        self.core = StreamingEncoder(fast, chunk_seconds=DEFAULT_CHUNK_SECONDS)
+        self.fast = fast
+        self.stride, self.halo = fast.conv_stride, fast.halo_frames
+        self.buffer = torch.zeros(0, device=fast.device)  # samples from `buffer_frame * stride` on
+        self.buffer_frame = 0
+        self.received = 0
+        self.computed = 0  # LSTM input frames done
+        self.emitted = 0  # codes out
+        self.state = None
+        self.held = torch.zeros(self.core.lstm.hidden_size, 0, device=fast.device)
+        self.held_start = 0
+        self.everything: list[torch.Tensor] | None = []  # the whole input while it is short (see flush)
+        self.finished = False
+
+    @property
+    def lookahead_samples(self) -> int:
+        """Samples after a frame's last sample that must arrive before its code is final."""
+        return (self.halo + self.core.right + 1) * self.stride
+
+    @torch.inference_mode()
+    def push(self, samples: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """New codes (possibly none) after these samples (1-D float audio at the model's rate, any length)."""
+        if self.finished:
+            raise WavTokenizerError("this live encoder was flushed; make a new one for another stream")
+        chunk = torch.as_tensor(np.asarray(samples) if not isinstance(samples, torch.Tensor) else samples)
+        if chunk.dim() != 1 or not chunk.is_floating_point():
+            raise WavTokenizerError(f"push takes 1-D float audio at the model's rate, got {chunk.dtype} of shape "
+                                    f"{tuple(chunk.shape)}")
+        if chunk.numel() and not torch.isfinite(chunk).all():
+            raise WavTokenizerError("push: NaN or Inf samples")
+        chunk = chunk.to(self.fast.device, torch.float32)
+        self.buffer = torch.cat([self.buffer, chunk])
+        self.received += chunk.numel()
+        if self.everything is not None:
+            self.everything.append(chunk)
+        with without_tf32():
+            # frames whose convolutions' reach lies inside what has arrived: their values cannot change any more
+            return self._advance(self.received // self.stride - self.halo, final=False)
+
+    @torch.inference_mode()
+    def flush(self) -> torch.Tensor:
+        """The remaining codes, the end of the stream being known."""
+        if self.finished:
+            return torch.zeros(0, dtype=torch.long)
+        self.finished = True
+        if self.received <= self.stride:  # as `Codec.encode` refuses it
+            raise WavTokenizerError(f"the stream ended after {self.received} samples; at least {self.stride + 1} "
+                                    f"(2 frames of {self.stride}) are needed")
+        with without_tf32():
+            total = self.fast.conv_frame_count(self.received)
+            if self.emitted == 0 and total <= self.core.left + self.core.right + 1:
+                whole = torch.cat(self.everything) if self.everything else self.buffer
+                return self.fast.encode(whole[None])[0][0].cpu() if total > 0 else torch.zeros(0, dtype=torch.long)
+            return self._advance(total, final=True)
+
+    def _advance(self, upto: int, final: bool) -> torch.Tensor:
+        core, fast = self.core, self.fast
+        if upto <= self.computed and not final:
+            return torch.zeros(0, dtype=torch.long)
+        if upto > self.computed:
+            local = self.computed - self.buffer_frame
+            seq = fast.conv_frames_of(self.buffer, local, local + upto - self.computed).t()[:, None, :]
+            out, self.state = core.lstm(seq, self.state)
+            self.held = torch.cat([self.held, (out + seq)[:, 0].t()], dim=1)
+            self.computed = upto
+            keep = max(0, self.computed - self.halo)  # the look-back the next frames' convolutions need
+            self.buffer = self.buffer[(keep - self.buffer_frame) * self.stride:]
+            self.buffer_frame = keep
+            if self.computed > core.left + core.right + 1 or final:
+                self.everything = None
+        ready = self.computed if final else self.computed - core.right
+        if ready <= self.emitted or (not final and self.computed <= core.left + core.right + 1):
+            return torch.zeros(0, dtype=torch.long)
+        window = F.elu(self.held)
+        pad_left = core.left if self.emitted == 0 else 0
+        pad_right = core.right if final else 0
+        window = F.pad(window[None], (pad_left, pad_right), mode="reflect")
+        latents = F.conv1d(window, core.last_conv.weight, core.last_conv.bias)[0]
+        codes = fast.codes_of(latents[:, : ready - self.emitted].t()).cpu()
+        self.emitted = ready
+        keep_from = self.emitted - core.left
+        self.held, self.held_start = self.held[:, keep_from - self.held_start:], keep_from
+        return codes
 
 
 # --- decode -----------------------------------------------------------------------------------------------------
