@@ -419,3 +419,19 @@ def test_a_live_encoder_s_codes_are_the_whole_signal_s_codes_whatever_the_chunks
         codec.stream_encoder(16000)
     with pytest.raises(WavTokenizerError, match="1-D float audio"):
         codec.stream_encoder(24000).push(torch.zeros(2, 100))
+
+
+def test_the_live_encoder_benchmark_measures_each_chunk_size_and_checks_exactness(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, "bench_live_encode.py", "--seconds", "2", "--chunks-ms", "40", "320",
+                             "--out", str(tmp_path / "live.json")], cwd=ROOT / "benchmarks", capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "live.json").read_text())["rows"]
+    assert [r["chunk_ms"] for r in rows] == [40, 320] and all(r["exact"] for r in rows)
+    assert all(r["latency_ms"] > r["chunk_ms"] + r["lookahead_ms"] for r in rows)
