@@ -388,3 +388,11 @@ def test_the_card_table_shows_both_codecs_the_capped_ratio_and_the_paired_interv
     assert "Intervals resample speakers, then utterances within them" in table
     with pytest.raises(WavTokenizerError, match="no codec 'c'"):
         card_table(merged, "a", "c")
+
+
+def test_the_recorded_commit_is_the_one_the_process_started_with(monkeypatch):
+    from wavtokenizer_hf.evaluation import provenance
+
+    started = provenance.commit_at_start()
+    monkeypatch.setattr(provenance, "package_commit", lambda: "moved on")
+    assert provenance.collect(None)["commit"] == started != "moved on"

@@ -43,6 +43,18 @@ def package_commit() -> str:
         return f"wavtokenizer-hf {_version('wavtokenizer-hf')}"
 
 
+_COMMIT_AT_IMPORT: str | None = None
+
+
+def commit_at_start() -> str:
+    """`package_commit()` as it was when this module was first imported: the code the process runs, even when the
+    checkout moves on during a long evaluation."""
+    global _COMMIT_AT_IMPORT
+    if _COMMIT_AT_IMPORT is None:
+        _COMMIT_AT_IMPORT = package_commit()
+    return _COMMIT_AT_IMPORT
+
+
 def cpu() -> dict:
     """The processor's model name and which of `ISA_FLAGS` it has (Linux's /proc/cpuinfo; elsewhere the platform)."""
     model, flags = platform.processor() or platform.machine(), set()
@@ -63,7 +75,7 @@ def collect(recognizer_settings: dict | None, extra: dict | None = None) -> dict
     return {
         "command": " ".join(sys.argv),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": package_commit(),
+        "commit": commit_at_start(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in LIBRARIES},
         "cpu": cpu(),
@@ -118,3 +130,6 @@ def _dig(record: dict, dotted: str):
     for part in dotted.split("."):
         record = record.get(part) if isinstance(record, dict) else None
     return record
+
+
+commit_at_start()  # at import, before any evaluation starts
