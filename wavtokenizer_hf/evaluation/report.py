@@ -100,7 +100,8 @@ def speaker_table(results: dict, by: str = "speaker") -> str:
                 value = (_pooled(rows, "char_errors", "chars", capped=True) if key == "cer_capped"
                          else _mean([r.get(key) for r in rows]))
                 cells.append(or_na(value, fmt))
-        lines.append(f"| {group} | {len(members)} | " + " | ".join(cells) + " |")
+        label = group.split(" (")[0].split(", ")[0]  # a corpus source names its licence after its program
+        lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
