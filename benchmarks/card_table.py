@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
+from wavtokenizer_hf.listing import or_na
 from wavtokenizer_hf.evaluation.paired import PERCENT_POINTS, paired_differences, resampling_unit
 from wavtokenizer_hf.evaluation.report import speaker_table
 
@@ -60,11 +61,14 @@ def card_table(results: dict, reference: str, codec: str, by: str = "speaker") -
     paired = paired_differences(two, reference)[codec]
     a, b = results["codecs"][reference]["summary"], results["codecs"][codec]["summary"]
     original = results["original"]
+    rate = lambda key: or_na(original.get(key), "{:.1%}")  # noqa: E731
+    readings = " and the recogniser's readings" if any(
+        row.get("variants") for row in results["codecs"][reference]["per_utterance"]) else ""
     lines = [f"{results['utterances']} utterances, {results['seconds']} s; {results.get('transcribed', '')}. "
-             f"Originals: WER {original['wer']:.1%} (capped {original['wer_capped']:.1%}), CER {original['cer']:.1%} "
-             f"(capped {original['cer_capped']:.1%})"
+             f"Originals: WER {rate('wer')} (capped {rate('wer_capped')}), CER {rate('cer')} "
+             f"(capped {rate('cer_capped')})"
              + (f", DistillMOS {original['mos']:.2f}" if original.get("mos") is not None else "")
-             + f". Intervals resample {resampling_unit(two, reference)} and the recogniser's readings.", "",
+             + f". Intervals resample {resampling_unit(two, reference)}{readings}.", "",
              f"| metric | {reference} | {codec} | difference [95% interval] |", "| --- | --- | --- | --- |"]
     for key, label, fmt, paired_key in ROWS:
         difference = ""

@@ -3,7 +3,7 @@ score a codec run's snapshots on a test set and plot quality against minutes of 
 
   python scripts/plot_training.py runs/codec_main            # writes runs/codec_main/curves.png
   python scripts/plot_training.py runs/tts --out tts.png
-  python scripts/plot_training.py runs/tiny --snapshots-on runs/corpus --split test --limit 30
+  python scripts/plot_training.py runs/tiny --snapshots-on runs/corpus --split validation --limit 30
       # scores runs/tiny/step*/ and final/: writes runs/tiny/quality_curve.{png,json}
 """
 
@@ -33,7 +33,8 @@ def snapshot_curve(run_dir: Path, data: Path, split: str, limit: int | None, spe
         print(f"step {row['step']:>6}  {row['minutes']:6.1f} min  CER {or_na(row['cer'], '{:.1%}')}  "
               f"WER {or_na(row['wer'], '{:.1%}')}  STOI {row['stoi']:.3f}  mel distance {row['mel_distance']:.3f}")
     best = best_snapshot(rows)
-    print(f"best snapshot: step {best['step']} (lowest CER, then WER; STOI without a recogniser)")
+    print(f"best snapshot on the {split} split: step {best['step']} (lowest capped CER, then capped WER; STOI without a "
+          "recogniser)")
     keys = ("cer", "stoi") if rows[0].get("cer") is not None else ("stoi", "mel_distance")
     return plot_scores(rows, out or run_dir / "quality_curve.png", keys=keys, title=f"{split} split")
 
@@ -44,7 +45,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="PNG to write (default: in RUN_DIR)")
     parser.add_argument("--snapshots-on", type=Path, default=None, metavar="DATA",
                         help="score the codec run's snapshots on this corpus or audio folder")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="validation", help="choose snapshots on a split you do not report")
     parser.add_argument("--limit", type=int, default=None, help="at most this many items")
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
     args = parser.parse_args()

@@ -6,7 +6,8 @@ What is resampled: speakers first, then utterances within each drawn speaker, wh
 utterances per speaker (utterances of one voice are not independent: an utterance-only bootstrap is too narrow when
 one voice dominates); utterances alone where every utterance has its own speaker. For recognised rates each draw
 also picks one of the recogniser's readings of each utterance (unperturbed or perturbed, `runner.recogniser_spread`),
-so the interval covers the recogniser's own jitter too."""
+centred on the unperturbed one, so the interval covers the recogniser's own jitter too and stays centred on the
+difference it reports."""
 
 from __future__ import annotations
 
@@ -68,18 +69,20 @@ def bootstrap_weights(groups: list[str], rounds: int, rng: np.random.Generator) 
     return weights
 
 
-def _readings(rows: dict[str, dict], ids: list[str], errors: str, rounds: int,
+def _readings(rows: dict[str, dict], ids: list[str], errors: str, length: np.ndarray, rounds: int,
               rng: np.random.Generator) -> np.ndarray:
-    """(rounds, n) each utterance's errors in a reading drawn per round: the unperturbed transcript or one of its
-    perturbed variants (the unperturbed one where there are none)."""
+    """(rounds, n) each utterance's capped errors in a reading drawn per round: the unperturbed reading plus the
+    deviation of one of its readings (unperturbed or perturbed) from their mean, so that the draws are centred on
+    the unperturbed reading the summary reports and spread as the readings do."""
     table = []
     for i in ids:
         row = rows[i]
         table.append([row[errors]] + [v[errors] for v in row.get("variants") or []])
     width = min(len(t) for t in table)
-    options = np.array([t[:width] for t in table], dtype=float)  # (n, readings)
+    options = np.minimum(np.array([t[:width] for t in table], dtype=float), length[:, None])  # (n, readings)
+    centred = options[:, :1] + options - options.mean(axis=1, keepdims=True)
     pick = rng.integers(0, width, size=(rounds, len(ids)))
-    return options[np.arange(len(ids))[None, :], pick]
+    return centred[np.arange(len(ids))[None, :], pick]
 
 
 def paired_differences(results: dict, reference: str, rounds: int = 2000, seed: int = 0) -> dict:
@@ -118,7 +121,7 @@ def paired_differences(results: dict, reference: str, rounds: int = 2000, seed: 
                 readable = [i for i, ok in zip(ids, read) if ok]
                 drawn = np.zeros((rounds, len(ids)))
                 for rows, sign in ((other, 1.0), (base, -1.0)):
-                    drawn[:, read] += sign * np.minimum(_readings(rows, readable, errors, rounds, rng), length[read])
+                    drawn[:, read] += sign * _readings(rows, readable, errors, length[read], rounds, rng)
                 sums = (weights * length).sum(axis=1)
                 boot = (weights * drawn).sum(axis=1) / np.where(sums > 0, sums, np.nan)
             else:

@@ -30,15 +30,20 @@ def _version(name: str) -> str | None:
 
 
 def package_commit() -> str:
-    """The git commit of this package's checkout, with `+dirty` when tracked files differ from it; the installed
-    version where the package is not a checkout."""
+    """The git commit of this package's checkout, with `+dirty.HASH` when the package's files differ from it (HASH:
+    of the diff and of untracked files in it, so two different sets of uncommitted changes never look alike); the
+    installed version where the package is not a checkout."""
     root = Path(__file__).resolve().parents[2]
+    git = lambda *args: subprocess.run(["git", *args], cwd=root, capture_output=True, check=True,  # noqa: E731
+                                       timeout=30).stdout
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "wavtokenizer_hf"],
-                               cwd=root, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        return head + ("+dirty" if dirty else "")
+        head = git("rev-parse", "HEAD").decode().strip()
+        digest = hashlib.sha256(git("diff", "HEAD", "--", "wavtokenizer_hf"))
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", "wavtokenizer_hf").decode().split()
+        for name in sorted(untracked):
+            digest.update(name.encode() + (root / name).read_bytes())
+        dirty = bool(untracked) or bool(git("diff", "HEAD", "--stat", "--", "wavtokenizer_hf").strip())
+        return head + (f"+dirty.{digest.hexdigest()[:12]}" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return f"wavtokenizer-hf {_version('wavtokenizer-hf')}"
 

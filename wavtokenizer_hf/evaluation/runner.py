@@ -204,6 +204,19 @@ def _ratio(value: float | None, original: float | None) -> float | None:
     return value / original if value is not None and original else None
 
 
+def _devices(reconstructors: list[Reconstructor]) -> list[str]:
+    """Where the codecs ran (their outputs differ by ~1e-6 between devices), with the GPU's name and CUDA version."""
+    out = set()
+    for rec in reconstructors:
+        codec = getattr(rec, "codec", None)
+        device = torch.device(getattr(codec, "device", "cpu"))
+        if device.type == "cuda":
+            out.add(f"{device} {torch.cuda.get_device_name(device)} CUDA {torch.version.cuda}")
+        else:
+            out.add(str(device))
+    return sorted(out)
+
+
 def _speaker_settings() -> dict:
     from importlib.metadata import version
 
@@ -245,6 +258,7 @@ def evaluate(reconstructors: list[Reconstructor], utterances: list[Utterance], w
                      "groups": {u.id: {"speaker": u.speaker, "source": u.source} for u in utterances},
                      "provenance": provenance.collect(chosen.settings() if chosen is not None else None, {
                          "asr_variants": variants, "speaker_similarity": _speaker_settings() if with_speaker else None,
+                         "devices": _devices(reconstructors),
                          "mos": with_mos, "utterances": provenance.utterance_hashes(utterances)})}
     entries = list(original.values())
     results["original"] = {
@@ -346,6 +360,8 @@ def merge_results(parts: list[dict]) -> dict:
                                     f"({part.get('recognizer')} and {merged.get('recognizer')})")
         provenance.require_same(merged.get("provenance"), part.get("provenance"), "these evaluations")
         for name, column in part["codecs"].items():
+            if name == "identity" and name in merged["codecs"]:
+                continue  # the originals against themselves: the same in every part whose provenance matched
             if name in merged["codecs"]:
                 raise WavTokenizerError(f"codec name '{name}' appears in two evaluations; rename one folder")
             merged["codecs"][name] = {**column, "provenance": part.get("provenance")}

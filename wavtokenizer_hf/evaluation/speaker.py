@@ -108,6 +108,7 @@ def speaker_similarity_with_reason(reference: torch.Tensor, estimate: torch.Tens
 
 
 def speaker_similarity(reference: torch.Tensor, estimate: torch.Tensor, rate: int) -> float | None:
-    """Cosine similarity (0-1) of the speaker embeddings of two 1-D waveforms at `rate`; None when resemblyzer is not
-    installed or either signal has no speech (`speaker_similarity_with_reason` says which)."""
+    """Cosine similarity (0-1) of the speaker embeddings of two 1-D waveforms at `rate`; 0 when the estimate has no
+    speech where the reference has some; None when resemblyzer is not installed or the reference has no speech
+    (`speaker_similarity_with_reason` says which)."""
     return speaker_similarity_with_reason(reference, estimate, rate)[0]

@@ -95,14 +95,27 @@ def _tsv_lines(source: Path) -> dict[Path, tuple[str, str]]:
     return lines
 
 
-def _manifest_entries(source: Path) -> dict[str, dict]:
-    """`manifest.jsonl` lines with an `id` (the file's stem), as in the shared tts_samples: text, voice, engine."""
-    entries: dict[str, dict] = {}
+def _manifest_entries(source: Path) -> dict[tuple[Path, str], dict]:
+    """`manifest.jsonl` lines with an `id` (a file's stem), as in the shared tts_samples: text, voice, engine; keyed
+    by (the manifest's folder, id), since two manifests may reuse an id."""
+    entries: dict[tuple[Path, str], dict] = {}
     for manifest in sorted(source.rglob("manifest.jsonl")):
         for entry in read_jsonl(manifest):
             if "id" in entry:
-                entries[str(entry["id"])] = entry
+                entries[(manifest.parent.resolve(), str(entry["id"]))] = entry
     return entries
+
+
+def _manifest_key(path: Path, source: Path, manifest: dict) -> tuple[Path, str] | None:
+    """The entry of the nearest manifest, from the file's folder up to the test set's, whose id is the file's stem."""
+    top = source.resolve() if source.is_dir() else path.parent.resolve()
+    folder = path.parent.resolve()
+    while True:
+        if (folder, path.stem) in manifest:
+            return folder, path.stem
+        if folder == top or folder.parent == folder:
+            return None
+        folder = folder.parent
 
 
 _MEL = None
@@ -141,24 +154,31 @@ def _from_folder(source: Path, limit: int | None) -> TestSet:
     # lossless before lossy: of one recording in two encodings, the lossless one is kept
     files = sorted(files, key=lambda p: (str(p.parent), p.suffix.lower() in LOSSY_SUFFIXES, p.name))
     utterances = TestSet(source=str(source))
-    envelopes: dict[int, torch.Tensor] = {}
+    envelopes: dict[int, torch.Tensor] = {}  # keyed by id() of the kept utterances' waveforms, which stay alive
+    used_entries: set[tuple[Path, str]] = set()
     for path in files:
         waveform, rate = read_audio(path)
         wave = resample(waveform.mean(0, keepdim=True), rate, EVAL_RATE)[0]
         uid = str(path.relative_to(source) if source.is_dir() else path.name)
-        twin = next((u for u in utterances if Path(u.id).parent == Path(uid).parent and same_recording(u.waveform, wave, envelopes)),
-                    None)
-        if twin is not None:
-            notes.append(f"{uid} is the same recording as {twin.id}: counted once")
-            continue
         text, where = None, None
-        text_file = path.with_suffix(".txt")
         for key in (path.resolve(), path.with_suffix("").resolve()):
             if key in lines:
                 where, text = lines[key]
                 used.add(key)
                 break
-        entry = manifest.get(path.stem, {})
+        twin = next((u for u in utterances if Path(u.id).parent == Path(uid).parent and same_recording(u.waveform, wave, envelopes)),
+                    None)
+        if twin is not None:
+            envelopes.pop(id(wave), None)  # a dropped waveform's id may be reused by the next file's
+            notes.append(f"{uid} is the same recording as {twin.id}: counted once")
+            if twin.text is None and text:  # the line named the copy that was dropped
+                twin.text = text
+            continue
+        text_file = path.with_suffix(".txt")
+        found = _manifest_key(path, source, manifest)
+        entry = manifest[found] if found else {}
+        if found:
+            used_entries.add(found)
         if text is None and text_file.exists():
             text = text_file.read_text().strip()
         if text is None and entry.get("text"):
@@ -174,6 +194,8 @@ def _from_folder(source: Path, limit: int | None) -> TestSet:
     if not limit:
         notes += [f"{where}: transcript of {key.relative_to(source.resolve()) if source.is_dir() else key.name} "
                   f"matches no audio file" for key, (where, _) in lines.items() if key not in used]
+        notes += [f"{folder / 'manifest.jsonl'}: entry {uid} matches no audio file" for folder, uid in manifest
+                  if (folder, uid) not in used_entries]
     without = [u.id for u in utterances if not u.text]
     if without:
         shown = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
