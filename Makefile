@@ -38,12 +38,28 @@ lock:
 	$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o $(LOCK)
 
-# Optional system packages for the corpus (Debian/Ubuntu): natural voices (flite; festival's HTS slt for the test
-# split) and General MIDI music
-# (fluidsynth with the FluidR3_GM soundfont). The corpus and the demo build without them.
+# Optional system packages for the corpus (Debian/Ubuntu): natural voices from Debian main (flite; festival's HTS slt
+# and its Czech, Italian, Finnish, Russian, Catalan, Spanish and Indian voices; KDE's recorded letters and words) and
+# General MIDI music (fluidsynth with the FluidR3_GM soundfont). NONFREE=1 also enables Debian's contrib and non-free
+# components and installs the MBROLA voices (driven by Debian's espeak-ng) and RHVoice: their licences allow
+# non-commercial use only (docs/corpus.md). The corpus and the demo build without any of them.
+CORPUS_PACKAGES := flite festival festvox-us-slt-hts fluidsynth fluid-soundfont-gm klettres-data ktuberling-data \
+	festival-czech festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph festlex-ifd \
+	festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festival-ca \
+	festvox-ca-ona-hts festvox-ellpc11k festival-hi festvox-hi-nsk festival-mr festvox-mr-nsk festival-te festvox-te-nsk
+RHVOICE_PACKAGES := rhvoice rhvoice-english rhvoice-russian rhvoice-ukrainian rhvoice-polish \
+	rhvoice-brazilian-portuguese rhvoice-esperanto rhvoice-albanian rhvoice-kyrgyz rhvoice-macedonian rhvoice-tatar
+NONFREE_SOURCES := /etc/apt/sources.list.d/wavtokenizer-hf-non-free.sources
 corpus-extras:
-	@command -v apt-get >/dev/null || { echo "corpus-extras: apt-get not found; install flite, fluidsynth and a General MIDI soundfont with your package manager"; exit 1; }
-	$(SUDO) apt-get install -y flite festival festvox-us-slt-hts fluidsynth fluid-soundfont-gm
+	@command -v apt-get >/dev/null || { echo "corpus-extras: apt-get not found; install flite, festival and fluidsynth with your package manager"; exit 1; }
+ifeq ($(NONFREE),1)
+	@. /etc/os-release; [ "$$ID" = debian ] || { echo "corpus-extras NONFREE=1: enable your distribution's non-free voices (Ubuntu: multiverse) and install mbrola, mbrola-* and rhvoice-* yourself"; exit 1; }
+	. /etc/os-release; printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$$VERSION_CODENAME" | $(SUDO) tee $(NONFREE_SOURCES) >/dev/null
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y $(CORPUS_PACKAGES) espeak-ng mbrola $$(apt-cache search --names-only '^mbrola-[a-z][a-z][0-9]$$' | cut -d' ' -f1) $(RHVOICE_PACKAGES)
+else
+	$(SUDO) apt-get install -y $(CORPUS_PACKAGES)
+endif
 
 clean:
 	rm -rf $(VENV) runs wavtokenizer

@@ -15,16 +15,23 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--espeak-only", action="store_true", help="do not use flite's natural voices even if installed")
+    parser.add_argument("--espeak-only", action="store_true", help="use espeak-ng only, whatever else is installed")
+    parser.add_argument("--licence", choices=["any", "free"], default="any",
+                        help="'free': leave out non-free voices (MBROLA, RHVoice: non-commercial licences)")
     args = parser.parse_args()
     from wavtokenizer_hf.corpus.builder import find_backends
 
-    backends = find_backends(not args.espeak_only)
-    print("speech backends found: " + ", ".join(f"{k} {v}" for k, v in backends.items())
-          + ("" if "flite" in backends or args.espeak_only else "; flite not found (make corpus-extras installs it)"))
-    summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only)
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out}")
+    backends = find_backends(not args.espeak_only, args.licence)
+    print("speech backends found: " + ", ".join(f"{k} ({v})" for k, v in backends.items())
+          + ("" if len(backends) > 1 or args.espeak_only else
+             "; no other voices found (make corpus-extras [NONFREE=1] installs them)"))
+    summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only,
+                           licence=args.licence)
+    brief = {k: v for k, v in summary.items() if k not in ("speakers", "splits")}
+    brief["splits"] = {k: {f: v for f, v in info.items() if f not in ("voices", "speakers")} | {
+        "speakers": len(info["speakers"])} for k, info in summary["splits"].items()}
+    print(json.dumps(brief, indent=2, ensure_ascii=False))
+    print(f"wrote {args.out} (per-speaker table in {args.out}/README.md)")
     return 0
 
 

