@@ -63,8 +63,8 @@ def tts_utterances(dataset, formatter: TTSFormatter, keep_rows: dict | None = No
     """Training examples of every speech row with word timings; `keep_rows` collects (words, codes, rate) by id."""
     utterances = []
     for index, row in enumerate(dataset):
-        if row.get("kind", "speech") != "speech" or not row.get("words"):
-            continue
+        if row.get("kind", "speech") != "speech" or not row.get("words") or row.get("language", "en") != "en":
+            continue  # English text only: the text side of the vocabulary is English
         codes = codes_of(row)
         uid = str(row.get("id", index))
         if codes.size < len(timed_words(row["words"])):

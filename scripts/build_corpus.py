@@ -18,6 +18,8 @@ def main() -> int:
     parser.add_argument("--espeak-only", action="store_true", help="use espeak-ng only, whatever else is installed")
     parser.add_argument("--licence", choices=["any", "free"], default="any",
                         help="'free': leave out non-free voices (MBROLA, RHVoice: non-commercial licences)")
+    parser.add_argument("--score-test", type=int, default=12, metavar="N",
+                        help="transcribe N test utterances per test speaker with Whisper (0: skip)")
     args = parser.parse_args()
     from wavtokenizer_hf.corpus.builder import find_backends
 
@@ -26,7 +28,7 @@ def main() -> int:
           + ("" if len(backends) > 1 or args.espeak_only else
              "; no other voices found (make corpus-extras [NONFREE=1] installs them)"))
     summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only,
-                           licence=args.licence)
+                           licence=args.licence, score_test=args.score_test)
     brief = {k: v for k, v in summary.items() if k not in ("speakers", "splits")}
     brief["splits"] = {k: {f: v for f, v in info.items() if f not in ("voices", "speakers")} | {
         "speakers": len(info["speakers"])} for k, info in summary["splits"].items()}

@@ -127,13 +127,14 @@ def export_and_reconvert(d: Demo, numbers: dict) -> None:
     numbers["tensors bit-identical"] = f"{sum(torch.equal(first[k], second[k]) for k in first)}/{len(first)}"
 
 
-@stage("build the default offline corpus (espeak-ng speech with timings, music, noise)")
+@stage("build the offline corpus (speech of every voice found, music, noise)")
 def build_corpus(d: Demo, numbers: dict) -> None:
     from wavtokenizer_hf.corpus import build_corpus as build
 
     summary = build(d.corpus, hours=d.corpus_hours, seed=0, overwrite=True)
     for split, info in summary["splits"].items():
-        numbers[split] = f"{info['items']} items / {info['minutes']} min / {len(info['voices'])} voices"
+        numbers[split] = f"{info['items']} items / {info['minutes']} min / {len(info['speakers'])} speakers"
+    numbers["test speakers"] = ", ".join(summary["test_speakers"])
 
 
 @stage("evaluate reconstruction of the held-out test split (identity vs. the converted fixture)")
@@ -148,6 +149,8 @@ def evaluate_fixture(d: Demo, numbers: dict) -> None:
     write_results(results, d.out / "evaluation")
     print(markdown_table(results))
     fixture = results["codecs"][d.converted.name]["summary"]
+    if results.get("original", {}).get("wer") is not None:  # the ceiling every reconstruction is read against
+        numbers["originals' WER"] = f"{100 * results['original']['wer']:.1f}%"
     numbers["fixture STOI"] = f"{fixture['stoi']:.3f}"
     numbers["fixture mel distance"] = f"{fixture['mel_distance']:.3f}"
     numbers["written to"] = str(d.out / "evaluation")

@@ -91,7 +91,8 @@ def test_native_text_keeps_plain_sentences_of_the_language_and_drops_placeholder
             "Der Vorgang wurde vom Benutzer abgebrochen."]
     dropped = ["Datei %s nicht gefunden und so weiter", "Fehler in Zeile 12 der Datei gefunden",
                "<b>Achtung</b> die Datei ist sehr gross", "Wählen Sie \"Ja\" oder \"Nein\" bitte aus", "Zu kurz.",
-               "Bitte --force angeben um fortzufahren jetzt"]
+               "Bitte --force angeben um fortzufahren jetzt", "Sortieren nach Zahl -n oder Zufall -R jetzt",
+               "Die zentrale Region (Regio sieben) der Inseln"]
     messages = {"": header, **{f"m{i}": text for i, text in enumerate(kept + dropped)}}
     _mo_file(folder / "test.mo", messages)
     assert gettext.GNUTranslations(open(folder / "test.mo", "rb"))._catalog["m0"] == kept[0]  # a valid catalogue

@@ -50,7 +50,7 @@ def load_probe_set(source: str | Path, split: str = "test", limit: int | None = 
     out: list[ProbeUtterance] = []
     if is_saved_dataset(source):
         for row in load_split(source, split):
-            if row.get("kind", "speech") != "speech" or not row.get("phones"):
+            if row.get("kind", "speech") != "speech" or not row.get("phones") or row.get("language", "en") != "en":
                 continue
             data, rate = read_audio_column(row)
             out.append(ProbeUtterance(row["id"], torch.from_numpy(np.asarray(data, dtype=np.float32)).reshape(-1), rate,

@@ -147,9 +147,11 @@ def _median_f0(clips: list[np.ndarray]) -> float | None:
 
 
 def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: int | None = None,
-                 overwrite: bool = False, natural: bool = True, licence: str = "any") -> dict:
+                 overwrite: bool = False, natural: bool = True, licence: str = "any", score_test: int = 0) -> dict:
     """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary.
-    `natural=False` uses espeak-ng only; `licence="free"` leaves out non-free voices (MBROLA, RHVoice)."""
+    `natural=False` uses espeak-ng only; `licence="free"` leaves out non-free voices (MBROLA, RHVoice);
+    `score_test=N` transcribes N test utterances per test speaker (Whisper where installed): the originals' WER,
+    the ceiling any codec's reconstruction is read against."""
     from datasets import Audio, Dataset, DatasetDict
 
     from . import espeak
@@ -224,6 +226,8 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
                            for split, split_rows in rows.items()})
     summary = _summary(hours, seed, licence, time.perf_counter() - start, rows, plan, backends, speakers, f0_clips,
                        timings, failures, never, espeak)
+    if score_test:
+        summary["test_originals_wer"] = _originals_wer(rows["test"], score_test)
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
         dataset.save_to_disk(str(tmp))
         (tmp / "corpus_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -255,6 +259,26 @@ def _spoken(items: list[Item], context, jobs: int):
         for item in items:
             yield item, (_timed_synthesis(item) if item.voice.backend in catalogue.RECORDING_BACKENDS
                          else next(results))
+
+
+def _originals_wer(test_rows: list[dict], per_speaker: int) -> dict:
+    """{speaker: {utterances, words, wer}} over the first `per_speaker` test utterances of each speaker."""
+    from ..evaluation import asr
+
+    recognizer = asr.recognizer("auto")
+    if recognizer is None:
+        return {"recognizer": None}
+    totals: dict[str, list[int]] = {}
+    for row in tqdm([r for r in test_rows if r["kind"] == "speech"], desc="originals' WER", unit="utt"):
+        counts = totals.setdefault(row["speaker"], [0, 0, 0])
+        if counts[2] >= per_speaker:
+            continue
+        audio, rate = read_audio_column(row)
+        errors, words = asr.word_errors(row["text"], recognizer.transcribe(torch.from_numpy(audio), rate))
+        counts[0], counts[1], counts[2] = counts[0] + errors, counts[1] + words, counts[2] + 1
+    return {"recognizer": recognizer.name, **{name: {"utterances": n, "words": words,
+                                                     "wer": round(errors / max(words, 1), 4)}
+                                              for name, (errors, words, n) in sorted(totals.items())}}
 
 
 def _timed_synthesis(item: Item):
@@ -411,6 +435,13 @@ def corpus_card(summary: dict) -> str:
               "translated messages of the Debian packages installed where the corpus was built (gettext catalogues, "
               "mostly GPL/LGPL); sentences per language: "
               + ", ".join(f"{k} {v['sentences']}" for k, v in sorted(text["pools"].items())) + "."]
+    scored = summary.get("test_originals_wer")
+    if scored and scored.get("recognizer"):
+        lines += ["", f"## Test speakers read by {scored['recognizer']}", "",
+                  "WER of the original test audio (the ceiling for any reconstruction):", "",
+                  "| speaker | utterances | words | WER |", "| --- | --- | --- | --- |"]
+        lines += [f"| {name} | {v['utterances']} | {v['words']} | {100 * v['wer']:.1f}% |"
+                  for name, v in scored.items() if name != "recognizer"]
     if text["read_english_through_own_phones"]:
         lines.append("Voices of " + ", ".join(text["read_english_through_own_phones"]) + " had no text of their "
                      "language here and read English through their own phone set.")

@@ -31,7 +31,7 @@ DOCS = Path("/usr/share/doc")
 LICENCE = ("MBROLA voice database (Faculte Polytechnique de Mons and the recording's owner): use with the MBROLA "
            "program only, no sale or use in a sold product, free copying when no charge is made (non-free; see "
            "/usr/share/doc/mbrola-{db}/copyright)")
-MAX_UNKNOWN_DIPHONES = 0.10
+MAX_UNKNOWN_DIPHONES = 0.15
 SKIPPED_VARIANTS = ("grc",)  # mb-de6-grc: ancient Greek
 BASE_RATE = 170  # espeak words per minute at speed 1
 _UNKNOWN = re.compile(r"unknown, replaced")

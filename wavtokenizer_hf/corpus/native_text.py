@@ -26,7 +26,8 @@ LOCALES = {
 }
 SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 # placeholders, markup, digits, quoted option names ('no', "--all"); an apostrophe inside a word stays (l'homme)
-_FORBIDDEN = re.compile(r"[0-9%{}<>\\/_=@$|\[\]`*#&^~+\"“”„«»‘’]|--|\.\.\.|\s{2,}|(?<![^\W\d_])'|'(?![^\W\d_])")
+_FORBIDDEN = re.compile(r"[0-9%{}<>\\/_=@$|\[\]()`*#&^~+\"“”„«»‘’]|--|\.\.\.|\s{2,}|(?:^|\s)-\w|"
+                        r"(?<![^\W\d_])'|'(?![^\W\d_])")  # ...and command-line options (" -n")
 _UNSPACED = {"zh", "ja"}  # scripts written without spaces: length in characters
 
 
@@ -40,7 +41,7 @@ def _script(language: str) -> str:
 
 # Languages the voices speak that are written in Latin script (others: Arabic, Greek, Hebrew, Cyrillic, Indic, CJK)
 LATIN_SCRIPT = {"af", "ca", "cs", "da", "de", "en", "eo", "es", "et", "fi", "fr", "hr", "hu", "id", "is", "it", "la",
-                "lt", "mi", "ms", "nb", "nds", "nl", "nn", "pl", "pt", "ro", "sk", "sl", "sq", "sv", "tr", "tt"}
+                "lt", "mi", "ms", "nb", "nds", "nl", "nn", "pl", "pt", "ro", "sk", "sl", "sq", "sv", "tr"}
 
 
 def _speakable(line: str, language: str) -> bool:
