@@ -104,7 +104,14 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     if orig_rate == new_rate:
         return waveform
     if sinc_kernel_elements(orig_rate, new_rate) <= SINC_KERNEL_LIMIT:
-        return AF.resample(waveform, orig_rate, new_rate)
+        # torchaudio's kernel in fixed-size groups of steps: the samples a stream gets (streaming_resample.py)
+        from .streaming_resample import StreamingResampler
+
+        rows = []
+        for row in waveform.detach().reshape(-1, waveform.shape[-1]).to("cpu", torch.float32):
+            stream = StreamingResampler(orig_rate, new_rate)
+            rows.append(torch.cat([stream.push(row), stream.flush()]))
+        return torch.stack(rows).to(waveform.device, waveform.dtype).reshape(*waveform.shape[:-1], -1)
     import soxr
 
     flat = waveform.detach().reshape(-1, waveform.shape[-1]).to("cpu", torch.float64).numpy()

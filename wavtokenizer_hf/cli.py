@@ -44,9 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, help="output .ckpt path; the YAML is written with the same stem")
     p.add_argument("--overwrite", action="store_true")
 
-    p = sub.add_parser("encode", help="audio -> codes file(s)")
+    p = sub.add_parser("encode", help="audio -> codes file(s); `-` reads raw PCM from standard input (a pipe)")
     _add_io(p, "audio", "codes")
     p.add_argument("--keep-channels", action="store_true", help="encode each channel instead of mixing down")
+    p.add_argument("--raw-rate", type=int, default=None,
+                   help="input `-`: sampling rate of the raw PCM on standard input (required there)")
+    p.add_argument("--raw-channels", type=int, default=1, help="input `-`: interleaved channels (default 1)")
+    p.add_argument("--raw-format", default="s16le", choices=["s16le", "s32le", "f32le"],
+                   help="input `-`: sample format (default s16le, as `ffmpeg -f s16le` writes)")
 
     p = sub.add_parser("decode", help="codes file(s) -> audio")
     _add_io(p, "codes", "audio")
@@ -87,10 +92,33 @@ def _export(args) -> None:
     print(f"wrote {out} and {out.with_suffix('.yaml')}")
 
 
+def _encode_pipe(args) -> None:
+    """`wavtokenizer encode - out.codes --raw-rate R`: raw PCM from a pipe, encoded as it arrives."""
+    from .codec import Codec
+    from .file_encode import encode_blocks, raw_blocks
+
+    if args.raw_rate is None or args.raw_rate <= 0:
+        raise WavTokenizerError("input `-` reads raw PCM from standard input: give its rate with --raw-rate "
+                                "(and --raw-channels, --raw-format)")
+    if args.output.exists() and not args.overwrite:
+        raise WavTokenizerError(f"{args.output} already exists; pass --overwrite to replace it")
+    start = time.perf_counter()
+    codec = Codec.from_pretrained(args.model, device=args.device)
+    blocks = raw_blocks(sys.stdin.buffer, args.raw_format, args.raw_channels, max(1, args.raw_rate // 10))
+    codes = encode_blocks(codec, blocks, args.raw_rate, args.keep_channels, "standard input")
+    codes.save(args.output, args.overwrite)
+    seconds = codes.source_num_samples / args.raw_rate
+    print(f"encode: {seconds:.1f} s of audio from standard input -> {args.output} "
+          f"({codes.audio_codes.shape[-1]} frames) in {time.perf_counter() - start:.1f} s")
+
+
 def _codec_jobs(args) -> None:
+    if args.command == "encode" and str(args.input) == "-":
+        return _encode_pipe(args)
     from .audio_io import is_audio_path, read_audio, write_audio
     from .codec import Codec
     from .codes_file import CODES_SUFFIX, AudioCodes
+    from .file_encode import encode_file
     from .file_jobs import run_job
 
     if not args.input.exists():
@@ -98,9 +126,8 @@ def _codec_jobs(args) -> None:
     codec = Codec.from_pretrained(args.model, device=args.device)
     audio_suffix = "." + getattr(args, "format", "wav")
 
-    def encode(src: Path, dst: Path) -> None:
-        waveform, rate = read_audio(src)
-        codec.encode(waveform, rate, keep_channels=args.keep_channels, what=str(src)).save(dst, args.overwrite)
+    def encode(src: Path, dst: Path) -> None:  # long files block by block, in bounded memory (file_encode.py)
+        encode_file(codec, src, keep_channels=args.keep_channels).save(dst, args.overwrite)
 
     def decode(src: Path, dst: Path) -> None:
         codes = AudioCodes.load(src)
