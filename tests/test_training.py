@@ -189,6 +189,25 @@ def test_dead_codes_are_reseeded_and_stay(reseed):
         assert near_data == 1 and usage == 1  # the authors' behaviour: nothing moves
 
 
+def test_mixed_precision_no_on_the_command_line_means_the_word_and_a_bad_choice_is_refused():
+    assert load_train_config("tiny", ["run.mixed_precision=no"]).run.mixed_precision == "no"
+    assert load_train_config("tiny", ["run.mixed_precision=bf16"]).run.mixed_precision == "bf16"
+    assert load_train_config("tiny", ["fixes.train_mbd=false"]).fixes.train_mbd is False  # true and false stay booleans
+    with pytest.raises(WavTokenizerError, match="run.mixed_precision must be one of no, bf16, fp16"):
+        load_train_config("tiny", ["run.mixed_precision=fp8"])
+
+
+def test_the_codebook_search_stays_fp32_inside_a_bf16_autocast():
+    torch.manual_seed(0)
+    quantizer = make_quantizer(num_codes=512, dim=64, reseed=False)
+    quantizer.codebook.embed.copy_(torch.randn(512, 64))
+    latents = torch.randn(4, 64, 200)
+    exact = torch.cdist(latents.permute(0, 2, 1).reshape(-1, 64), quantizer.codebook.embed).argmin(1).reshape(4, 200)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        codes = quantizer(latents, update=False).codes
+    assert torch.equal(codes, exact)  # in bf16, about one frame in eight gets another code
+
+
 def test_kmeans_runs_in_bounded_memory():
     # 40,000 x 4,096 x 64 floats would be 42 GB as one difference tensor; chunked distances need ~130 MB
     vectors = torch.randn(40_000, 64)

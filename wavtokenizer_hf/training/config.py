@@ -167,7 +167,10 @@ def apply_override(values: dict, override: str) -> None:
     node = values
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+    value = yaml.safe_load(raw) if raw else ""
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads yes/no/on/off as booleans; `run.mixed_precision=no` means the word
+    node[parts[-1]] = value
 
 
 def preset_values(preset: str, seen: tuple[Path, ...] = ()) -> dict:
@@ -202,7 +205,8 @@ def load_train_config(preset: str, overrides: list[str] | None = None) -> TrainC
 
 def _check_choices(config: TrainConfig) -> None:
     choices = {"run.clock": (config.run.clock, ("wall", "cpu")),
-               "loss.phase_kind": (config.loss.phase_kind, ("complex", "anti_wrapping"))}
+               "loss.phase_kind": (config.loss.phase_kind, ("complex", "anti_wrapping")),
+               "run.mixed_precision": (config.run.mixed_precision, ("no", "bf16", "fp16"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")

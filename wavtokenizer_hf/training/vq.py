@@ -33,8 +33,13 @@ def _distributed() -> bool:
 
 def nearest_codes(vectors: torch.Tensor, embed: torch.Tensor, max_chunk_elements: int = 2**25) -> torch.Tensor:
     """Index of the nearest row of `embed` (K, D) for each vector (N, D), in chunks of at most `max_chunk_elements`
-    distances (`codebook.nearest_codes`), so memory stays O(chunk x K) instead of O(N x K x D)."""
-    return codebook.nearest_codes(vectors, *codebook.search_terms(embed), max_chunk_elements=max_chunk_elements)
+    distances (`codebook.nearest_codes`), so memory stays O(chunk x K) instead of O(N x K x D).
+
+    Always in fp32: under a bf16 autocast (mixed-precision training) the distance product would otherwise run in bf16
+    whatever its inputs' dtype, and about one frame in eight would get a code that is not its nearest."""
+    with torch.autocast(vectors.device.type, enabled=False):
+        return codebook.nearest_codes(vectors.float(), *codebook.search_terms(embed.float()),
+                                      max_chunk_elements=max_chunk_elements)
 
 
 def kmeans(vectors: torch.Tensor, num_codes: int, iterations: int, generator: torch.Generator | None = None
