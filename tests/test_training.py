@@ -208,6 +208,25 @@ def test_the_codebook_search_stays_fp32_inside_a_bf16_autocast():
     assert torch.equal(codes, exact)  # in bf16, about one frame in eight gets another code
 
 
+def test_a_dead_code_share_scales_the_threshold_with_the_vectors_of_a_step_and_counts_the_reseeds():
+    torch.manual_seed(0)
+    quantizer = make_quantizer(num_codes=16, dim=4)
+    quantizer.dead_code_share = 0.5
+    assert quantizer.threshold(3200) == 100.0 and quantizer.threshold(320) == 10.0
+    book = quantizer.codebook
+    book.embed.copy_(torch.randn(16, 4))
+    book.cluster_size[:] = 40.0  # still under half the mean count per code (200) after the next step
+    book.cluster_size[:4] = 5000.0
+    book.embed_avg.copy_(book.embed * book.cluster_size[:, None])
+    quantizer.train()
+    quantizer(torch.randn(8, 4, 400))  # 3,200 vectors: mean 200 per code, dead below 100
+    dead = int((book.cluster_size < 100.0).sum())
+    assert dead == 0 and quantizer.last_reseeded >= 8  # the rarely used codes were re-seeded at the new threshold
+    quantizer.dead_code_share = 0.0  # the authors' absolute threshold (2): nothing is dead at these counts
+    quantizer(torch.randn(8, 4, 400))
+    assert quantizer.last_reseeded == 0
+
+
 def test_kmeans_runs_in_bounded_memory():
     # 40,000 x 4,096 x 64 floats would be 42 GB as one difference tensor; chunked distances need ~130 MB
     vectors = torch.randn(40_000, 64)

@@ -68,7 +68,8 @@ class DiscriminatorConfig:
 @dataclass
 class QuantizerConfig:
     ema_decay: float = 0.99
-    dead_code_threshold: float = 2.0
+    dead_code_threshold: float = 2.0  # an EMA count (the authors'); used when dead_code_share is 0
+    dead_code_share: float = 0.0  # > 0: dead below this share of one step's mean vectors per code (scales with batch)
     kmeans_iterations: int = 200
     kmeans_max_vectors: int = 100_000
     kmeans_batches: int = 8

@@ -49,7 +49,7 @@ CHECKPOINT = "checkpoint.pt"
 def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokenizerGenerator:
     """A fresh codec from `cfg.model`, or one initialised from an HF directory (converted or trained)."""
     q = cfg.quantizer
-    kwargs = dict(ema_decay=q.ema_decay, dead_code_threshold=q.dead_code_threshold,
+    kwargs = dict(ema_decay=q.ema_decay, dead_code_threshold=q.dead_code_threshold, dead_code_share=q.dead_code_share,
                   reseed_dead_codes=cfg.fixes.reseed_dead_codes)
     if init_from:
         model = AutoModel.from_pretrained(init_from)
@@ -378,7 +378,7 @@ class Trainer:
                 self.sched_d.step()
         usage = torch.unique(out.audio_codes).numel() / quantizer.num_codes
         logs.update(loss=g_loss.item(), mel=mel.item(), commit=out.commit_loss.item(), batch_code_usage=usage,
-                    lr=self.sched_g.get_last_lr()[0])
+                    codes_reseeded=quantizer.last_reseeded, lr=self.sched_g.get_last_lr()[0])
         return logs
 
     def _finite(self, loss: torch.Tensor, which: str) -> bool:

@@ -67,7 +67,7 @@ class EMAQuantizer(nn.Module):
     """Quantise (B, D, T) latents with the codebook buffers of a stock `WavTokenizerEuclideanCodebook`."""
 
     def __init__(self, codebook: nn.Module, decay: float = 0.99, epsilon: float = 1e-5,
-                 dead_code_threshold: float = 2.0, reseed_dead_codes: bool = True):
+                 dead_code_threshold: float = 2.0, reseed_dead_codes: bool = True, dead_code_share: float = 0.0):
         super().__init__()
         # not registered as a submodule: the buffers belong to the stock model, which saves them once
         object.__setattr__(self, "codebook", codebook)
@@ -75,6 +75,10 @@ class EMAQuantizer(nn.Module):
         self.epsilon = epsilon
         self.dead_code_threshold = dead_code_threshold
         self.reseed_dead_codes = reseed_dead_codes
+        # > 0: a code is dead below this share of the mean vectors per code of one step (the absolute threshold of
+        # the authors, 2, is about the mean itself at one GPU's batch of paper-75: ~15% of codes re-seeded per step)
+        self.dead_code_share = dead_code_share
+        self.last_reseeded = 0  # codes re-seeded by the last EMA step (logged by the trainer)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long), persistent=False)
 
     @property
@@ -97,7 +101,7 @@ class EMAQuantizer(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         centroids, counts = kmeans(vectors.detach().cpu(), self.num_codes, iterations, generator)
         per_step = counts * (vectors_per_step or vectors.shape[0]) / vectors.shape[0]
-        per_step = per_step.clamp(min=max(self.dead_code_threshold, 100 * self.epsilon))
+        per_step = per_step.clamp(min=max(self.threshold(float(vectors_per_step or vectors.shape[0])), 100 * self.epsilon))
         book = self.codebook
         book.embed.copy_(centroids.to(book.embed))
         book.cluster_size.copy_(per_step.to(book.cluster_size))
@@ -169,19 +173,27 @@ class EMAQuantizer(nn.Module):
         total = book.cluster_size.sum()
         smoothed = (book.cluster_size + self.epsilon) / (total + self.num_codes * self.epsilon) * total
         book.embed.copy_(book.embed_avg / smoothed[:, None])
+        self.last_reseeded = 0
         if self.reseed_dead_codes:
-            self._reseed(flat)
+            self._reseed(flat, self.threshold(float(counts.sum())))
         self.updates += 1
 
+    def threshold(self, vectors_per_step: float) -> float:
+        """The EMA count under which a code counts as dead, for a step of `vectors_per_step` vectors."""
+        if self.dead_code_share > 0:
+            return self.dead_code_share * vectors_per_step / self.num_codes
+        return self.dead_code_threshold
+
     @torch.no_grad()
-    def _reseed(self, flat: torch.Tensor) -> None:
+    def _reseed(self, flat: torch.Tensor, threshold: float) -> None:
         """Move codes whose EMA count fell below the threshold onto random vectors of this batch.
 
         Written into `embed`, `embed_avg` and `cluster_size` alike, so the next EMA step starts from the new
         vector (the authors' version changed `embed` only and recomputed it from the stale averages at once)."""
         book = self.codebook
-        dead = book.cluster_size < self.dead_code_threshold
+        dead = book.cluster_size < threshold
         n_dead = int(dead.sum())
+        self.last_reseeded = n_dead
         if n_dead == 0:
             return
         picks = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
@@ -192,5 +204,5 @@ class EMAQuantizer(nn.Module):
             dist.broadcast(gathered, src=0)
             new = gathered
         book.embed[dead] = new.to(book.embed)
-        book.cluster_size[dead] = self.dead_code_threshold
-        book.embed_avg[dead] = (new * self.dead_code_threshold).to(book.embed_avg)
+        book.cluster_size[dead] = threshold
+        book.embed_avg[dead] = (new * threshold).to(book.embed_avg)
