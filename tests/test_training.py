@@ -309,6 +309,26 @@ def test_with_accumulation_a_nan_last_micro_batch_skips_the_whole_step(small_cor
     assert all(p.grad is None for m in trainer.trained_discriminators for p in m.parameters())
 
 
+def test_with_accumulation_a_nan_first_micro_batch_skips_the_whole_step(small_corpus, tmp_path):
+    """The later, finite micro-batch must not step the optimiser with half a step's gradient."""
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "optim.grad_accum=2"), tmp_path)
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
+    discriminator = [p.detach().clone() for m in trainer.trained_discriminators for p in m.parameters()]
+    batches = iter(trainer.loader)
+    poisoned = next(batches)
+    poisoned[0, :50] = float("nan")
+    trainer.train_step(poisoned)
+    trainer.train_step(next(batches))  # finite, but the step it ends was poisoned
+    assert all(torch.equal(a, b) for a, b in zip(weights, generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(discriminator, (p for m in trainer.trained_discriminators
+                                                                  for p in m.parameters())))
+    assert all(torch.equal(book[k], v) for k, v in codebook_state(trainer).items())
+    trainer.train_step(next(batches))
+    trainer.train_step(next(batches))  # the next step trains again
+    assert not all(torch.equal(a, b) for a, b in zip(weights, generator.parameters()))
+
+
 def test_a_generator_that_stays_non_finite_aborts_even_while_the_discriminators_are_finite(small_corpus, tmp_path,
                                                                                           monkeypatch):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "run.max_consecutive_nonfinite=3"),

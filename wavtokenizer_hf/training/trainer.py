@@ -193,6 +193,7 @@ class Trainer:
         self.phase_loss = (phase_loss(cfg.loss.phase_kind, cfg.loss.phase_resolutions).to(self.accelerator.device)
                            if cfg.loss.phase else None)
         self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
+        self._poisoned: set[str] = set()  # "g"/"d": a micro-batch of the current step was not finite
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.log_path = self.out_dir / "log.jsonl"
         self.resumed = self._load_checkpoint()
@@ -325,7 +326,9 @@ class Trainer:
                     term = discriminator_hinge([x[:batch] for x in logits], [x[batch:] for x in logits])
                     d_loss = d_loss + (weights.mrd if name == "mrd" else 1.0) * term
                     logs[f"d_{name}"] = term.item()
-                if self._finite(d_loss, "discriminator") and d_loss.requires_grad:
+                if not self._finite(d_loss, "discriminator"):
+                    self._poisoned.add("d")  # the whole optimisation step is skipped, whichever micro-batch it was
+                if "d" not in self._poisoned and d_loss.requires_grad:
                     self.accelerator.backward(d_loss)
                     self._clip([p for m in self.trained_discriminators for p in m.parameters()])
                     self.opt_d.step()
@@ -357,7 +360,9 @@ class Trainer:
                     g_loss = g_loss + scale * (weights.adversarial * adv + weights.feature_matching * fm)
                     logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.item(), fm.item()
             quantizer = self.accelerator.unwrap_model(self.generator).quantizer
-            if self._finite(g_loss, "generator"):
+            if not self._finite(g_loss, "generator"):
+                self._poisoned.add("g")
+            if "g" not in self._poisoned:
                 self.accelerator.backward(g_loss)
                 logs["grad_norm_g"] = self._clip(list(self.generator.parameters()))
                 self.opt_g.step()
@@ -371,6 +376,7 @@ class Trainer:
                 for module in self.trained_discriminators:
                     module.requires_grad_(True)
         if self.accelerator.sync_gradients:
+            self._poisoned.clear()
             quantizer.apply_accumulated()  # one EMA step per optimisation step, from its kept micro-batches
             with warnings.catch_warnings():  # the discriminators' schedule advances before their first step
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
