@@ -412,6 +412,22 @@ def test_resume_after_sigkill_is_bit_exact(small_corpus, tmp_path):
     assert final_clean["codebook_updates"] == final_resumed["codebook_updates"] == 9
 
 
+def test_a_resumed_time_limited_run_keeps_its_time_budget_and_learning_rate_decay(small_corpus, tmp_path, monkeypatch):
+    ticks = iter(range(0, 10**6, 10))  # a clock that advances 10 s at each reading
+    monkeypatch.setattr(Trainer, "_clock", lambda self: float(next(ticks)))
+    config = micro_config(small_corpus, "optim.warmup_steps=0")
+    first = Trainer(config, tmp_path)
+    first.fit(1000, max_seconds=400)
+    stopped_at, lr_at_stop = first.step, first.sched_g.get_last_lr()[0]
+    assert 3 <= stopped_at < 100 and lr_at_stop < 0.9 * config.optim.lr  # decayed with the time used
+    first.close()
+    resumed = Trainer(config, tmp_path)
+    assert resumed.seconds_done > 400
+    resumed.fit(1000, max_seconds=400)  # the budget is spent: one step at most, at the decayed rate
+    assert resumed.step <= stopped_at + 1
+    assert resumed.sched_g.get_last_lr()[0] <= lr_at_stop
+
+
 def test_a_resumed_run_follows_the_optimiser_settings_it_is_given_now(small_corpus, tmp_path):
     first = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "optim.max_steps=20"), tmp_path)
     first.fit(3)

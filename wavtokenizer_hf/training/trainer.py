@@ -194,6 +194,8 @@ class Trainer:
                            if cfg.loss.phase else None)
         self.step, self.epoch, self.batches_done, self.skipped = 0, 0, 0, 0
         self._poisoned: set[str] = set()  # "g"/"d": a micro-batch of the current step was not finite
+        self.seconds_done = 0.0  # on the run's clock, in earlier fits and runs resumed from (the time budget)
+        self._start: float | None = None
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.log_path = self.out_dir / "log.jsonl"
         self.resumed = self._load_checkpoint()
@@ -237,6 +239,7 @@ class Trainer:
         self.sched_d.load_state_dict(state["sched_d"])
         self.step, self.epoch, self.batches_done = state["step"], state["epoch"], state["batches_done"]
         self.skipped = state["skipped"]
+        self.seconds_done = float(state.get("seconds_done", 0.0))  # older checkpoints: the budget starts again
         set_rng_state(state["rng"])
         self._apply_optimiser_settings()
         return True
@@ -262,6 +265,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batches_done": self.batches_done, "skipped": self.skipped,
+            "seconds_done": self._clock() - self._start if self._start is not None else self.seconds_done,
             "rng": rng_state(), "config": json.dumps(self.cfg.to_dict()),
         }
         with atomic_path(self.out_dir / CHECKPOINT, overwrite=True) as tmp:
@@ -435,9 +439,12 @@ class Trainer:
         self.discriminators.train()
         progress = tqdm(total=max_steps, initial=self.step, desc="train", unit="step",
                         disable=not self.accelerator.is_main_process)
-        start, last = self._clock(), {}
+        # the run's clock counts the time of earlier fits and of the runs this one resumed: a resumed
+        # `--max-minutes` run keeps its budget and its learning-rate decay instead of starting them again
+        start, last = self._clock() - self.seconds_done, {}
+        self._start = start
         export_period = cfg.run.export_every_minutes * 60
-        next_export = export_period
+        next_export = export_period * (1 + self.seconds_done // export_period) if export_period else 0
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
             for audio in self.loader:
@@ -484,6 +491,7 @@ class Trainer:
         progress.close()
         self.save_checkpoint()
         elapsed = self._elapsed(start)  # on every process: it is a collective under DDP
+        self.seconds_done, self._start = elapsed, None
         if self.accelerator.is_main_process:
             with open(self.log_path, "a") as handle:
                 handle.write(json.dumps({"event": "stop", "step": self.step, "clock": cfg.run.clock,
