@@ -19,6 +19,7 @@ from .codes_file import AudioCodes, check_codes
 from .convert import codebook_fingerprint, load_hf_state
 from .errors import WavTokenizerError
 from .inference import DECODE_PRECISIONS, FastWavTokenizer, decode_autocast
+from .live_decoder import DEFAULT_CONTEXT_FRAMES, DEFAULT_LOOKAHEAD_FRAMES, DEFAULT_STEP_FRAMES, LiveDecoder
 from .long_audio import STREAMING_THRESHOLD_SECONDS, LiveEncoder, StreamingEncoder, decode_long
 
 MIN_FRAMES = 2
@@ -134,6 +135,23 @@ class Codec:
         if self.fast is None:
             raise WavTokenizerError("the live encoder needs the fast path; this model has none")
         return LiveEncoder(self.fast)
+
+    def stream_decoder(self, lookahead_frames: int = DEFAULT_LOOKAHEAD_FRAMES,
+                       context_frames: int = DEFAULT_CONTEXT_FRAMES,
+                       step_frames: int = DEFAULT_STEP_FRAMES) -> LiveDecoder:
+        """A live decoder: `push(codes)` -> new audio at the model's rate, `flush()` -> the rest; together as long as
+        `decode`'s audio of all the codes, and close to it (not equal: the decoder's attention and normalisation see
+        the whole sequence offline, a window here). Each piece of `step_frames` frames is decoded from a window with
+        `context_frames` frames before it and `lookahead_frames` after it; a frame's audio comes out at most
+        (step_frames - 1 + lookahead_frames) frames after its code, plus one window's compute. Distance to `decode`
+        and speed for each look-ahead: BENCHMARKS.md ("Live decoding")."""
+        if self.fast is not None:
+            window = lambda codes: self.fast.decode(codes[None])[0].cpu()  # noqa: E731
+        else:
+            window = lambda codes: self.model.decode(  # noqa: E731
+                codes[None, None].to(self.device)).audio_values[0, 0].float().cpu()
+        return LiveDecoder(window, self.hop_length, self.codebook_size, lookahead_frames=lookahead_frames,
+                           context_frames=context_frames, step_frames=step_frames)
 
     def check_compatible(self, codes: AudioCodes, allow_other_model: bool = False) -> None:
         """Refuse codes written by a model whose codebook or framing differs from this one."""

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .errors import WavTokenizerError
 from .inference import FastWavTokenizer, decode_autocast
 from .inference.exact import without_tf32
-from .inference.decoder import pos_net, window_envelope
+from .inference.decoder import pos_net
 from .inference.encoder_plan import Conv, Elu, Lstm
 
 DEFAULT_CHUNK_SECONDS = 20.0
@@ -214,5 +214,70 @@ def decode_long(fast: FastWavTokenizer, codes: torch.Tensor, bandwidth_id: int =
         size = (last - first - 1) * hop + n_fft
         folded = F.fold(frames.t()[None], output_size=(1, size), kernel_size=(1, n_fft), stride=(1, hop))
         out[first * hop: first * hop + size] += folded.reshape(-1)
-    audio = out[padding: -padding]
-    return (audio / window_envelope(model, total, device)).cpu()
+    audio = out[padding: out.numel() - padding]
+    WindowEnvelope(model, total, device).divide_(audio)  # in place: no frames x n_fft envelope matrix
+    return audio.cpu()
+
+
+ENVELOPE_FLOOR = 1e-11  # as the stock head's and `inference.decoder.window_envelope`'s clamp
+
+
+class WindowEnvelope:
+    """The iSTFT's summed squared window over `frames` frames, trimmed like the audio and clamped at 1e-11: the
+    values of `inference.decoder.window_envelope`, held in O(n_fft) memory whatever the length.
+
+    A sample in the interior is overlapped by every frame that can reach it, so the sum only depends on its position
+    within a hop (period hop); samples within `edge` frames of either end see fewer frames. All three parts (first
+    samples, one period, last samples) are read off one fold over `2 * edge` frames at most; `divide_` applies them
+    to the audio in place, `full()` builds the whole envelope (the audio's size) where a tensor is wanted."""
+
+    def __init__(self, model, frames: int, device: torch.device | str = "cpu"):
+        head = model.head
+        hop, n_fft, padding = head.hop_length, head.n_fft, head.padding
+        self.hop, self.frames = hop, frames
+        self.length = (frames - 1) * hop + n_fft - 2 * padding  # the trimmed audio's length
+        reach = -(-n_fft // hop)  # how many frames overlap one sample, at most
+        edge = reach + 2  # frames at each end whose samples may see fewer than `reach` frames, and a margin
+        window_sq = head.window.to(device, torch.float32).square()
+
+        def fold(count: int) -> torch.Tensor:  # the untrimmed envelope of `count` frames: count x n_fft values
+            size = (count - 1) * hop + n_fft
+            return F.fold(window_sq.expand(1, count, -1).transpose(1, 2), output_size=(1, size),
+                          kernel_size=(1, n_fft), stride=(1, hop)).reshape(-1)
+
+        if frames <= 2 * edge:  # short: the whole envelope is as small as the pieces
+            self.first = fold(frames)[padding: padding + self.length].clamp(min=ENVELOPE_FLOOR)
+            self.period = self.last = self.first[:0]
+            self.interior = (self.length, self.length)
+            return
+        ends = fold(edge)  # the envelope of `edge` frames: its start is the long envelope's start, its end that end
+        # untrimmed [0, edge * hop) see the same frames as in `ends`; so do the last edge * hop samples, which are
+        # `ends` from n_fft - hop on (shifted), where no frame before the last `edge` reaches
+        self.first = ends[padding: edge * hop].clamp(min=ENVELOPE_FLOOR)
+        self.period = ends[reach * hop: (reach + 1) * hop].clamp(min=ENVELOPE_FLOOR)  # every reaching frame is there
+        last_start = (frames - edge) * hop + n_fft - hop  # untrimmed
+        self.last = ends[n_fft - hop: n_fft - hop + self.length + padding - last_start].clamp(min=ENVELOPE_FLOOR)
+        self.interior = (edge * hop - padding, last_start - padding)  # trimmed; starts at untrimmed edge * hop,
+        # a multiple of hop: sample j of the interior takes period[j % hop]
+
+    def divide_(self, audio: torch.Tensor) -> torch.Tensor:
+        """Divide the trimmed 1-D audio of `frames` frames by the envelope, in place; returns it."""
+        if audio.shape != (self.length,):
+            raise ValueError(f"the envelope of {self.frames} frames covers {self.length} samples, got audio of shape "
+                             f"{tuple(audio.shape)}")
+        return self._each(audio, torch.Tensor.div_)
+
+    def full(self) -> torch.Tensor:
+        """The whole trimmed envelope (`length` samples, allocated once)."""
+        return self._each(torch.empty(self.length, device=self.first.device), torch.Tensor.copy_)
+
+    def _each(self, audio: torch.Tensor, apply) -> torch.Tensor:
+        """`apply(part of audio, envelope values)` over the first samples, the periodic interior, the last ones."""
+        start, end = self.interior
+        apply(audio[:start], self.first)
+        if end > start:
+            rows, rest = divmod(end - start, self.hop)
+            apply(audio[start: start + rows * self.hop].view(rows, self.hop), self.period)
+            apply(audio[start + rows * self.hop: end], self.period[:rest])
+            apply(audio[end:], self.last)
+        return audio
