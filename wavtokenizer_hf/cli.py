@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-rate", action="store_true", help="resample back to the encoded file's original rate")
     p.add_argument("--allow-other-model", action="store_true",
                    help="decode codes made by a different model with the same codebook size and framing")
+    p.add_argument("--stream", action="store_true",
+                   help="decode window by window with the live decoder and write as it comes: memory flat in the "
+                        "length, audio close to (not equal to) the exact decode; see BENCHMARKS.md")
+    p.add_argument("--lookahead", type=int, default=None, metavar="FRAMES", help="--stream: frames after each piece")
+    p.add_argument("--context", type=int, default=None, metavar="FRAMES", help="--stream: frames before each piece")
     _add_precision(p)
 
     p = sub.add_parser("reconstruct", help="audio -> codes -> audio (copy synthesis)")
@@ -115,9 +120,14 @@ def _encode_pipe(args) -> None:
 def _codec_jobs(args) -> None:
     if args.command == "encode" and str(args.input) == "-":
         return _encode_pipe(args)
+    if args.command == "decode" and not args.stream and (args.lookahead is not None or args.context is not None):
+        raise WavTokenizerError("--lookahead and --context belong to --stream")
+    if args.command == "decode" and args.stream and args.precision != "fp32":
+        raise WavTokenizerError("--stream decodes in fp32 (the live decoder has no --precision)")
     from .audio_io import is_audio_path, read_audio, write_audio
     from .codec import Codec
     from .codes_file import CODES_SUFFIX, AudioCodes
+    from .file_decode import decode_streaming
     from .file_encode import encode_file
     from .file_jobs import run_job
 
@@ -131,6 +141,11 @@ def _codec_jobs(args) -> None:
 
     def decode(src: Path, dst: Path) -> None:
         codes = AudioCodes.load(src)
+        if args.stream:
+            window = {k: v for k, v in (("lookahead_frames", args.lookahead), ("context_frames", args.context))
+                      if v is not None}
+            decode_streaming(codec, codes, dst, args.source_rate, args.overwrite, args.allow_other_model, **window)
+            return
         if args.source_rate:
             audio = codec.decode_to_source_rate(codes, args.allow_other_model, args.precision)
             rate = codes.source_sampling_rate
