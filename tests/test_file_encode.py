@@ -122,7 +122,7 @@ def test_a_streamed_decode_writes_the_live_decoder_s_audio_at_the_source_rate_an
     from wavtokenizer_hf.codes_file import AudioCodes
     from wavtokenizer_hf.streaming_resample import StreamingResampler
 
-    audio = _speechlike(7.0, 16000, 2, seed=4)
+    audio = _speechlike(7.013, 16000, 2, seed=4)  # not a whole number of frames: the end is trimmed
     source = tmp_path / "in.flac"
     sf.write(source, audio, 16000)
     codes_path = tmp_path / "in.codes.safetensors"
