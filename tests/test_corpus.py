@@ -135,6 +135,15 @@ def test_plan_spreads_the_hours_over_speakers_not_backends():
         plan_corpus(0, speakers)
 
 
+def test_what_a_recorded_speaker_cannot_fill_goes_to_the_others():
+    from wavtokenizer_hf.corpus.plan import _equal_shares
+
+    shares = _equal_shares(100.0, ["a", "b", "c", "d"], {"a": 10.0, "b": 40.0})
+    assert shares == {"a": 10.0, "b": 30.0, "c": 30.0, "d": 30.0}
+    shares = _equal_shares(100.0, ["a", "b", "c"], {"a": 10.0, "b": 20.0})
+    assert shares == {"a": 10.0, "b": 20.0, "c": 70.0} and sum(shares.values()) == 100.0
+
+
 def test_plan_scales_to_twenty_hours_and_a_small_corpus_draws_a_subset_of_speakers():
     speakers = _fake_speakers({"espeak": 1, "mbrola": 200})
     big = plan_corpus(20.0, speakers, seed=0)

@@ -134,7 +134,7 @@ def test_a_streamed_decode_writes_the_live_decoder_s_audio_at_the_source_rate_an
     written, rate = sf.read(out, dtype="float32", always_2d=True)
     assert rate == 16000 and written.shape == (codes.source_num_samples, 2)
     for channel in range(2):  # the live decoder's audio of all the codes, resampled as the offline resampler does
-        live = codec.stream_decoder(lookahead_frames=3)
+        live = codec.stream_decoder(lookahead_frames=3, context_frames=150, step_frames=250)
         decoded = torch.cat([live.push(codes.audio_codes[channel]), live.flush()])
         stream = StreamingResampler(24000, 16000)
         expected = torch.cat([stream.push(decoded), stream.flush()])[: codes.source_num_samples]

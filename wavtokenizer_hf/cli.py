@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true",
                    help="decode window by window with the live decoder and write as it comes: memory flat in the "
                         "length, audio close to (not equal to) the exact decode; see BENCHMARKS.md")
-    p.add_argument("--lookahead", type=int, default=None, metavar="FRAMES", help="--stream: frames after each piece")
-    p.add_argument("--context", type=int, default=None, metavar="FRAMES", help="--stream: frames before each piece")
+    p.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
+                   help="--stream: frames after each 250-frame piece (default 75)")
+    p.add_argument("--context", type=int, default=None, metavar="FRAMES",
+                   help="--stream: frames before each piece (default 150)")
     _add_precision(p)
 
     p = sub.add_parser("reconstruct", help="audio -> codes -> audio (copy synthesis)")

@@ -100,6 +100,23 @@ class _Texts:
         return pool[index % len(pool)]
 
 
+def _equal_shares(total: float, members: list[str], caps: dict[str, float]) -> dict[str, float]:
+    """`total` seconds split equally among `members`, none above its cap; what a capped speaker cannot take goes to
+    the others (so the split still gets its hours while any speaker can take more)."""
+    shares, left, open_ = {}, total, list(members)
+    while open_:
+        share = left / len(open_)
+        capped = [name for name in open_ if caps.get(name, float("inf")) < share]
+        if not capped:
+            shares.update({name: share for name in open_})
+            break
+        for name in capped:
+            shares[name] = caps[name]
+            left -= caps[name]
+            open_.remove(name)
+    return shares
+
+
 def plan_corpus(hours: float, speakers: dict[str, Speaker], seed: int = 0,
                 recorded_seconds: dict[str, float] | None = None) -> Plan:
     """Deterministic plan for `hours` of audio in total over `speakers` (from `catalogue.group_speakers`);
@@ -146,12 +163,12 @@ def plan_corpus(hours: float, speakers: dict[str, Speaker], seed: int = 0,
             members = sorted(rng.sample(members, room))
         if split == "train":
             trainers = members
-        per_speaker = target * (1 - NONSPEECH_SHARE) / max(len(members), 1)
+        caps = {name: recorded_seconds[name] * share / (1 - SPLIT_HOURS_SHARE["test"])
+                for name in members if name in recorded_seconds}  # train and validation share what exists
+        budgets = _equal_shares(target * (1 - NONSPEECH_SHARE), members, caps)
         index = 0
         for name in members:
-            budget = per_speaker
-            if name in recorded_seconds:  # train and validation share what exists, in their proportions
-                budget = min(budget, recorded_seconds[name] * share / (1 - SPLIT_HOURS_SHARE["test"]))
+            budget = budgets[name]
             planned = 0.0
             while planned < budget:
                 voice, language = rng.choice(roles[name])
