@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -382,6 +383,14 @@ def _f0_histogram(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def licence_family(licence: str) -> str:
+    """A licence line without what names one voice (for the card's table; rows keep the full line)."""
+    licence = re.sub(r"; voice: .*$", "", licence)
+    licence = re.sub(r", voice '[^']*' of Debian non-free rhvoice-\S+ \(see [^)]*\)", ", RHVoice (Debian non-free)",
+                     licence)
+    return re.sub(r"; see /usr/share/doc/mbrola-\w+/copyright\)", ")", licence)
+
+
 def corpus_card(summary: dict) -> str:
     training = summary["training_speakers"]
     lines = [
@@ -429,7 +438,11 @@ def corpus_card(summary: dict) -> str:
               "(MIT) samples). MBROLA and RHVoice voices are not free software: a corpus or codec built with them "
               "inherits their terms (non-commercial use); `--licence free` leaves them out.", "",
               "| licence | hours |", "| --- | --- |"]
-    lines += [f"| {name} | {hours} |" for name, hours in summary["licences"].items()]
+    families: Counter = Counter()
+    for name, hours in summary["licences"].items():
+        families[licence_family(name)] += hours
+    lines += [f"| {name} | {round(hours, 3)} |" for name, hours in sorted(families.items())]
+    lines.append("Each speaker's own licence line: `corpus_summary.json` (`speakers`) and every row's `licence`.")
     text = summary["text"]
     lines += ["", "## Text", "", "English: Jane Austen's novels (public domain). Other languages: "
               "translated messages of the Debian packages installed where the corpus was built (gettext catalogues, "
