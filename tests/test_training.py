@@ -568,6 +568,60 @@ def test_phase_terms_see_a_scrambled_phase_that_the_mel_loss_barely_sees(kind):
     assert float(terms(smeared, tone)) > 2.0 * float(terms(0.8 * tone, tone))  # more than a level change
 
 
+def test_the_group_delay_term_sees_phase_errors_across_frequency_and_the_frequency_term_across_time(monkeypatch):
+    monkeypatch.setattr("wavtokenizer_hf.training.phase_losses.stft", lambda spectrum, n_fft, hop: spectrum)
+    bins, frames = 64, 20
+    truth = torch.ones(1, bins, frames, dtype=torch.complex64)
+    ramp = 0.3 * torch.arange(bins, dtype=torch.float32)[:, None].expand(bins, frames)
+    loss = phase_loss("anti_wrapping", ((1024, 256),))
+    across_frequency = loss.terms(torch.polar(torch.ones(1, bins, frames), ramp[None]), truth)
+    assert float(across_frequency["group_delay"]) == pytest.approx(0.3, abs=1e-4)
+    assert float(across_frequency["frequency"]) == pytest.approx(0.0, abs=1e-4)
+    ramp = 0.3 * torch.arange(frames, dtype=torch.float32)[None, :].expand(bins, frames)
+    across_time = loss.terms(torch.polar(torch.ones(1, bins, frames), ramp[None]), truth)
+    assert float(across_time["frequency"]) == pytest.approx(0.3, abs=1e-4)
+    assert float(across_time["group_delay"]) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_the_generator_hinge_pushes_fake_scores_up_and_the_discriminator_hinge_separates_them():
+    from wavtokenizer_hf.training.losses import discriminator_hinge, generator_hinge
+
+    fake = torch.tensor([2.0, -1.0], requires_grad=True)
+    loss = generator_hinge([fake])
+    loss.backward()
+    assert float(loss) == pytest.approx(1.0) and fake.grad.tolist() == [0.0, -0.5]  # raising -1 lowers the loss
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([-2.0, 1.0])
+    assert float(discriminator_hinge([real], [fake])) == pytest.approx(2.0)
+
+
+def test_the_commitment_loss_reaches_the_encoder(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus), tmp_path)
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    out = generator(next(iter(trainer.loader)), update_codebook=False)
+    out.commit_loss.backward()
+    encoder = generator.model.encoder_model.encoder
+    assert sum(float(p.grad.abs().sum()) for p in encoder.parameters() if p.grad is not None) > 0
+
+
+def test_two_micro_batches_move_the_codebook_as_their_union_does():
+    torch.manual_seed(3)
+    first, second = make_quantizer(num_codes=16, dim=4), make_quantizer(num_codes=16, dim=4)
+    for quantizer in (first, second):
+        quantizer.codebook.embed.copy_(torch.randn(16, 4, generator=torch.Generator().manual_seed(0)))
+        quantizer.codebook.cluster_size.fill_(10.0)
+        quantizer.codebook.embed_avg.copy_(quantizer.codebook.embed * 10.0)
+        quantizer.reseed_dead_codes = False
+    a, b = torch.randn(2, 4, 50), torch.randn(2, 4, 50)
+    for part in (a, b):
+        first.accumulate(part, first(part, update=False).codes)
+    first.apply_accumulated()
+    union = torch.cat([a, b])
+    second.accumulate(union, second(union, update=False).codes)
+    second.apply_accumulated()
+    assert torch.allclose(first.codebook.embed, second.codebook.embed, atol=1e-6)
+    assert torch.allclose(first.codebook.cluster_size, second.codebook.cluster_size)
+
+
 def test_the_anti_wrapping_phase_error_counts_a_full_turn_as_no_error():
     assert float(wrapped_abs(torch.tensor(2 * math.pi))) == pytest.approx(0.0, abs=1e-6)
     assert float(wrapped_abs(torch.tensor(1.5 * math.pi))) == pytest.approx(0.5 * math.pi, rel=1e-6)

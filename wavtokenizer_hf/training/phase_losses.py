@@ -54,8 +54,13 @@ class AntiWrappingPhaseLoss(nn.Module):
         self.resolutions, self.eps = resolutions, eps
 
     def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(self.terms(estimate, target).values())
+
+    def terms(self, estimate: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three errors, each averaged over the resolutions: instantaneous phase, group delay (across
+        frequency), instantaneous frequency (across time)."""
         with torch.autocast(device_type=estimate.device.type, enabled=False):
-            terms = []
+            terms = {"instantaneous": [], "group_delay": [], "frequency": []}
             for n_fft, hop in self.resolutions:
                 guess, truth = stft(estimate, n_fft, hop), stft(target, n_fft, hop)
                 weight = truth.abs()
@@ -63,11 +68,10 @@ class AntiWrappingPhaseLoss(nn.Module):
                 # angle() of an exact zero has no useful gradient; a tiny real offset keeps it finite
                 phase_guess, phase_truth = (guess + self.eps).angle(), (truth + self.eps).angle()
                 error = phase_guess - phase_truth
-                instantaneous = (weight * wrapped_abs(error)).mean()
-                group_delay = (weight[..., 1:, :] * wrapped_abs(error.diff(dim=-2))).mean()
-                frequency = (weight[..., 1:] * wrapped_abs(error.diff(dim=-1))).mean()
-                terms.append(instantaneous + group_delay + frequency)
-            return torch.stack(terms).mean()
+                terms["instantaneous"].append((weight * wrapped_abs(error)).mean())
+                terms["group_delay"].append((weight[..., 1:, :] * wrapped_abs(error.diff(dim=-2))).mean())
+                terms["frequency"].append((weight[..., 1:] * wrapped_abs(error.diff(dim=-1))).mean())
+            return {name: torch.stack(values).mean() for name, values in terms.items()}
 
 
 def phase_loss(kind: str, resolutions: tuple[tuple[int, int], ...]) -> nn.Module:
