@@ -456,8 +456,8 @@ def corpus_card(summary: dict) -> str:
         lines += [f"| {name} | {v['utterances']} | {v['words']} | {100 * v['wer']:.1f}% |"
                   for name, v in scored.items() if name != "recognizer"]
     if text["read_english_through_own_phones"]:
-        lines.append("Voices of " + ", ".join(text["read_english_through_own_phones"]) + " had no text of their "
-                     "language here and read English through their own phone set.")
+        lines += ["", "Voices of " + ", ".join(text["read_english_through_own_phones"]) + " had no text of their "
+                     "language here and read English through their own phone set."]
     if summary["voices_skipped"]:
         lines += ["", "Voices skipped: " + "; ".join(f"{k} ({v})" for k, v in summary["voices_skipped"].items())
                   + "."]
