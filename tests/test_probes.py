@@ -167,23 +167,32 @@ class _Elements(HTMLParser):
         self.found.append((tag, dict(attrs)))
 
 
+def timed_english(corpus, split: str) -> int:
+    from wavtokenizer_hf.saved_dataset import load_split
+
+    return sum(1 for r in load_split(corpus, split) if r["kind"] == "speech" and r["phones"] and r["language"] == "en")
+
+
 @pytest.fixture(scope="module")
 def report(small_corpus, tmp_path_factory):
-    """scripts/probe_alignment.py end to end: the test split probed, the k-means fitted on the training split."""
+    """scripts/probe_alignment.py end to end: a split with word and phone times probed (the test split, unless its
+    speakers' backends report no times, as Piper's test voice on a machine without system voices), the k-means
+    fitted on the training split."""
+    split = "test" if timed_english(small_corpus, "test") >= 2 else "validation"
     out = tmp_path_factory.mktemp("report") / "report.html"
     command = [sys.executable, str(ROOT / "scripts" / "probe_alignment.py"), "--data", str(small_corpus),
-               "--split", "test", "--codec", f"shipped={ROOT / 'wavtokenizer_hf' / 'default_codec'}", "--out", str(out),
+               "--split", split, "--codec", f"shipped={ROOT / 'wavtokenizer_hf' / 'default_codec'}", "--out", str(out),
                "--limit", "4", "--rounds", "5", "--null-draws", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "report:" in done.stdout and "intervals" in done.stdout
-    return out, json.loads(out.with_suffix(".json").read_text())
+    return out, json.loads(out.with_suffix(".json").read_text()), min(4, timed_english(small_corpus, split))
 
 
 def test_the_script_reports_chance_adjusted_metrics_and_paired_differences_for_every_row(report):
-    _, summary = report
-    assert summary["utterances"] == 4 and summary["reference"] == "shipped"
+    _, summary, expected_utterances = report
+    assert summary["utterances"] == expected_utterances >= 2 and summary["reference"] == "shipped"
     assert "'train'" in summary["baseline_fit"] and "bootstrap" in summary["intervals"]
     for row in summary["rows"]:
         for name in ("pnmi_adjusted", "pnmi_null", "mapping_accuracy_adjusted", "majority_accuracy"):
@@ -195,7 +204,7 @@ def test_the_script_reports_chance_adjusted_metrics_and_paired_differences_for_e
 
 
 def test_report_has_table_images_and_players(report):
-    path, summary = report
+    path, summary, _ = report
     parser = _Elements()
     parser.feed(path.read_text())
     tags = parser.found
@@ -220,7 +229,7 @@ def _chromium() -> str | None:
 
 @pytest.mark.skipif(_chromium() is None, reason="no headless Chromium on this machine")
 def test_report_renders_in_headless_chromium(report, tmp_path):
-    path, _ = report
+    path, _, _ = report
     # a copy with a probe script: after load it writes how many images decoded and players hold audio
     probe = ("<script>window.addEventListener('load', () => setTimeout(() => {"
              "const imgs = [...document.images].filter(i => i.naturalWidth > 0).length;"
