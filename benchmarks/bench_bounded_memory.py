@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +27,11 @@ import transformers
 from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.audio_io import resample
 
-from signals import music_like  # run from benchmarks/
+from bench_long_cli import timed  # run from benchmarks/
+from signals import music_like
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE, BLOCK_MINUTES = 44100, 5
-
-
-def timed(command: list[str]) -> dict:
-    start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_gb": round(peak_kb / 2**20, 2)}
 
 
 def write_long_file(path: Path, minutes: float) -> None:

@@ -44,14 +44,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WavTokenizerError
-from .voices import Speech, Voice, is_reserved
+from .voices import MIN_PEAK, Speech, Voice, is_reserved, read_pcm16_wav
 
 VOICE = "slt_hts"
 VOICE_DIR = Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts")
 LICENCE = ("Festival (BSD-style licence) with the festvox-us-slt-hts voice (CMU ARCTIC slt, free licence: see the "
            "voice's copyright file); output free to use and redistribute")
 _SEGMENT = re.compile(r"^S (\S+) ([0-9.]+) (\S+) (\S+)$", re.MULTILINE)
-MIN_PEAK = 64  # int16; quieter output is silence
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 MAX_PITCH = 12.0  # semitones either way
 
@@ -391,17 +390,7 @@ def speak(text: str, voice: Voice, speed: float = 1.0, pitch: float = 0.0, seed:
             message = (result.stderr.decode(entry.encoding, errors="replace") or stdout).strip()[-300:]
             raise WavTokenizerError(f"festival voice {voice.name}: festival exited {result.returncode} without audio "
                                     f"for {text[:40]!r}: {message}")
-        try:
-            with wave.open(wav, "rb") as handle:  # not soundfile: see flite.py (forked pool workers)
-                if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
-                    raise WavTokenizerError(f"festival voice {voice.name}: wrote {handle.getnchannels()} channel(s) "
-                                            f"of {8 * handle.getsampwidth()}-bit audio; expected 16-bit mono")
-                rate = handle.getframerate()
-                audio = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.int16)
-        except (wave.Error, EOFError) as error:
-            raise WavTokenizerError(f"festival voice {voice.name}: unreadable WAV ({error})") from None
-    if audio.size == 0 or int(np.abs(audio.astype(np.int32)).max()) < MIN_PEAK:
-        raise WavTokenizerError(f"festival voice {voice.name}: silent audio for {text[:40]!r}")
+        audio, rate = read_pcm16_wav(wav, f"festival voice {voice.name}", text)
     names, segments = {}, []
     for line in stdout.splitlines():
         fields = line.split("\t")

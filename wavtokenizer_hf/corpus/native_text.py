@@ -16,6 +16,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from .text import hash_split
+
 LOCALE_DIR = Path("/usr/share/locale")
 LICENCE = "translated messages of installed Debian packages (gettext catalogues; mostly GPL/LGPL)"
 # espeak-ng / voice language -> gettext locale directories (first that has text wins)
@@ -60,13 +62,7 @@ def _speakable(line: str, language: str) -> bool:
 
 
 def text_split(sentence: str) -> str:
-    bucket = int(hashlib.sha1(sentence.lower().encode()).hexdigest()[:8], 16) / 16**8
-    edge = 0.0
-    for name, share in SPLIT_SHARES.items():
-        edge += share
-        if bucket < edge:
-            return name
-    return "test"
+    return hash_split(sentence.lower(), SPLIT_SHARES)
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,13 +24,11 @@ import shutil
 import subprocess
 import tempfile
 import unicodedata
-import wave
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import WavTokenizerError
-from .voices import Speech, Voice, is_reserved
+from .voices import Speech, Voice, is_reserved, read_pcm16_wav
 
 PROGRAM = "RHVoice-test"
 VOICES_DIR = Path("/usr/share/RHVoice/voices")
@@ -59,7 +57,6 @@ LICENCES = {  # Debian copyright short names
 LICENCE = ("RHVoice (LGPL-2.1+) with Debian non-free voices under per-voice licences (each Voice's `licence`): CC "
            "BY-NC-ND 4.0 for most RHVoice Lab and Polish voices, CC BY-ND 4.0, CC BY-SA 4.0, CC BY-NC-SA 4.0, "
            "Talgat's non-commercial licence, or LGPL-2.1+ where the copyright file names no voice-specific terms")
-MIN_PEAK = 64  # int16; quieter output is silence
 MIN_PERCENT, MAX_PERCENT = 50, 200  # RHVoice clamps rate and pitch to these (measured)
 
 
@@ -191,17 +188,5 @@ def speak(text: str, voice: Voice, speed: float = 1.0, pitch: float = 0.0, seed:
         if result.returncode != 0 or not os.path.exists(wav):
             raise WavTokenizerError(f"rhvoice voice {voice.name}: {PROGRAM} exited {result.returncode} without "
                                     f"audio for {text[:40]!r} {stderr}".rstrip())
-        try:
-            # the standard library's reader, not soundfile: see flite.py (forked pool workers)
-            with wave.open(wav, "rb") as handle:
-                if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
-                    raise WavTokenizerError(f"rhvoice voice {voice.name}: {PROGRAM} wrote {handle.getnchannels()} "
-                                            f"channel(s) of {8 * handle.getsampwidth()}-bit audio; expected "
-                                            "16-bit mono")
-                rate_hz = handle.getframerate()
-                audio = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.int16)
-        except (wave.Error, EOFError) as error:
-            raise WavTokenizerError(f"rhvoice voice {voice.name}: unreadable WAV ({error})") from None
-    if audio.size == 0 or int(np.abs(audio.astype(np.int32)).max()) < MIN_PEAK:
-        raise WavTokenizerError(f"rhvoice voice {voice.name}: silent audio for {text[:40]!r}")
+        audio, rate_hz = read_pcm16_wav(wav, f"rhvoice voice {voice.name}", text)
     return Speech(audio=audio, sampling_rate=rate_hz)

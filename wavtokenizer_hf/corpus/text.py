@@ -56,14 +56,18 @@ def normalize_words(text: str) -> list[str]:
 def sentence_split(sentence: str) -> str:
     """Assign a sentence to a split by a hash of its normalised words (case, punctuation and spacing ignored, so
     near-duplicates share a split): stable however the corpus is sized."""
-    key = " ".join(normalize_words(sentence))
+    return hash_split(" ".join(normalize_words(sentence)))
+
+
+def hash_split(key: str, shares: dict[str, float] = SPLIT_SHARES) -> str:
+    """The split a text key falls in by its SHA-1: the same key lands in the same split in every build."""
     bucket = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 16**8
     edge = 0.0
-    for name, share in SPLIT_SHARES.items():
+    for name, share in shares.items():
         edge += share
         if bucket < edge:
             return name
-    return "test"
+    return list(shares)[-1]
 
 
 def load_sentence_pools(min_words: int = 4, max_words: int = 25) -> dict[str, list[str]]:

@@ -10,9 +10,12 @@ in Flite, Festival and RHVoice) counts once and lands in one split.
 
 from __future__ import annotations
 
+import wave
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import WavTokenizerError
 
 SEXES = ("female", "male", "unknown")
 AGES = ("adult", "child")
@@ -76,3 +79,24 @@ class Speech:
         if self.audio.dtype == np.int16:
             return self.audio.astype(np.float32) / 32768.0
         return self.audio.astype(np.float32)
+
+
+MIN_PEAK = 64  # of 32,767: below it a synthesiser's output counts as silent
+
+
+def read_pcm16_wav(path, who: str, text: str = "") -> tuple[np.ndarray, int]:
+    """(int16 samples, rate) of a 16-bit mono WAV a synthesiser wrote; `who` names the voice in errors. The standard
+    library's reader, not soundfile: backends run in forked pool workers, and a fork taken while the parent holds
+    libsndfile's lock (it writes FLAC meanwhile) would wait on that lock forever."""
+    try:
+        with wave.open(str(path), "rb") as handle:
+            if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+                raise WavTokenizerError(f"{who}: wrote {handle.getnchannels()} channel(s) of "
+                                        f"{8 * handle.getsampwidth()}-bit audio; expected 16-bit mono")
+            rate = handle.getframerate()
+            audio = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.int16)
+    except (wave.Error, EOFError) as error:
+        raise WavTokenizerError(f"{who}: unreadable WAV ({error})") from None
+    if audio.size == 0 or int(np.abs(audio.astype(np.int32)).max()) < MIN_PEAK:
+        raise WavTokenizerError(f"{who}: silent audio for {text[:40]!r}")
+    return audio, rate
