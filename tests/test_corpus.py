@@ -278,3 +278,28 @@ def _espeak_words(text: str) -> list[str]:
 def test_espeak_names_each_word_of_the_text_once(text):
     with multiprocessing.get_context("fork").Pool(1, maxtasksperchild=1) as pool:
         assert pool.apply(_espeak_words, (text,)) == normalize_words(text)
+
+
+def test_a_synthesiser_s_wav_that_is_silent_stereo_or_broken_is_refused_with_the_voice_named(tmp_path):
+    import wave
+
+    from wavtokenizer_hf.corpus.voices import read_pcm16_wav
+
+    def write(name, samples, channels=1):
+        path = tmp_path / name
+        with wave.open(str(path), "wb") as handle:
+            handle.setnchannels(channels)
+            handle.setsampwidth(2)
+            handle.setframerate(16000)
+            handle.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+        return path
+
+    audio, rate = read_pcm16_wav(write("ok.wav", [0, 500, -500, 0]), "voice x")
+    assert rate == 16000 and audio.tolist() == [0, 500, -500, 0]
+    with pytest.raises(WavTokenizerError, match="voice x: silent audio"):
+        read_pcm16_wav(write("quiet.wav", [0, 10, -10, 0]), "voice x")
+    with pytest.raises(WavTokenizerError, match="voice x: wrote 2 channel"):
+        read_pcm16_wav(write("stereo.wav", [0, 500, -500, 0], channels=2), "voice x")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000")
+    with pytest.raises(WavTokenizerError, match="voice x: unreadable WAV"):
+        read_pcm16_wav(tmp_path / "broken.wav", "voice x")
