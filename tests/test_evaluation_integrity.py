@@ -430,3 +430,27 @@ def test_manifests_that_reuse_an_id_give_each_file_its_own_entry(tmp_path):
     assert utterances["a/0001.wav"].text == "the first engine" and utterances["a/0001.wav"].speaker == "voice_a"
     assert utterances["b/0001.wav"].text == "the second engine" and utterances["b/0001.wav"].speaker == "voice_b"
     assert any("entry 0002 matches no audio file" in note for note in load_test_set(tmp_path, quiet=True).notes)
+
+
+def test_a_limited_corpus_test_set_takes_speakers_and_their_backends_in_turn(tmp_path):
+    import io
+
+    import soundfile as sf
+    from datasets import Dataset, DatasetDict
+
+    rows = {"id": [], "kind": [], "speaker": [], "backend": [], "text": [], "audio": []}
+    for speaker, backends, count in (("a", ("x", "y"), 6), ("b", ("z",), 6), ("c", ("z",), 1)):
+        for number in range(count):
+            buffer = io.BytesIO()
+            sf.write(buffer, np.full(2400, 0.1, dtype=np.float32), 24000, format="FLAC")
+            rows["id"].append(f"{speaker}{number}")
+            rows["kind"].append("speech")
+            rows["speaker"].append(speaker)
+            rows["backend"].append(backends[number % len(backends)] if number < 4 else backends[0])
+            rows["text"].append("hello")
+            rows["audio"].append({"bytes": buffer.getvalue(), "path": None})
+    DatasetDict({"test": Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "corpus"))
+    chosen = load_test_set(tmp_path / "corpus", "test", limit=5, quiet=True)
+    assert [u.id for u in chosen] == ["a0", "a1", "b0", "b1", "c0"]  # a: x then y; b twice; c's only row
+    assert [u.id for u in load_test_set(tmp_path / "corpus", "test", limit=2, quiet=True)] == ["a0", "b0"]
+    assert len(load_test_set(tmp_path / "corpus", "test", quiet=True)) == 13

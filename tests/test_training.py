@@ -699,11 +699,11 @@ def test_snapshot_minutes_come_from_their_export_records(tmp_path):
 def test_data_sources_keep_only_the_rows_of_those_sources(small_corpus):
     from datasets import load_from_disk
 
-    from wavtokenizer_hf.training.data import ClipSource
+    from wavtokenizer_hf.training.data import ClipSource, RowSelection
 
     rows = load_from_disk(str(small_corpus))["train"]
     espeak = sum("espeak" in s.lower() for s in rows["source"])
     assert 0 < espeak < len(rows)
-    assert len(ClipSource(small_corpus, "train", ("ESPEAK",))) == espeak
+    assert len(ClipSource(small_corpus, "train", RowSelection(sources=("ESPEAK",)))) == espeak
     with pytest.raises(WavTokenizerError, match="no row"):
-        ClipSource(small_corpus, "train", ("no such engine",))
+        ClipSource(small_corpus, "train", RowSelection(sources=("no such engine",)))

@@ -71,18 +71,42 @@ def _speaker_of_corpus_row(row: dict) -> tuple[str | None, str | None]:
 
 
 def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool) -> TestSet:
+    """The split's rows in order; with `limit`, taken in turn from each speaker (and within a speaker from each
+    backend), so a few dozen items of a split stored speaker by speaker still cover every speaker."""
     utterances = TestSet(source=f"{source} ({split})")
-    for row in load_split(source, split):
-        if speech_only and row.get("kind", "speech") != "speech":
-            continue
+    rows = load_split(source, split)
+    columns = rows.remove_columns([c for c in ("audio",) if c in rows.column_names])
+    kinds = columns["kind"] if "kind" in columns.column_names else ["speech"] * len(columns)
+    indices = [i for i in range(len(rows)) if not speech_only or kinds[i] == "speech"]
+    if limit:
+        indices = _in_turn(indices, [_speaker_of_corpus_row(r) for r in columns], limit)
+    for index in indices:
+        row = rows[index]
         audio, rate = read_audio_column(row)
         wave = resample(torch.from_numpy(audio)[None], rate, EVAL_RATE)[0]
         speaker, engine = _speaker_of_corpus_row(row)
         utterances.append(Utterance(row["id"], wave, row.get("text") or None, row.get("kind", "speech"), speaker,
                                     engine))
-        if limit and len(utterances) >= limit:
-            break
     return utterances
+
+
+def _in_turn(indices: list[int], groups: list[tuple], limit: int) -> list[int]:
+    """Up to `limit` of `indices`, one speaker after another (round robin; within a speaker one backend after
+    another), in row order within each (speaker, backend); returned in row order."""
+    by_speaker: dict = {}
+    for index in indices:
+        speaker, engine = groups[index]
+        by_speaker.setdefault(speaker, {}).setdefault(engine, []).append(index)
+    queues = {speaker: [i for batch in _interleaved(list(engines.values())) for i in batch]
+              for speaker, engines in by_speaker.items()}
+    chosen = [i for batch in _interleaved(list(queues.values())) for i in batch][:limit]
+    return sorted(chosen)
+
+
+def _interleaved(lists: list[list[int]]) -> list[list[int]]:
+    """[[a0, b0, c0], [a1, b1], ...]: the first of each list, then the second of each, ..."""
+    longest = max((len(x) for x in lists), default=0)
+    return [[x[k] for x in lists if k < len(x)] for k in range(longest)]
 
 
 def _tsv_lines(source: Path) -> dict[Path, tuple[str, str]]:

@@ -20,6 +20,11 @@ class DataConfig:
     split: str = "train"
     # keep only the corpus rows whose `source` contains one of these texts (case-insensitive); empty keeps all
     sources: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # keep only rows of these kinds (speech, music, noise); empty keeps all
+    speakers: int = 0  # keep only the rows of this many speakers, drawn with run.seed (0: all)
+    hours: float = 0.0  # a seeded subset of the selected rows holding this many hours (0: all); fewer is refused
+    # pitch and speed perturbation: each crop played up to this many semitones faster or slower (0: none)
+    pitch_semitones: float = 0.0
     validation: str = ""  # corpus or folder for periodic evaluation (default: the train corpus's validation split)
     segment_seconds: float = 3.0
     batch_size: int = 40
@@ -211,5 +216,6 @@ def _check_choices(config: TrainConfig) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    if isinstance(config.data.sources, str):
-        config.data.sources = (config.data.sources,)
+    for name in ("sources", "kinds"):
+        if isinstance(getattr(config.data, name), str):
+            setattr(config.data, name, (getattr(config.data, name),))

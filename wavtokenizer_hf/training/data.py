@@ -8,6 +8,7 @@ happen in the loader's worker processes.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -22,19 +23,34 @@ from ..errors import WavTokenizerError
 from ..listing import audio_files, manifest_entries
 
 
+@dataclass(frozen=True)
+class RowSelection:
+    """Which rows of a saved corpus to train on (every field empty keeps them all)."""
+
+    sources: tuple[str, ...] = ()  # rows whose `source` contains one of these texts (case-insensitive)
+    kinds: tuple[str, ...] = ()  # rows of these kinds (speech, music, noise)
+    speakers: int = 0  # rows of this many speakers drawn with `seed` (rows naming no speaker are kept)
+    hours: float = 0.0  # a seeded subset of rows holding this many hours (refused if the selection holds fewer)
+    seed: int = 0
+
+    def is_empty(self) -> bool:
+        return not (self.sources or self.kinds or self.speakers or self.hours)
+
+
 class ClipSource:
     """Random access to training clips: FLAC bytes of a saved corpus split, or audio file paths."""
 
-    def __init__(self, location: str | Path, split: str = "train", sources: tuple[str, ...] = ()):
+    def __init__(self, location: str | Path, split: str = "train", selection: RowSelection = RowSelection()):
         location = Path(location)
         self.dataset = None
         self.paths: list[Path] = []
+        self.summary = ""
         if not location.exists():
             raise WavTokenizerError(f"training data not found: {location}")
         if is_saved_dataset(location):
             self.dataset = load_split(location, split)
-            if sources:
-                self.dataset = rows_from_sources(self.dataset, sources, location)
+            if not selection.is_empty():
+                self.dataset, self.summary = select_rows(self.dataset, selection, location)
             self.dataset = self.dataset.select_columns(["audio"])
         elif location.is_file() and location.suffix == ".jsonl":
             self.paths = [audio for _, audio in manifest_entries(location)]
@@ -42,8 +58,9 @@ class ClipSource:
             self.paths = audio_files(location)
         else:
             raise WavTokenizerError(f"{location}: expected a saved corpus, an audio folder or a .jsonl manifest")
-        if sources and self.dataset is None:
-            raise WavTokenizerError(f"data.sources needs a saved corpus with a `source` column; {location} is not one")
+        if not selection.is_empty() and self.dataset is None:
+            raise WavTokenizerError(f"data.sources, kinds, speakers and hours select rows of a saved corpus; "
+                                    f"{location} is not one")
         if len(self) == 0:
             raise WavTokenizerError(f"no training audio in {location}")
 
@@ -58,25 +75,74 @@ class ClipSource:
         return data.mean(axis=1), rate
 
 
-def rows_from_sources(dataset, sources: tuple[str, ...], location: Path):
-    """The rows whose `source` contains one of `sources` (case-insensitive), selected in memory (the corpus
-    folder is not written to)."""
-    if "source" not in dataset.column_names:
-        raise WavTokenizerError(f"data.sources: {location} has no `source` column")
-    wanted = [text.lower() for text in sources]
-    keep = [i for i, source in enumerate(dataset["source"]) if any(w in (source or "").lower() for w in wanted)]
-    if not keep:
-        raise WavTokenizerError(f"data.sources {list(sources)}: no row of {location} has such a source")
-    return dataset.select(keep, keep_in_memory=True)
+def select_rows(dataset, selection: RowSelection, location: Path):
+    """The rows `selection` keeps, chosen in memory (the corpus folder is not written to), and a one-line summary
+    (rows, hours, speakers) for the training log."""
+    columns = dataset.remove_columns([c for c in ("audio",) if c in dataset.column_names])
+    keep = list(range(len(dataset)))
+    if selection.sources:
+        if "source" not in columns.column_names:
+            raise WavTokenizerError(f"data.sources: {location} has no `source` column")
+        wanted = [text.lower() for text in selection.sources]
+        sources = columns["source"]
+        keep = [i for i in keep if any(w in (sources[i] or "").lower() for w in wanted)]
+        if not keep:
+            raise WavTokenizerError(f"data.sources {list(selection.sources)}: no row of {location} has such a source")
+    if selection.kinds:
+        kinds = columns["kind"] if "kind" in columns.column_names else ["speech"] * len(columns)
+        keep = [i for i in keep if kinds[i] in selection.kinds]
+        if not keep:
+            raise WavTokenizerError(f"data.kinds {list(selection.kinds)}: no selected row of {location} is of those kinds")
+    speaker_of = _speaker_column(columns)
+    if selection.speakers:
+        names = sorted({speaker_of[i] for i in keep if speaker_of[i]})
+        if selection.speakers > len(names):
+            raise WavTokenizerError(f"data.speakers={selection.speakers}, but the selected rows of {location} hold "
+                                    f"{len(names)} speakers")
+        drawn = set(np.random.default_rng(selection.seed).choice(names, selection.speakers, replace=False).tolist())
+        keep = [i for i in keep if not speaker_of[i] or speaker_of[i] in drawn]
+    if selection.hours:
+        if "duration" not in columns.column_names:
+            raise WavTokenizerError(f"data.hours: {location} has no `duration` column")
+        durations = columns["duration"]
+        total = sum(durations[i] for i in keep) / 3600
+        if total < selection.hours:
+            raise WavTokenizerError(f"data.hours={selection.hours:g}, but the selected rows of {location} hold "
+                                    f"{total:.2f} h")
+        order = np.random.default_rng(selection.seed).permutation(len(keep))
+        chosen, seconds = [], 0.0
+        for position in order:
+            if seconds >= selection.hours * 3600:
+                break
+            chosen.append(keep[position])
+            seconds += durations[keep[position]]
+        keep = sorted(chosen)
+    hours = sum(columns["duration"][i] for i in keep) / 3600 if "duration" in columns.column_names else float("nan")
+    summary = (f"{len(keep)} rows, {hours:.2f} h, {len({speaker_of[i] for i in keep if speaker_of[i]})} speakers "
+               f"of {location}")
+    return dataset.select(keep, keep_in_memory=True), summary
+
+
+def _speaker_column(columns) -> list[str]:
+    """The person of each row: `speaker` where the corpus names one, else the voice (older builds)."""
+    for name in ("speaker", "voice"):
+        if name in columns.column_names:
+            return [value or "" for value in columns[name]]
+    return [""] * len(columns)
 
 
 class RandomCrops(Dataset):
     """One crop of `segment_samples` per clip per epoch; short clips are repeated to length (as the authors do);
-    each crop is peak-normalised to a random level in `gain_db` dBFS."""
+    each crop is peak-normalised to a random level in `gain_db` dBFS. With `pitch_semitones` > 0 each crop is
+    played faster or slower by a random factor of up to that many semitones (pitch and tempo move together, as in
+    speed perturbation), so every voice covers more of the F0 range."""
 
     def __init__(self, source: ClipSource, segment_samples: int, sampling_rate: int, seed: int = 0,
-                 gain_db: tuple[float, float] = (-6.0, -1.0)):
+                 gain_db: tuple[float, float] = (-6.0, -1.0), pitch_semitones: float = 0.0):
+        if pitch_semitones < 0:
+            raise WavTokenizerError(f"data.pitch_semitones must be >= 0, not {pitch_semitones}")
         self.source, self.segment, self.rate, self.seed, self.gain_db = source, segment_samples, sampling_rate, seed, gain_db
+        self.pitch_semitones = pitch_semitones
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -86,13 +152,26 @@ class RandomCrops(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         data, rate = self.source.read(index)
         wave = resample(torch.from_numpy(data)[None], rate, self.rate)[0] if rate != self.rate else torch.from_numpy(data)
-        if wave.numel() < self.segment:
-            wave = wave.repeat(self.segment // max(wave.numel(), 1) + 1)
-        start = int(rng.integers(0, wave.numel() - self.segment + 1))
-        crop = wave[start:start + self.segment]
+        played_rate = self.played_rate(rng)
+        needed = self.segment if played_rate == self.rate else int(np.ceil(self.segment * played_rate / self.rate)) + 1
+        if wave.numel() < needed:
+            wave = wave.repeat(needed // max(wave.numel(), 1) + 1)
+        start = int(rng.integers(0, wave.numel() - needed + 1))
+        crop = wave[start:start + needed]
+        if played_rate != self.rate:  # samples read at `played_rate`, played at the model's rate
+            crop = resample(crop[None], played_rate, self.rate)[0]
+        crop = crop[:self.segment]
         peak = float(crop.abs().max())
         level = 10 ** (rng.uniform(*self.gain_db) / 20)
         return crop * (level / peak) if peak > 1e-6 else crop
+
+    def played_rate(self, rng: np.random.Generator) -> int:
+        """The rate the crop's samples are taken to have: the model's rate times 2^(semitones/12), on a 100 Hz
+        grid so the resampling kernel stays small. Without augmentation the rng is left untouched."""
+        if not self.pitch_semitones:
+            return self.rate
+        semitones = rng.uniform(-self.pitch_semitones, self.pitch_semitones)
+        return int(round(self.rate * 2 ** (semitones / 12) / 100) * 100)
 
 
 class ResumableSampler(Sampler[int]):
@@ -116,9 +195,9 @@ class ResumableSampler(Sampler[int]):
 
 
 def make_loader(source: ClipSource, segment_samples: int, sampling_rate: int, batch_size: int, seed: int,
-                num_workers: int = 0, num_replicas: int = 1, rank: int = 0) -> DataLoader:
+                num_workers: int = 0, num_replicas: int = 1, rank: int = 0, pitch_semitones: float = 0.0) -> DataLoader:
     """A loader whose `sampler` and `dataset` carry the epoch and position to checkpoint."""
-    dataset = RandomCrops(source, segment_samples, sampling_rate, seed)
+    dataset = RandomCrops(source, segment_samples, sampling_rate, seed, pitch_semitones=pitch_semitones)
     sampler = ResumableSampler(len(dataset), seed, num_replicas, rank)
     if len(sampler.order()) < batch_size:
         raise WavTokenizerError(f"{len(source)} training clips cannot fill a batch of {batch_size} per process")

@@ -32,7 +32,7 @@ from ..run_lock import OutputLock
 from ..schedule import warmup_cosine
 from ..tracking import check_tracker, flat_config, numeric
 from .config import TrainConfig
-from .data import ClipSource, make_loader, set_position
+from .data import ClipSource, RowSelection, make_loader, set_position
 from .discriminators import (
     DiscriminatorSet,
     MultiBandDiscriminator,
@@ -170,10 +170,13 @@ class Trainer:
         self.sampling_rate = self.generator.config.sampling_rate
         if not cfg.data.train:
             raise WavTokenizerError("no training data: set data.train=PATH (a corpus, an audio folder or a manifest)")
-        source = ClipSource(cfg.data.train, cfg.data.split, cfg.data.sources)
-        self.loader = make_loader(source, int(cfg.data.segment_seconds * self.sampling_rate), self.sampling_rate,
-                                  cfg.data.batch_size, cfg.run.seed, cfg.data.num_workers,
-                                  self.accelerator.num_processes, self.accelerator.process_index)
+        d = cfg.data
+        source = ClipSource(d.train, d.split, RowSelection(d.sources, d.kinds, d.speakers, d.hours, cfg.run.seed))
+        if source.summary and self.accelerator.is_main_process:
+            print(f"[data] {source.summary}", flush=True)
+        self.loader = make_loader(source, int(d.segment_seconds * self.sampling_rate), self.sampling_rate,
+                                  d.batch_size, cfg.run.seed, d.num_workers,
+                                  self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         # With fixes.train_mbd off (the authors' code) the multi-band discriminator scores but never learns: it is
