@@ -6,7 +6,7 @@ Writes OUT/comparison.{json,md}.
       --out runs/compare
 
 With the GAN from step 300 (`tiny` itself starts it at 1200), an evaluation at 300 shows the mel-only phase (where
-re-seeding, k-means on training data and clipping act) and later ones the GAN phase (where the multi-band
+re-seeding, k-means on training data and clipping act) and later ones the GAN phase (where the DAC
 discriminator's training and the single EMA update per step act too).
 """
 
@@ -22,13 +22,13 @@ from wavtokenizer_hf.listing import or_na, read_jsonl
 from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, load_test_set
 from wavtokenizer_hf.training import Trainer, load_train_config
 
-ORIGINAL = ["fixes.train_mbd=false", "fixes.reseed_dead_codes=false", "fixes.kmeans_on_training_data=false",
+ORIGINAL = ["fixes.train_dac=false", "fixes.reseed_dead_codes=false", "fixes.kmeans_on_training_data=false",
             "fixes.single_ema_update=false", "fixes.nonfinite_guard=false", "optim.grad_clip=null"]
 RECIPES = {"ours": [], "original recipe": ORIGINAL}
 METRICS = [("codebook_used", "codebook used", "{:.1%}"), ("code_perplexity", "code perplexity", "{:.0f}"),
            ("mel_distance", "mel distance", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("vuv_f1", "V/UV F1", "{:.3f}"),
            ("f0_rmse_cents", "F0 RMSE (cents)", "{:.0f}")]
-DISCRIMINATOR_LOGS = [("d_mpd", "MPD hinge"), ("d_mrd", "MRD hinge"), ("d_mbd", "MBD hinge")]
+DISCRIMINATOR_LOGS = [("d_mpd", "MPD hinge"), ("d_mrd", "MRD hinge"), ("d_dac", "DAC least squares")]
 LOG_WINDOW = 50  # steps over which the logged discriminator losses are averaged before each evaluation
 
 

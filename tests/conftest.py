@@ -56,7 +56,7 @@ def small_corpus(tmp_path_factory) -> Path:
 MICRO = [  # a codec and discriminators small enough for many training steps in a test
     "model.num_filters=4", "model.hidden_size=16", "model.codebook_dim=16", "model.codebook_size=64",
     "model.decoder_hidden_size=32", "model.decoder_intermediate_size=64", "model.decoder_num_layers=1",
-    "discriminators.mpd_channels=[4,4,4,4,4]", "discriminators.mrd_channels=4", "discriminators.mbd_channels=4",
+    "discriminators.mpd_channels=[4,4,4,4,4]", "discriminators.mrd_channels=4", "discriminators.dac_channels=4",
     "data.batch_size=4", "data.segment_seconds=0.5", "data.num_workers=0", "quantizer.kmeans_iterations=5",
     "quantizer.kmeans_batches=2", "quantizer.warmup_steps=0", "quantizer.dead_code_threshold=0.1",
     "run.log_every=1", "run.save_every=0", "optim.warmup_steps=0", "optim.lr=1e-3",

@@ -56,7 +56,7 @@ def test_a_few_steps_lower_the_mel_loss(small_corpus, tmp_path):
     assert len(log_records(tmp_path / "log.jsonl")) == 30
     assert mel_on_fixed() < 0.9 * before
     last = log_records(tmp_path / "log.jsonl")[-1]
-    assert {"d_mpd", "d_mrd", "d_mbd", "g_adv_mbd", "fm_mbd"} <= set(last)  # the GAN phase ran
+    assert {"d_mpd", "d_mrd", "d_dac", "g_adv_dac", "fm_dac"} <= set(last)  # the GAN phase ran
 
 
 def harmonic_tone(f0: float = 200.0, seconds: float = 1.0, rate: int = 24000) -> torch.Tensor:
@@ -118,27 +118,27 @@ def parameters_of(trainer, name):
     return [p.detach().clone() for p in trainer.accelerator.unwrap_model(trainer.discriminators)[name].parameters()]
 
 
-@pytest.mark.parametrize("train_mbd", [True, False])
-def test_multiband_discriminator_is_trained(small_corpus, tmp_path, train_mbd):
-    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", f"fixes.train_mbd={train_mbd}"), tmp_path)
+@pytest.mark.parametrize("train_dac", [True, False])
+def test_the_dac_discriminator_is_trained(small_corpus, tmp_path, train_dac):
+    trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", f"fixes.train_dac={train_dac}"), tmp_path)
     in_optimizer = {id(p) for group in trainer.opt_d.param_groups for p in group["params"]}
-    mbd = list(trainer.accelerator.unwrap_model(trainer.discriminators)["mbd"].parameters())
-    before = parameters_of(trainer, "mbd")
+    dac = list(trainer.accelerator.unwrap_model(trainer.discriminators)["dac"].parameters())
+    before = parameters_of(trainer, "dac")
     trainer.fit(2)
-    changed = any(not torch.equal(a, b) for a, b in zip(before, parameters_of(trainer, "mbd")))
-    assert all(id(p) in in_optimizer for p in mbd) == train_mbd
-    assert changed == train_mbd
-    if not train_mbd:  # the authors' untrained MBD: no gradients pile up in it (they would inflate the clip norm)
-        assert all(p.grad is None for p in mbd)
+    changed = any(not torch.equal(a, b) for a, b in zip(before, parameters_of(trainer, "dac")))
+    assert all(id(p) in in_optimizer for p in dac) == train_dac
+    assert changed == train_dac
+    if not train_dac:  # the authors' untrained DAC: no gradients pile up in it (they would inflate the clip norm)
+        assert all(p.grad is None for p in dac)
 
 
 def test_training_clips_generator_and_discriminator_gradients(small_corpus, tmp_path, monkeypatch):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "optim.grad_clip=0.01",
-                                   "fixes.train_mbd=false"), tmp_path)
+                                   "fixes.train_dac=false"), tmp_path)
     generator = set(map(id, trainer.accelerator.unwrap_model(trainer.generator).parameters()))
     discriminators = trainer.accelerator.unwrap_model(trainer.discriminators)
-    mbd = set(map(id, discriminators["mbd"].parameters()))
-    trained_d = {id(p) for name, m in discriminators.items() if name != "mbd" for p in m.parameters()}
+    dac = set(map(id, discriminators["dac"].parameters()))
+    trained_d = {id(p) for name, m in discriminators.items() if name != "dac" for p in m.parameters()}
     clipped, real_clip = [], trainer.accelerator.clip_grad_norm_
 
     def spy(parameters, max_norm):
@@ -152,7 +152,7 @@ def test_training_clips_generator_and_discriminator_gradients(small_corpus, tmp_
     trainer.fit(2)
     groups = [ids for ids, _, _ in clipped]
     assert generator in groups and trained_d in groups  # both steps clip, every step
-    assert len(clipped) == 4 and not any(ids & mbd for ids in groups)
+    assert len(clipped) == 4 and not any(ids & dac for ids in groups)
     assert all(norm > 0.01 and after <= 0.01 * (1 + 1e-4) for _, norm, after in clipped)
 
 
@@ -192,7 +192,7 @@ def test_dead_codes_are_reseeded_and_stay(reseed):
 def test_mixed_precision_no_on_the_command_line_means_the_word_and_a_bad_choice_is_refused():
     assert load_train_config("tiny", ["run.mixed_precision=no"]).run.mixed_precision == "no"
     assert load_train_config("tiny", ["run.mixed_precision=bf16"]).run.mixed_precision == "bf16"
-    assert load_train_config("tiny", ["fixes.train_mbd=false"]).fixes.train_mbd is False  # true and false stay booleans
+    assert load_train_config("tiny", ["fixes.train_dac=false"]).fixes.train_dac is False  # true and false stay booleans
     with pytest.raises(WavTokenizerError, match="run.mixed_precision must be one of no, bf16, fp16"):
         load_train_config("tiny", ["run.mixed_precision=fp8"])
 
@@ -707,3 +707,15 @@ def test_data_sources_keep_only_the_rows_of_those_sources(small_corpus):
     assert len(ClipSource(small_corpus, "train", RowSelection(sources=("ESPEAK",)))) == espeak
     with pytest.raises(WavTokenizerError, match="no row"):
         ClipSource(small_corpus, "train", RowSelection(sources=("no such engine",)))
+
+
+def test_each_discriminator_family_gets_its_own_losses(small_corpus, tmp_path, monkeypatch):
+    import wavtokenizer_hf.training.trainer as trainer_module
+
+    calls: dict[str, list[str]] = {"d": [], "adv": [], "fm": []}
+    for key, name in (("d", "discriminator_loss"), ("adv", "generator_adversarial"), ("fm", "feature_matching")):
+        real = getattr(trainer_module, name)
+        monkeypatch.setattr(trainer_module, name,
+                            lambda family, *args, _real=real, _key=key: calls[_key].append(family) or _real(family, *args))
+    Trainer(micro_config(small_corpus, "loss.gan_start_step=0"), tmp_path).fit(1)
+    assert calls == {key: ["mpd", "mrd", "dac"] for key in calls}

@@ -64,10 +64,10 @@ class LossConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    use: tuple[str, ...] = ("mpd", "mrd", "mbd")
-    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
+    use: tuple[str, ...] = ("mpd", "mrd", "dac")
+    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)  # also the DAC family's period members
     mrd_channels: int = 64
-    mbd_channels: int = 32
+    dac_channels: int = 32  # the DAC family's multi-band complex STFT members
 
 
 @dataclass
@@ -85,9 +85,12 @@ class QuantizerConfig:
 
 @dataclass
 class FixesConfig:
-    """Each flag switches one fix of the authors' training code; all False reproduces their behaviour."""
+    """Each flag switches one fix of the authors' training code. All False, with `optim.grad_clip=null`,
+    `run.mixed_precision=no` and the paper presets, reproduces their training, but for one thing: their MPD and MRD
+    carry a bandwidth embedding (a learned per-channel projection, zero at the start) that ours do not
+    (training/discriminators.py)."""
 
-    train_mbd: bool = True  # the multi-band discriminator is in the optimiser (theirs: a second, unused instance)
+    train_dac: bool = True  # the DAC discriminator is in the optimiser (theirs: a second, unused instance)
     reseed_dead_codes: bool = True  # re-seeding takes effect (theirs: overwritten in the same call)
     kmeans_on_training_data: bool = True  # k-means on training batches (theirs: whatever batch comes first)
     single_ema_update: bool = True  # one EMA update per step (theirs: two, the D step re-runs G in train mode)

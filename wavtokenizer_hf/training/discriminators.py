@@ -1,5 +1,11 @@
-"""Discriminators of the WavTokenizer recipe: multi-period (HiFi-GAN), multi-resolution magnitude STFT (UnivNet /
-Vocos) and multi-band complex STFT (DAC). Each returns, per sub-discriminator, its logits and feature maps."""
+"""Discriminators of the WavTokenizer recipe, as the authors' code builds them: multi-period (HiFi-GAN, Vocos's
+variant), multi-resolution magnitude STFT (UnivNet, Vocos's variant) and DAC's discriminator (five period and three
+multi-band complex STFT sub-discriminators on DC-free, peak-normalised audio). Each family returns, per
+sub-discriminator, its logits and the feature maps its loss matches.
+
+One difference remains: the authors' MPD and MRD are conditional (a zero-initialised embedding of the bandwidth id
+projected onto the last hidden layer, a learned per-channel term added to the logits); with one bandwidth these
+have none."""
 
 from __future__ import annotations
 
@@ -32,9 +38,13 @@ class _Family(nn.Module):
 
 
 class PeriodDiscriminator(nn.Module):
-    def __init__(self, period: int, channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
+    """Audio folded into `period` columns, (5, 1) convolutions down the rows. Vocos's variant pads only to a
+    multiple of the period and leaves the first layer out of its feature maps; DAC's always pads (a whole period
+    when the length is a multiple) and keeps every layer."""
+
+    def __init__(self, period: int, channels: tuple[int, ...] = (32, 128, 512, 1024, 1024), dac_variant: bool = False):
         super().__init__()
-        self.period = period
+        self.period, self.dac_variant = period, dac_variant
         layers, c_in = [], 1
         for i, c_out in enumerate(channels):
             stride = (3, 1) if i < len(channels) - 1 else (1, 1)
@@ -45,21 +55,25 @@ class PeriodDiscriminator(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         batch, length = audio.shape
-        pad = (-length) % self.period
+        pad = self.period - length % self.period if self.dac_variant else (-length) % self.period
         x = nn.functional.pad(audio[:, None], (0, pad), mode="reflect" if pad < length else "constant")
         x = x.view(batch, 1, -1, self.period)
-        return _conv_stack(x, self.convs, self.post)
+        logits, features = _conv_stack(x, self.convs, self.post)
+        return logits, features if self.dac_variant else features[1:]
+
+
+PERIODS = (2, 3, 5, 7, 11)
 
 
 class MultiPeriodDiscriminator(_Family):
-    def __init__(self, periods: tuple[int, ...] = (2, 3, 5, 7, 11), channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
+    def __init__(self, periods: tuple[int, ...] = PERIODS, channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)):
         super().__init__()
         self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels) for p in periods)
 
 
 
 class ResolutionDiscriminator(nn.Module):
-    """2-D convolutions over a magnitude spectrogram (time x frequency)."""
+    """2-D convolutions over a magnitude spectrogram (frequency x time), taken with a rectangular window."""
 
     def __init__(self, n_fft: int, hop: int, channels: int = 64):
         super().__init__()
@@ -74,10 +88,9 @@ class ResolutionDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        window = torch.hann_window(self.n_fft, device=audio.device)
+        window = torch.ones(self.n_fft, device=audio.device)  # the authors pass no window
         spec = torch.stft(audio.float(), self.n_fft, self.hop, window=window, return_complex=True).abs()
-        x = spec.transpose(1, 2)[:, None]  # (B, 1, frames, bins)
-        return _conv_stack(x, self.convs, self.post)
+        return _conv_stack(spec[:, None], self.convs, self.post)  # (B, 1, bins, frames)
 
 
 class MultiResolutionDiscriminator(_Family):
@@ -89,7 +102,8 @@ class MultiResolutionDiscriminator(_Family):
 
 
 class BandedComplexDiscriminator(nn.Module):
-    """Complex STFT (real and imaginary channels) split into frequency bands, each with its own conv stack."""
+    """Complex STFT (real and imaginary channels, rectangular window, hop window/4) split into frequency bands, each
+    with its own conv stack. Expects audio already made DC-free and peak-normalised (`DACDiscriminator`)."""
 
     BANDS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -112,9 +126,7 @@ class BandedComplexDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        audio = audio - audio.mean(dim=-1, keepdim=True)
-        audio = 0.8 * audio / audio.abs().amax(dim=-1, keepdim=True).clamp(min=1e-9)
-        window = torch.hann_window(self.window, device=audio.device)
+        window = torch.ones(self.window, device=audio.device)  # no window, as the authors' torch.stft call
         spec = torch.stft(audio.float(), self.window, self.hop, window=window, return_complex=True)
         x = torch.view_as_real(spec).permute(0, 3, 2, 1)  # (B, 2, frames, bins)
         features, outs = [], []
@@ -129,10 +141,21 @@ class BandedComplexDiscriminator(nn.Module):
         return x.flatten(1), features
 
 
-class MultiBandDiscriminator(_Family):
-    def __init__(self, windows: tuple[int, ...] = (2048, 1024, 512), channels: int = 32):
+class DACDiscriminator(_Family):
+    """DAC's discriminator as the authors use it: five period and three multi-band complex sub-discriminators, on
+    audio with its mean removed and its peak scaled to 0.8 (no multi-scale members)."""
+
+    def __init__(self, periods: tuple[int, ...] = PERIODS, windows: tuple[int, ...] = (2048, 1024, 512),
+                 period_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024), band_channels: int = 32):
         super().__init__()
-        self.discriminators = nn.ModuleList(BandedComplexDiscriminator(w, channels) for w in windows)
+        self.discriminators = nn.ModuleList([
+            *(PeriodDiscriminator(p, period_channels, dac_variant=True) for p in periods),
+            *(BandedComplexDiscriminator(w, band_channels) for w in windows)])
+
+    def forward(self, audio: torch.Tensor) -> Outputs:
+        audio = audio - audio.mean(dim=-1, keepdim=True)
+        audio = 0.8 * audio / (audio.abs().amax(dim=-1, keepdim=True) + 1e-9)
+        return super().forward(audio)
 
 
 

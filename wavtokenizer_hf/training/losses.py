@@ -1,4 +1,6 @@
-"""Losses of the recipe: log-mel L1 (computed in fp32), hinge adversarial losses and feature matching."""
+"""Losses of the recipe: log-mel L1 (computed in fp32), adversarial losses and feature matching. As in the authors'
+code, the MPD and MRD families use hinge losses averaged over their sub-discriminators and match every feature map;
+the DAC family uses least squares summed over its sub-discriminators and matches every map but the logits."""
 
 from __future__ import annotations
 
@@ -33,6 +35,31 @@ class MultiScaleMelLoss(nn.Module):
         return torch.stack([loss(estimate, target) for loss in self.losses]).mean()
 
 
+LEAST_SQUARES_FAMILIES = ("dac",)
+
+
+def discriminator_loss(family: str, real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    if family in LEAST_SQUARES_FAMILIES:
+        return torch.stack([(f ** 2).mean() + ((1 - r) ** 2).mean() for r, f in zip(real, fake)]).sum()
+    return discriminator_hinge(real, fake)
+
+
+def generator_adversarial(family: str, fake: list[torch.Tensor]) -> torch.Tensor:
+    if family in LEAST_SQUARES_FAMILIES:
+        return torch.stack([((1 - f) ** 2).mean() for f in fake]).sum()
+    return generator_hinge(fake)
+
+
+def feature_matching(family: str, real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    """L1 between real (detached) and fake feature maps, summed over layers: averaged over sub-discriminators, or
+    for the DAC family summed over them, without the last map (the logits)."""
+    if family in LEAST_SQUARES_FAMILIES:
+        terms = [sum((r.detach() - f).abs().mean() for r, f in zip(rs[:-1], fs[:-1])) for rs, fs in zip(real, fake)]
+        return torch.stack(terms).sum()
+    terms = [sum((r.detach() - f).abs().mean() for r, f in zip(rs, fs)) for rs, fs in zip(real, fake)]
+    return torch.stack(terms).mean()
+
+
 def discriminator_hinge(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     """Mean over sub-discriminators of mean(relu(1 - D(x))) + mean(relu(1 + D(G(x))))."""
     terms = [torch.relu(1 - r).mean() + torch.relu(1 + f).mean() for r, f in zip(real, fake)]
@@ -41,9 +68,3 @@ def discriminator_hinge(real: list[torch.Tensor], fake: list[torch.Tensor]) -> t
 
 def generator_hinge(fake: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.relu(1 - f).mean() for f in fake]).mean()
-
-
-def feature_matching(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Mean over sub-discriminators of the summed per-layer L1 between real (detached) and fake feature maps."""
-    terms = [sum((r.detach() - f).abs().mean() for r, f in zip(rs, fs)) for rs, fs in zip(real, fake)]
-    return torch.stack(terms).mean()

@@ -34,13 +34,13 @@ from ..tracking import check_tracker, flat_config, numeric
 from .config import TrainConfig
 from .data import ClipSource, RowSelection, make_loader, set_position
 from .discriminators import (
+    DACDiscriminator,
     DiscriminatorSet,
-    MultiBandDiscriminator,
     MultiPeriodDiscriminator,
     MultiResolutionDiscriminator,
 )
 from .generator import WavTokenizerGenerator
-from .losses import MelLoss, MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
+from .losses import MelLoss, MultiScaleMelLoss, discriminator_loss, feature_matching, generator_adversarial
 from .phase_losses import phase_loss
 
 CHECKPOINT = "checkpoint.pt"
@@ -84,7 +84,7 @@ def build_discriminators(cfg: TrainConfig) -> DiscriminatorSet:
     available = {
         "mpd": lambda: MultiPeriodDiscriminator(channels=tuple(d.mpd_channels)),
         "mrd": lambda: MultiResolutionDiscriminator(channels=d.mrd_channels),
-        "mbd": lambda: MultiBandDiscriminator(channels=d.mbd_channels),
+        "dac": lambda: DACDiscriminator(period_channels=tuple(d.mpd_channels), band_channels=d.dac_channels),
     }
     unknown = set(d.use) - set(available)
     if unknown:
@@ -179,10 +179,10 @@ class Trainer:
                                   self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        # With fixes.train_mbd off (the authors' code) the multi-band discriminator scores but never learns: it is
-        # frozen, so no gradient piles up in it and none enters the other discriminators' clipping norm.
+        # With fixes.train_dac off (the authors' code) the DAC discriminator scores but never learns: it is frozen,
+        # so no gradient piles up in it and none enters the other discriminators' clipping norm.
         self.trained_discriminators = [m for name, m in self.discriminators.items()
-                                       if name != "mbd" or cfg.fixes.train_mbd]
+                                       if name != "dac" or cfg.fixes.train_dac]
         for name, module in self.discriminators.items():
             module.requires_grad_(module in self.trained_discriminators)
         self.opt_d = torch.optim.AdamW([p for m in self.trained_discriminators for p in m.parameters()], o.lr,
@@ -330,7 +330,7 @@ class Trainer:
                 outputs = self.discriminators(torch.cat([audio, fake_for_d]))
                 d_loss = torch.zeros((), device=audio.device)
                 for name, (logits, _) in outputs.items():
-                    term = discriminator_hinge([x[:batch] for x in logits], [x[batch:] for x in logits])
+                    term = discriminator_loss(name, [x[:batch] for x in logits], [x[batch:] for x in logits])
                     d_loss = d_loss + (weights.mrd if name == "mrd" else 1.0) * term
                     logs[f"d_{name}"] = term.item()
                 if not self._finite(d_loss, "discriminator"):
@@ -362,8 +362,8 @@ class Trainer:
                     scale = weights.mrd if name == "mrd" else 1.0
                     real_features = [[f[:batch] for f in fs] for fs in features]
                     fake_features = [[f[batch:] for f in fs] for fs in features]
-                    adv = generator_hinge([x[batch:] for x in logits])
-                    fm = feature_matching(real_features, fake_features)
+                    adv = generator_adversarial(name, [x[batch:] for x in logits])
+                    fm = feature_matching(name, real_features, fake_features)
                     g_loss = g_loss + scale * (weights.adversarial * adv + weights.feature_matching * fm)
                     logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.item(), fm.item()
             quantizer = self.accelerator.unwrap_model(self.generator).quantizer
