@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pin() { grep -E "^$1==" requirements/lock.txt | cut -d' ' -f1; }
-packages=(transformers datasets soundfile cffi pycparser dill multiprocess espeakng-loader pystoi)
+packages=(transformers datasets soundfile cffi pycparser dill multiprocess pystoi)  # no voices: the corpus travels as a shard
 mkdir -p .whl
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

@@ -129,10 +129,9 @@ def test_pitch_perturbation_moves_a_tone_by_the_drawn_factor_within_the_range(mo
     crops = RandomCrops(OneTone(300.0), RATE, RATE, seed=0, pitch_semitones=4)
     seen = []
     for epoch in range(6):
-        crops.epoch = epoch
         rng = np.random.default_rng([crops.seed, epoch, 0])
         played = crops.played_rate(rng)
-        crop = crops[0]
+        crop = crops[epoch]  # epoch x 1 clip + clip 0
         assert crop.numel() == RATE
         assert abs(peak_frequency(crop) - 300.0 * played / RATE) <= 1.5  # 1 Hz bins
         seen.append(played / RATE)
@@ -148,3 +147,23 @@ def test_without_pitch_perturbation_a_crop_keeps_its_pitch():
 def test_a_negative_pitch_range_is_refused():
     with pytest.raises(WavTokenizerError, match="pitch_semitones must be >= 0"):
         RandomCrops(OneTone(300.0), RATE, RATE, pitch_semitones=-1)
+
+
+def test_the_sampler_keys_carry_the_epoch_so_persistent_workers_crop_as_a_fresh_loader_would():
+    from wavtokenizer_hf.training.data import make_loader, set_position
+
+    class Tones(OneTone):
+        def __len__(self) -> int:
+            return 4
+
+    source = Tones(300.0)
+    loader = make_loader(source, 2400, RATE, batch_size=2, seed=0, num_workers=1)
+    assert loader.persistent_workers
+    epochs = []
+    for epoch in range(2):
+        set_position(loader, epoch, 0)
+        epochs.append(torch.cat(list(loader)))
+    assert not torch.equal(epochs[0], epochs[1])  # new crops each epoch, from the same live workers
+    fresh = make_loader(source, 2400, RATE, batch_size=2, seed=0, num_workers=0)
+    set_position(fresh, 1, 1)  # epoch 1, after its first batch
+    torch.testing.assert_close(torch.cat(list(fresh)), epochs[1][2:])

@@ -64,7 +64,7 @@ class TestSet(list):
         return f"{len(texts)} of {len(speech)} utterances have a transcript ({words} words)"
 
 
-def _speaker_of_corpus_row(row: dict) -> tuple[str | None, str | None]:
+def speaker_and_source(row: dict) -> tuple[str | None, str | None]:
     """(speaker, source): the person (one speaker may have voices in several backends) and the backend, where the
     corpus names them; a corpus of an older build names only the voice and the source."""
     return row.get("speaker") or row.get("voice") or None, row.get("backend") or row.get("source") or None
@@ -79,28 +79,27 @@ def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool)
     kinds = columns["kind"] if "kind" in columns.column_names else ["speech"] * len(columns)
     indices = [i for i in range(len(rows)) if not speech_only or kinds[i] == "speech"]
     if limit:
-        indices = _in_turn(indices, [_speaker_of_corpus_row(r) for r in columns], limit)
+        indices = sorted(speaker_turns(indices, [speaker_and_source(r) for r in columns])[:limit])
     for index in indices:
         row = rows[index]
         audio, rate = read_audio_column(row)
         wave = resample(torch.from_numpy(audio)[None], rate, EVAL_RATE)[0]
-        speaker, engine = _speaker_of_corpus_row(row)
+        speaker, engine = speaker_and_source(row)
         utterances.append(Utterance(row["id"], wave, row.get("text") or None, row.get("kind", "speech"), speaker,
                                     engine))
     return utterances
 
 
-def _in_turn(indices: list[int], groups: list[tuple], limit: int) -> list[int]:
-    """Up to `limit` of `indices`, one speaker after another (round robin; within a speaker one backend after
-    another), in row order within each (speaker, backend); returned in row order."""
+def speaker_turns(indices: list[int], groups: list[tuple]) -> list[int]:
+    """`indices` reordered one speaker after another (round robin; within a speaker one backend after another),
+    keeping their order within each (speaker, backend); `groups[i]` is row i's (speaker, backend)."""
     by_speaker: dict = {}
     for index in indices:
         speaker, engine = groups[index]
         by_speaker.setdefault(speaker, {}).setdefault(engine, []).append(index)
     queues = {speaker: [i for batch in _interleaved(list(engines.values())) for i in batch]
               for speaker, engines in by_speaker.items()}
-    chosen = [i for batch in _interleaved(list(queues.values())) for i in batch][:limit]
-    return sorted(chosen)
+    return [i for batch in _interleaved(list(queues.values())) for i in batch]
 
 
 def _interleaved(lists: list[list[int]]) -> list[list[int]]:

@@ -1,7 +1,8 @@
 """Training data: fixed-length random crops with random gain, from a saved corpus, an audio folder or a manifest.
 
 Every crop is a pure function of (seed, epoch, clip index), and the sampler's order of (seed, epoch), so a run
-resumed mid-epoch sees exactly the batches an uninterrupted run would. Decoding, resampling, cropping and gain
+resumed mid-epoch sees exactly the batches an uninterrupted run would; the epoch travels in the sampler's keys, so
+the loader's workers persist across epochs. Decoding, resampling, cropping and gain
 happen in the loader's worker processes.
 """
 
@@ -143,13 +144,14 @@ class RandomCrops(Dataset):
             raise WavTokenizerError(f"data.pitch_semitones must be >= 0, not {pitch_semitones}")
         self.source, self.segment, self.rate, self.seed, self.gain_db = source, segment_samples, sampling_rate, seed, gain_db
         self.pitch_semitones = pitch_semitones
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, key: int) -> torch.Tensor:
+        """`key` = epoch x clips + clip (the sampler's keys carry the epoch, so persistent workers need no state)."""
+        epoch, index = divmod(key, len(self.source))
+        rng = np.random.default_rng([self.seed, epoch, index])
         data, rate = self.source.read(index)
         wave = resample(torch.from_numpy(data)[None], rate, self.rate)[0] if rate != self.rate else torch.from_numpy(data)
         played_rate = self.played_rate(rng)
@@ -175,7 +177,8 @@ class RandomCrops(Dataset):
 
 
 class ResumableSampler(Sampler[int]):
-    """A shuffled order per epoch from (seed, epoch); `start` skips the items already consumed this epoch."""
+    """A shuffled order per epoch from (seed, epoch); `start` skips the items already consumed this epoch. Yields
+    keys epoch x size + item, so the dataset knows the epoch without being told."""
 
     def __init__(self, size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         self.size, self.seed, self.num_replicas, self.rank = size, seed, num_replicas, rank
@@ -188,7 +191,7 @@ class ResumableSampler(Sampler[int]):
         return order[:usable][self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.start:])
+        return iter([self.epoch * self.size + item for item in self.order()[self.start:]])
 
     def __len__(self) -> int:
         return len(self.order()) - self.start
@@ -203,10 +206,9 @@ def make_loader(source: ClipSource, segment_samples: int, sampling_rate: int, ba
         raise WavTokenizerError(f"{len(source)} training clips cannot fill a batch of {batch_size} per process")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True,
                       generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
-                      persistent_workers=False)
+                      persistent_workers=num_workers > 0)  # no re-forking each epoch (a small corpus has short ones)
 
 
 def set_position(loader: DataLoader, epoch: int, batches_done: int) -> None:
-    loader.dataset.epoch = epoch
     loader.sampler.epoch = epoch
     loader.sampler.start = batches_done * loader.batch_size
