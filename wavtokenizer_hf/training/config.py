@@ -60,6 +60,9 @@ class LossConfig:
     phase_kind: str = "complex"
     phase_resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
     gan_start_step: int = 0
+    # not in the paper (0 keeps its recipe): a phone teacher, cross-entropy of a training-only head on the quantised
+    # latents predicting each frame's phone from the corpus's timings (training/phones.py)
+    phones: float = 0.0
 
 
 @dataclass

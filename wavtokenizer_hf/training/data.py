@@ -22,6 +22,7 @@ from ..audio_io import resample
 from ..saved_dataset import is_saved_dataset, load_split
 from ..errors import WavTokenizerError
 from ..listing import audio_files, manifest_entries
+from .phones import TimedPhones, frame_labels
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,23 @@ class RowSelection:
 class ClipSource:
     """Random access to training clips: FLAC bytes of a saved corpus split, or audio file paths."""
 
-    def __init__(self, location: str | Path, split: str = "train", selection: RowSelection = RowSelection()):
+    def __init__(self, location: str | Path, split: str = "train", selection: RowSelection = RowSelection(),
+                 with_phones: bool = False):
         location = Path(location)
         self.dataset = None
         self.paths: list[Path] = []
         self.summary = ""
+        self.phones: list[list[dict]] = []  # per clip, with_phones: its timed phones ([] where untimed)
         if not location.exists():
             raise WavTokenizerError(f"training data not found: {location}")
         if is_saved_dataset(location):
             self.dataset = load_split(location, split)
             if not selection.is_empty():
                 self.dataset, self.summary = select_rows(self.dataset, selection, location)
+            if with_phones:
+                if "phones" not in self.dataset.column_names:
+                    raise WavTokenizerError(f"loss.phones needs a corpus with a `phones` column; {location} has none")
+                self.phones = list(self.dataset["phones"])
             self.dataset = self.dataset.select_columns(["audio"])
         elif location.is_file() and location.suffix == ".jsonl":
             self.paths = [audio for _, audio in manifest_entries(location)]
@@ -59,6 +66,8 @@ class ClipSource:
             self.paths = audio_files(location)
         else:
             raise WavTokenizerError(f"{location}: expected a saved corpus, an audio folder or a .jsonl manifest")
+        if with_phones and self.dataset is None:
+            raise WavTokenizerError(f"loss.phones needs a saved corpus with phone timings; {location} is not one")
         if not selection.is_empty() and self.dataset is None:
             raise WavTokenizerError(f"data.sources, kinds, speakers and hours select rows of a saved corpus; "
                                     f"{location} is not one")
@@ -139,23 +148,27 @@ class RandomCrops(Dataset):
     speed perturbation), so every voice covers more of the F0 range."""
 
     def __init__(self, source: ClipSource, segment_samples: int, sampling_rate: int, seed: int = 0,
-                 gain_db: tuple[float, float] = (-6.0, -1.0), pitch_semitones: float = 0.0):
+                 gain_db: tuple[float, float] = (-6.0, -1.0), pitch_semitones: float = 0.0,
+                 phone_index: dict[str, int] | None = None, hop: int = 320):
         if pitch_semitones < 0:
             raise WavTokenizerError(f"data.pitch_semitones must be >= 0, not {pitch_semitones}")
         self.source, self.segment, self.rate, self.seed, self.gain_db = source, segment_samples, sampling_rate, seed, gain_db
         self.pitch_semitones = pitch_semitones
+        self.phone_index, self.hop = phone_index, hop  # with a phone index, each crop comes with frame labels
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, key: int) -> torch.Tensor:
-        """`key` = epoch x clips + clip (the sampler's keys carry the epoch, so persistent workers need no state)."""
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(crop, phone labels per codec frame; empty without a phone index). `key` = epoch x clips + clip (the
+        sampler's keys carry the epoch, so persistent workers need no state)."""
         epoch, index = divmod(key, len(self.source))
         rng = np.random.default_rng([self.seed, epoch, index])
         data, rate = self.source.read(index)
         wave = resample(torch.from_numpy(data)[None], rate, self.rate)[0] if rate != self.rate else torch.from_numpy(data)
         played_rate = self.played_rate(rng)
         needed = self.segment if played_rate == self.rate else int(np.ceil(self.segment * played_rate / self.rate)) + 1
+        clip_samples = wave.numel()
         if wave.numel() < needed:
             wave = wave.repeat(needed // max(wave.numel(), 1) + 1)
         start = int(rng.integers(0, wave.numel() - needed + 1))
@@ -165,7 +178,12 @@ class RandomCrops(Dataset):
         crop = crop[:self.segment]
         peak = float(crop.abs().max())
         level = 10 ** (rng.uniform(*self.gain_db) / 20)
-        return crop * (level / peak) if peak > 1e-6 else crop
+        labels = torch.empty(0, dtype=torch.long)
+        if self.phone_index is not None:
+            phones = TimedPhones(self.source.phones[index], self.phone_index)
+            labels = frame_labels(phones, clip_samples, start, self.segment // self.hop, self.hop,
+                                  played_rate / self.rate, self.rate)
+        return (crop * (level / peak) if peak > 1e-6 else crop), labels
 
     def played_rate(self, rng: np.random.Generator) -> int:
         """The rate the crop's samples are taken to have: the model's rate times 2^(semitones/12), on a 100 Hz
@@ -198,9 +216,11 @@ class ResumableSampler(Sampler[int]):
 
 
 def make_loader(source: ClipSource, segment_samples: int, sampling_rate: int, batch_size: int, seed: int,
-                num_workers: int = 0, num_replicas: int = 1, rank: int = 0, pitch_semitones: float = 0.0) -> DataLoader:
-    """A loader whose `sampler` and `dataset` carry the epoch and position to checkpoint."""
-    dataset = RandomCrops(source, segment_samples, sampling_rate, seed, pitch_semitones=pitch_semitones)
+                num_workers: int = 0, num_replicas: int = 1, rank: int = 0, pitch_semitones: float = 0.0,
+                phone_index: dict[str, int] | None = None, hop: int = 320) -> DataLoader:
+    """A loader of (audio, phone labels) batches whose `sampler` carries the epoch and position to checkpoint."""
+    dataset = RandomCrops(source, segment_samples, sampling_rate, seed, pitch_semitones=pitch_semitones,
+                          phone_index=phone_index, hop=hop)
     sampler = ResumableSampler(len(dataset), seed, num_replicas, rank)
     if len(sampler.order()) < batch_size:
         raise WavTokenizerError(f"{len(source)} training clips cannot fill a batch of {batch_size} per process")

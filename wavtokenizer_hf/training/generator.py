@@ -21,6 +21,7 @@ class GeneratorOutput:
     audio_codes: torch.Tensor  # (B, F)
     commit_loss: torch.Tensor
     latents: torch.Tensor  # (B, D, F) encoder output before quantisation
+    quantized: torch.Tensor | None = None  # (B, D, F) what the decoder gets (straight-through in training)
 
 
 class WavTokenizerGenerator(nn.Module):
@@ -34,6 +35,7 @@ class WavTokenizerGenerator(nn.Module):
                                       dead_code_threshold=dead_code_threshold, reseed_dead_codes=reseed_dead_codes,
                                       dead_code_share=dead_code_share)
         self.num_conditions = config.adanorm_num_embeddings
+        self.phone_head: nn.Module | None = None  # training only (training/phones.py); never exported
 
     @property
     def config(self) -> WavTokenizerConfig:
@@ -61,4 +63,5 @@ class WavTokenizerGenerator(nn.Module):
             return GeneratorOutput(audio_values[:, : audio.shape[-1]], empty, latents.new_zeros(()), latents)
         quantized = self.quantizer(latents, update=update_codebook)
         audio_values = self.decode_features(quantized.quantized, bandwidth_id)
-        return GeneratorOutput(audio_values[:, : audio.shape[-1]], quantized.codes, quantized.commit_loss, latents)
+        return GeneratorOutput(audio_values[:, : audio.shape[-1]], quantized.codes, quantized.commit_loss, latents,
+                               quantized.quantized)

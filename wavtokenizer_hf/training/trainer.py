@@ -42,6 +42,7 @@ from .discriminators import (
 from .generator import WavTokenizerGenerator
 from .losses import MelLoss, MultiScaleMelLoss, discriminator_loss, feature_matching, generator_adversarial
 from .phase_losses import phase_loss
+from .phones import PhoneHead, phone_inventory, phone_loss
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -105,7 +106,7 @@ def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConf
     """k-means on encoder outputs of the first training batches (bounded number of vectors)."""
     q = cfg.quantizer
     vectors, batches = [], q.kmeans_batches if cfg.fixes.kmeans_on_training_data else 1
-    for index, audio in enumerate(loader):
+    for index, (audio, _) in enumerate(loader):
         if index >= batches:
             break
         audio = audio.to(accelerator.device)
@@ -171,12 +172,22 @@ class Trainer:
         if not cfg.data.train:
             raise WavTokenizerError("no training data: set data.train=PATH (a corpus, an audio folder or a manifest)")
         d = cfg.data
-        source = ClipSource(d.train, d.split, RowSelection(d.sources, d.kinds, d.speakers, d.hours, cfg.run.seed))
+        source = ClipSource(d.train, d.split, RowSelection(d.sources, d.kinds, d.speakers, d.hours, cfg.run.seed),
+                            with_phones=cfg.loss.phones > 0)
         if source.summary and self.accelerator.is_main_process:
             print(f"[data] {source.summary}", flush=True)
+        self.phone_inventory: list[str] = []
+        if cfg.loss.phones > 0:
+            self.phone_inventory = phone_inventory(source.phones)
+            if not self.phone_inventory:
+                raise WavTokenizerError(f"loss.phones: no training row of {d.train} has phone timings")
+            self.generator.phone_head = PhoneHead(self.generator.config.codebook_dim, len(self.phone_inventory))
+        hop = int(np.prod(self.generator.config.upsampling_ratios))
         self.loader = make_loader(source, int(d.segment_seconds * self.sampling_rate), self.sampling_rate,
                                   d.batch_size, cfg.run.seed, d.num_workers,
-                                  self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones)
+                                  self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones,
+                                  {p: i for i, p in enumerate(self.phone_inventory)} if self.phone_inventory else None,
+                                  hop)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         # With fixes.train_dac off (the authors' code) the DAC discriminator scores but never learns: it is frozen,
@@ -233,6 +244,10 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear message
             raise WavTokenizerError(f"{path}: cannot read the checkpoint ({err}); remove it to start afresh") from None
+        if state.get("phone_inventory", []) != self.phone_inventory:
+            raise WavTokenizerError(f"{path}: the checkpoint's phone teacher has {len(state.get('phone_inventory', []))} "
+                                    f"classes, this run's data and loss.phones give {len(self.phone_inventory)}; "
+                                    "resume with the same data and loss.phones, or use another --out")
         self.generator.load_state_dict(state["generator"])
         self.generator.quantizer.updates.fill_(state["codebook_updates"])
         self.discriminators.load_state_dict(state["discriminators"])
@@ -269,7 +284,7 @@ class Trainer:
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "step": self.step, "epoch": self.epoch, "batches_done": self.batches_done, "skipped": self.skipped,
             "seconds_done": self._clock() - self._start if self._start is not None else self.seconds_done,
-            "rng": rng_state(), "config": json.dumps(self.cfg.to_dict()),
+            "rng": rng_state(), "config": json.dumps(self.cfg.to_dict()), "phone_inventory": self.phone_inventory,
         }
         with atomic_path(self.out_dir / CHECKPOINT, overwrite=True) as tmp:
             torch.save(state, tmp)
@@ -310,7 +325,7 @@ class Trainer:
                                  notes=notes or json.dumps(self.cfg.to_dict(), indent=1))
 
     # --- one optimisation step -----------------------------------------------------------------------------------
-    def train_step(self, audio: torch.Tensor) -> dict[str, float]:
+    def train_step(self, audio: torch.Tensor, phone_labels: torch.Tensor | None = None) -> dict[str, float]:
         cfg, weights = self.cfg, self.cfg.loss
         gan = self.step >= weights.gan_start_step and len(self.accelerator.unwrap_model(self.discriminators)) > 0
         batch = audio.shape[0]
@@ -354,6 +369,11 @@ class Trainer:
                 phase = self.phase_loss(fake, audio)
                 g_loss = g_loss + weights.phase * phase
                 logs["phase"] = phase.item()
+            head = self.accelerator.unwrap_model(self.generator).phone_head
+            if head is not None and phone_labels is not None:
+                phone_ce, phone_accuracy = phone_loss(head(out.quantized), phone_labels)
+                g_loss = g_loss + weights.phones * phone_ce
+                logs["phone_ce"], logs["phone_accuracy"] = phone_ce.item(), phone_accuracy.item()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
@@ -428,8 +448,8 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.lock.acquire()
             if not self.resumed:
-                self.log_path.write_text(json.dumps({"event": "start", **self.init_info,
-                                                     "config": cfg.to_dict()}) + "\n")
+                self.log_path.write_text(json.dumps({"event": "start", **self.init_info, "config": cfg.to_dict(),
+                                                     "phone_inventory": self.phone_inventory}) + "\n")
                 self.resumed = True  # a later fit() on this trainer appends to the same log
             elif self.resumed_from_step is not None:
                 with open(self.log_path, "a") as handle:
@@ -450,11 +470,11 @@ class Trainer:
         next_export = export_period * (1 + self.seconds_done // export_period) if export_period else 0
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
-            for audio in self.loader:
+            for audio, phone_labels in self.loader:
                 if max_seconds:
                     self.time_fraction = self._elapsed(start) / max_seconds
                 self._maybe_initialize_codebook()
-                logs = self.train_step(audio.to(self.accelerator.device))
+                logs = self.train_step(audio.to(self.accelerator.device), phone_labels.to(self.accelerator.device))
                 self.batches_done += 1
                 if not self.accelerator.sync_gradients:
                     continue
