@@ -74,7 +74,7 @@ def model_identity(model_dir: str | os.PathLike) -> dict[str, str]:
     """What identifies a codec directory's codes: `model_sha256` over its config and weights (what made the codes:
     another encoder gives other codes), and `codebook_fingerprint` (what the codes mean: the codes files' and
     `Codec.fingerprint`'s hash, which decoders and loaders compare)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from .convert import codebook_fingerprint
 
@@ -87,10 +87,13 @@ def model_identity(model_dir: str | os.PathLike) -> dict[str, str]:
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    with safe_open(weights, framework="pt") as handle:
-        if CODEBOOK_KEY not in handle.keys():
-            raise WavTokenizerError(f"{weights} has no {CODEBOOK_KEY}: not a WavTokenizer codec")
-        fingerprint = codebook_fingerprint(handle.get_tensor(CODEBOOK_KEY))
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            if CODEBOOK_KEY not in handle.keys():
+                raise WavTokenizerError(f"{weights} has no {CODEBOOK_KEY}: not a WavTokenizer codec")
+            fingerprint = codebook_fingerprint(handle.get_tensor(CODEBOOK_KEY))
+    except SafetensorError as err:
+        raise WavTokenizerError(f"{weights}: not a readable safetensors file ({err})") from None
     return {"model_sha256": digest.hexdigest(), "codebook_fingerprint": fingerprint}
 
 
@@ -337,23 +340,56 @@ def tokenize_shard(source: str | os.PathLike, out_dir: str | os.PathLike, model_
     directory = shard_dir(out_dir, num_shards, shard_index)
     with OutputLock(directory, "tokenizer for this shard"):
         plan = shard_plan(ids, items, rows_per_part, num_shards, shard_index, model_dir)
-        plan_path = directory / PLAN
-        if plan_path.exists():
-            earlier = json.loads(plan_path.read_text())
-            changed = [k for k in plan if earlier.get(k) != plan[k]]
-            if changed:
-                raise WavTokenizerError(f"{directory} was started with other {', '.join(changed)}; its parts would "
-                                        "not fit this run: remove the folder or write to another output")
-        else:
-            with atomic_path(plan_path) as tmp:
-                tmp.write_text(json.dumps(plan, indent=2))
+        ensure_plan(directory, plan)
         return _tokenize_shard_parts(ids, values, items, directory, model_dir, plan, batch_size, skip_errors)
+
+
+def ensure_plan(directory: Path, plan: dict) -> None:
+    """Record `plan` in a new shard folder, or check that a started one was planned the same way (a rerun of the
+    same job continues it; another job's folder is refused)."""
+    plan_path = directory / PLAN
+    if plan_path.exists():
+        earlier = json.loads(plan_path.read_text())
+        changed = [k for k in plan if earlier.get(k) != plan[k]]
+        if changed:
+            raise WavTokenizerError(f"{directory} was started with other {', '.join(changed)}; its parts would "
+                                    "not fit this run: remove the folder or write to another output")
+    else:
+        with atomic_path(plan_path) as tmp:
+            tmp.write_text(json.dumps(plan, indent=2))
+
+
+def part_path(directory: Path, number: int) -> Path:
+    return directory / f"part-{number:05d}.parquet"
+
+
+def write_part(directory: Path, number: int, rows: dict[str, list], skipped: list[dict], wide: bool,
+               identity: dict[str, str]) -> None:
+    """One part, atomically, its skipped files recorded first (a part that exists is finished, skips included)."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(directory / f".part-{number:05d}.skipped.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(skipped))
+    with atomic_path(part_path(directory, number)) as tmp:
+        pq.write_table(codes_table(rows, wide=wide, identity=identity), tmp)
+
+
+def write_complete(directory: Path, plan: dict, parts: int, frame_rate: float) -> list[dict]:
+    """The shard's `_COMPLETE.json` once all its parts exist; returns every skipped file."""
+    all_skipped = []
+    for number in range(parts):
+        record = directory / f".part-{number:05d}.skipped.json"
+        if record.exists():
+            all_skipped += json.loads(record.read_text())
+    manifest = {**plan, "parts": parts, "rows": plan["items"] - len(all_skipped), "skipped": all_skipped,
+                "frame_rate": frame_rate}
+    with atomic_path(directory / COMPLETE, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
+    return all_skipped
 
 
 def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: dict, batch_size: int,
                           skip_errors: bool) -> dict:
-    import pyarrow.parquet as pq
-
     tokenizer = DatasetTokenizer(model_dir)
     if tokenizer.identity["model_sha256"] != plan["model_sha256"]:
         raise WavTokenizerError(f"the model in {model_dir} changed while this shard was planned; rerun")
@@ -365,8 +401,7 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
     start = time.perf_counter()
     progress = tqdm(total=len(items), desc=f"shard {plan['shard_index']}/{plan['num_shards']}", unit="file")
     for number, part in enumerate(parts):
-        path = directory / f"part-{number:05d}.parquet"
-        if path.exists():
+        if part_path(directory, number).exists():
             progress.update(len(part))
             skipped_parts += 1
             continue
@@ -391,22 +426,12 @@ def _tokenize_shard_parts(ids, values, items, directory: Path, model_dir, plan: 
             progress.update(len(chunk))
             hours_per_second = audio_seconds / 3600 / max(time.perf_counter() - start, 1e-9)
             progress.set_postfix(audio_h_per_s=f"{hours_per_second:.4f}")
-        skipped_file = directory / f".part-{number:05d}.skipped.json"  # this part's skips, before the part itself
-        with atomic_path(skipped_file, overwrite=True) as tmp:
-            tmp.write_text(json.dumps([s for s in skipped if s["id"] in {ids[i] for i in part}]))
-        with atomic_path(path) as tmp:
-            pq.write_table(codes_table(rows, wide=tokenizer.codebook_size > 2**15, identity=tokenizer.identity), tmp)
+        part_ids = {ids[i] for i in part}
+        write_part(directory, number, rows, [s for s in skipped if s["id"] in part_ids],
+                   tokenizer.codebook_size > 2**15, tokenizer.identity)
         done += 1
     progress.close()
-    all_skipped = []
-    for number in range(len(parts)):
-        record = directory / f".part-{number:05d}.skipped.json"
-        if record.exists():
-            all_skipped += json.loads(record.read_text())
-    manifest = {**plan, "parts": len(parts), "rows": plan["items"] - len(all_skipped), "skipped": all_skipped,
-                "frame_rate": tokenizer.frame_rate}
-    with atomic_path(directory / COMPLETE, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2))
+    all_skipped = write_complete(directory, plan, len(parts), tokenizer.frame_rate)
     return {"parts_written": done, "parts_skipped": skipped_parts, "files_skipped": len(all_skipped),
             "audio_seconds": round(audio_seconds, 2), "seconds": round(time.perf_counter() - start, 2)}
 
