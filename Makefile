@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install lock corpus-extras clean
+.PHONY: demo test install lock corpus-extras keep-training clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,21 @@ ifeq ($(NONFREE),1)
 else
 	$(SUDO) apt-get install -y $(CORPUS_PACKAGES)
 endif
+
+# A background codec training run that grows across sessions: niced, one thread, on the CPU clock, a checkpoint every
+# 100 steps and a stock-loadable snapshot every 30 CPU minutes. The same command resumes it exactly where it stopped
+# (weights, optimisers, codebook, RNG, data position). Needs a many-speaker corpus (KEEP_DATA; docs/corpus.md).
+KEEP_OUT ?= runs/keep_training
+KEEP_DATA ?= runs/voices
+KEEP_SET ?= data.kinds=[speech] loss.phones=1.0
+keep-training: $(STAMP)
+	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) (python scripts/build_corpus.py --hours 10 --out $(KEEP_DATA))"; exit 2; }
+	mkdir -p $(dir $(KEEP_OUT))
+	nohup nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) scripts/train_codec.py --preset tiny-finetune \
+		--init-from wavtokenizer_hf/default_codec --out $(KEEP_OUT) --max-minutes 100000 \
+		--set data.train=$(KEEP_DATA) run.clock=cpu run.save_every=100 run.export_every_minutes=30 data.num_workers=0 \
+		$(KEEP_SET) >> $(KEEP_OUT).log 2>&1 &
+	@echo "training in the background: tail -f $(KEEP_OUT).log; snapshots in $(KEEP_OUT)/stepNNNNNNN"
 
 clean:
 	rm -rf $(VENV) runs wavtokenizer

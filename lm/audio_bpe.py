@@ -33,6 +33,7 @@ from wavtokenizer_hf.errors import WavTokenizerError
 from .text_sentencepiece import (check_model_type, check_text_model, text_tokenizer, tokenizers_model,
                                  train_sentencepiece)
 from .vocabulary import AudioTokenLayout, audio_token, build_joint_tokenizer, extend_tokenizer
+from .tokenizer_files import save_tokenizer
 
 CHAR_BASE = 0xF0000  # U+F0000, start of Supplementary Private Use Area-A
 MAX_CODEBOOK_SIZE = 0xFFFFE - CHAR_BASE  # PUA-A ends at U+FFFFD
@@ -322,7 +323,7 @@ class AudioBPE:
         """Write `tokenizer.json`, `tokenizer_config.json` and `audio_bpe.json` into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.hf_tokenizer().save_pretrained(directory)
+        save_tokenizer(self.hf_tokenizer(), directory)
         config = {"format": FORMAT, "version": VERSION, "codebook_size": self.codebook_size,
                   "model_type": self.model_type, "vocab_size": self.vocab_size, "char_base": CHAR_BASE,
                   "max_piece_length": int(self.lengths.max()), "training": self.info}

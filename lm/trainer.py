@@ -22,6 +22,7 @@ from wavtokenizer_hf.schedule import warmup_cosine
 from wavtokenizer_hf.tracking import check_tracker, flat_config, numeric
 
 from .models import check_block_fits, check_packing
+from .tokenizer_files import save_tokenizer
 
 
 @dataclass
@@ -62,7 +63,7 @@ def save_atomically(model, tokenizer, out_dir: Path, files: dict[str, str] | Non
     with atomic_path(out_dir, overwrite=True, is_dir=True) as tmp:
         model.save_pretrained(tmp)
         if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+            save_tokenizer(tokenizer, tmp)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -656,3 +657,24 @@ def test_tts_data_from_another_codec_is_refused(joint_tokenizer):
     short = [{"id": "b", "kind": "speech", "words": WORDS, "audio_codes": [1, 2], "frame_rate": 75.0}]
     with pytest.raises(WavTokenizerError, match="no speech rows"):
         tts_utterances(short, formatter)  # skipped as too short for its 4 words, then nothing is left
+
+
+def test_saved_tokenizers_name_a_class_both_transformers_majors_load(tmp_path):
+    """transformers 5 writes `TokenizersBackend`, which 4.x lacks; `PreTrainedTokenizerFast` is in both."""
+    from transformers import AutoTokenizer
+
+    from lm.tokenizer_files import save_tokenizer
+    from lm.vocabulary import build_joint_tokenizer
+
+    tokenizer = build_joint_tokenizer(16, ["a few words of text"] * 4, 300)
+    save_tokenizer(tokenizer, tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded("a few words").input_ids == tokenizer("a few words").input_ids
+    assert len(loaded) == len(tokenizer)
+    other = os.environ.get("TRANSFORMERS4_PYTHON")  # a Python with transformers 4.x, where one is installed
+    if other:
+        script = (f"from transformers import AutoTokenizer; import transformers; assert transformers.__version__[0] == '4';"
+                  f"t = AutoTokenizer.from_pretrained({str(tmp_path)!r}); print(t('a few words').input_ids)")
+        out = subprocess.run([other, "-c", script], capture_output=True, text=True, check=True).stdout
+        assert json.loads(out.strip()) == tokenizer("a few words").input_ids
