@@ -46,6 +46,10 @@ def load_tts(lm_dir: str | Path, codec, fmt: str | None = None):
     return model, formatter
 
 
+class TooFewFrames(WavTokenizerError):
+    """A generation with fewer frames than the decoder needs (two): a failed generation, not a broken run."""
+
+
 @torch.no_grad()
 def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
                    sampling: SamplingConfig | None = None, max_seconds: float = 30.0) -> np.ndarray:
@@ -68,7 +72,7 @@ def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
         tokens = _interleaved_tokens(formatter, sampler, frames, words, budget, int(MAX_DURATION * frame_rate))
     codes = m.ids_to_codes(np.asarray(tokens, dtype=np.int64))
     if len(codes) < 2:  # the decoder needs two frames
-        raise WavTokenizerError(f"the LM produced {len(codes)} audio frame(s) for {text!r}")
+        raise TooFewFrames(f"the LM produced {len(codes)} audio frame(s) for {text!r}")
     return codes
 
 

@@ -27,7 +27,7 @@ from .sampling import SamplingConfig
 from .streams import Utterance, codes_of, load_tokenized
 from .text_sentencepiece import check_text_model
 from .trainer import LMTrainConfig
-from .tts_generation import FORMAT_FILE, generate_codes
+from .tts_generation import FORMAT_FILE, TooFewFrames, generate_codes
 from .tts_sequences import TTSFormatter, check_format, timed_words
 from .vocabulary import PAD, extend_text_lm, extend_tokenizer
 
@@ -147,28 +147,33 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
         original = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
         original = resample(original, rate, codec.sampling_rate) if rate != codec.sampling_rate else original
         reconstruction = codec.decode(codec.encode(original, codec.sampling_rate)).reshape(-1)
-        codes = generate_codes(model, formatter, row["text"], codec.frame_rate,
-                               SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
-        generated = codec.decode(torch.from_numpy(codes).long()[None]).reshape(-1)
+        failure = None
+        try:
+            codes = generate_codes(model, formatter, row["text"], codec.frame_rate,
+                                   SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
+            generated = codec.decode(torch.from_numpy(codes).long()[None]).reshape(-1)
+        except TooFewFrames as err:  # scored as silence: every word missed
+            failure, generated = str(err), torch.zeros(0)
         audio = {"generated": generated, "reconstruction": reconstruction, "original": original.reshape(-1)}
         item = {"id": row["id"], "text": row["text"], "original_seconds": original.shape[-1] / codec.sampling_rate,
-                "generated_seconds": generated.shape[-1] / codec.sampling_rate}
+                "generated_seconds": generated.shape[-1] / codec.sampling_rate, "generation_failed": failure}
         seconds["generated"] += item["generated_seconds"]
         seconds["original"] += item["original_seconds"]
         if has_asr:
             for name, wave in audio.items():
-                hypothesis = recognizer.transcribe(wave, codec.sampling_rate)
+                hypothesis = recognizer.transcribe(wave, codec.sampling_rate) if wave.numel() else ""
                 counts = asr.word_errors(row["text"], hypothesis) + asr.char_errors(row["text"], hypothesis)
                 totals[name] = [a + b for a, b in zip(totals[name], counts)]
                 item[f"asr_{name}"] = hypothesis
         if index < samples:
-            for name, wave in audio.items():
+            for name, wave in ((n, w) for n, w in audio.items() if w.numel()):
                 write_audio(samples_dir / f"{index:02d}_{row['id']}_{name}.flac", wave, codec.sampling_rate,
                             overwrite=True)
         items.append(item)
     wer = {name: (e / w if has_asr and w else None) for name, (e, w, _, _) in totals.items()}
     cer = {name: (e / c if has_asr and c else None) for name, (_, _, e, c) in totals.items()}
     return {"sentences": len(rows), "recognizer": recognizer.name if has_asr else None,
+            "failed_generations": sum(item["generation_failed"] is not None for item in items),
             "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
             "wer_original": wer["original"], "cer_generated": cer["generated"],
             "cer_reconstruction": cer["reconstruction"], "cer_original": cer["original"],

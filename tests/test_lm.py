@@ -678,3 +678,33 @@ def test_saved_tokenizers_name_a_class_both_transformers_majors_load(tmp_path):
                   f"t = AutoTokenizer.from_pretrained({str(tmp_path)!r}); print(t('a few words').input_ids)")
         out = subprocess.run([other, "-c", script], capture_output=True, text=True, check=True).stdout
         assert json.loads(out.strip()) == tokenizer("a few words").input_ids
+
+
+def test_a_generation_too_short_to_decode_is_a_failed_item_not_a_failed_run(trained_tts, tmp_path, monkeypatch):
+    import io
+
+    import soundfile as sf
+
+    import lm.tts_training as training
+    from lm.tts_generation import TooFewFrames, load_tts
+    from wavtokenizer_hf.evaluation import asr
+
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.1 * np.sin(np.arange(12000) / 10)).astype(np.float32), 24000, format="FLAC")
+    rows = [{"id": f"u{i}", "text": "hello big world again", "audio": {"bytes": buffer.getvalue(), "path": None}}
+            for i in range(2)]
+    real = training.generate_codes
+
+    def first_fails(model, formatter, text, frame_rate, sampling, **kwargs):
+        if sampling.seed == 0:
+            raise TooFewFrames(f"the LM produced 1 audio frame(s) for {text!r}")
+        return real(model, formatter, text, frame_rate, sampling, max_seconds=1.0)
+
+    monkeypatch.setattr(training, "generate_codes", first_fails)
+    monkeypatch.setattr(asr, "recognizer", lambda which="auto": None)
+    result = training.evaluate_tts(model, formatter, codec, rows, tmp_path, SamplingConfig(seed=0), samples=2)
+    assert result["failed_generations"] == 1 and result["sentences"] == 2
+    assert "1 audio frame" in result["items"][0]["generation_failed"] and result["items"][0]["generated_seconds"] == 0
+    assert result["items"][1]["generation_failed"] is None and result["items"][1]["generated_seconds"] > 0
