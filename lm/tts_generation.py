@@ -31,9 +31,12 @@ def load_tts(lm_dir: str | Path, codec, fmt: str | None = None):
     lm_dir = Path(lm_dir)
     if not (lm_dir / "config.json").exists():
         raise WavTokenizerError(f"{lm_dir}: no config.json (expected the `model` folder a TTS-LM run writes)")
-    if fmt is None:
-        info = lm_dir / FORMAT_FILE
-        fmt = json.loads(info.read_text())["format"] if info.exists() else "interleaved"
+    info = lm_dir / FORMAT_FILE
+    trained = json.loads(info.read_text())["format"] if info.exists() else None
+    if fmt is not None and trained is not None and fmt != trained:
+        raise WavTokenizerError(f"{lm_dir} was trained on the {trained!r} format; generating in {fmt!r} would feed it "
+                                "sequences it never saw (leave --format out)")
+    fmt = fmt or trained or "interleaved"
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     bpe_dir = lm_dir / MODEL_SUBDIR
     bpe = load_audio_bpe(bpe_dir, codec.codebook_size) if bpe_dir.is_dir() else None

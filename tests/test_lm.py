@@ -473,11 +473,16 @@ def trained_tts(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fmt", ["interleaved", "plain"])
-def test_generation_gives_codes_in_range_and_audio_of_matching_length(trained_tts, fmt):
-    from lm.tts_generation import generate_codes, load_tts
+def test_generation_gives_codes_in_range_and_audio_of_matching_length(trained_tts, fmt, tmp_path):
+    import shutil
+
+    from lm.tts_generation import FORMAT_FILE, generate_codes, load_tts
 
     codec, lm_dir = trained_tts
-    model, formatter = load_tts(lm_dir, codec, fmt)
+    copy = shutil.copytree(lm_dir, tmp_path / "model")
+    (copy / FORMAT_FILE).write_text(json.dumps({"format": fmt}))
+    model, formatter = load_tts(copy, codec)
+    assert formatter.format == fmt
     codes = generate_codes(model, formatter, "Hello, big world!", codec.frame_rate, SamplingConfig(seed=3),
                            max_seconds=2.0)
     assert codes.dtype.kind == "i" and 0 <= codes.min() and codes.max() < codec.codebook_size
@@ -708,3 +713,12 @@ def test_a_generation_too_short_to_decode_is_a_failed_item_not_a_failed_run(trai
     assert result["failed_generations"] == 1 and result["sentences"] == 2
     assert "1 audio frame" in result["items"][0]["generation_failed"] and result["items"][0]["generated_seconds"] == 0
     assert result["items"][1]["generation_failed"] is None and result["items"][1]["generated_seconds"] > 0
+
+
+def test_a_format_other_than_the_one_trained_is_refused(trained_tts):
+    from lm.tts_generation import load_tts
+
+    codec, lm_dir = trained_tts  # trained on "interleaved"
+    with pytest.raises(WavTokenizerError, match="trained on the 'interleaved' format; generating in 'plain'"):
+        load_tts(lm_dir, codec, "plain")
+    assert load_tts(lm_dir, codec, "interleaved")[1].format == "interleaved"

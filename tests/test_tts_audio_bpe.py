@@ -165,12 +165,17 @@ def test_an_existing_text_lm_is_extended_with_the_audio_bpes_tokens(bpe_corpus, 
 # --- generation -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["interleaved", "plain"])
-def test_generation_budgets_decoded_frames_and_decodes_the_drawn_tokens_exactly(bpe_corpus, monkeypatch, fmt):
-    from lm.tts_generation import generate_codes, load_tts
+def test_generation_budgets_decoded_frames_and_decodes_the_drawn_tokens_exactly(bpe_corpus, monkeypatch, fmt,
+                                                                                 tmp_path):
+    import shutil
+
+    from lm.tts_generation import FORMAT_FILE, generate_codes, load_tts
 
     codec = bpe_corpus["codec"]
     recording = Recording(monkeypatch)
-    model, formatter = load_tts(bpe_corpus["model"], codec, fmt)
+    model_dir = shutil.copytree(bpe_corpus["model"], tmp_path / "model")  # as if trained on `fmt` (mechanics only)
+    (model_dir / FORMAT_FILE).write_text(json.dumps({**json.loads((model_dir / FORMAT_FILE).read_text()), "format": fmt}))
+    model, formatter = load_tts(model_dir, codec)
     m, max_seconds = formatter.layout, 0.4
     budget = int(max_seconds * codec.frame_rate)
     codes = generate_codes(model, formatter, "It was a fine day.", codec.frame_rate, SamplingConfig(seed=1),
