@@ -31,6 +31,8 @@ def main() -> int:
                              "settings and utterances (audio and text)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
+    parser.add_argument("--offset", type=int, default=0, help="a corpus: skip the first N utterances of its "
+                        "speaker-by-speaker order (a set disjoint from an earlier --limit N)")
     parser.add_argument("--speech-only", action="store_true", help="skip music/noise rows of a corpus")
     parser.add_argument("--without-vq", action="store_true",
                         help="also score each codec with its quantiser bypassed (continuous latents decoded)")
@@ -58,7 +60,7 @@ def main() -> int:
     if args.without_vq:
         reconstructors += [LatentReconstructor(p, args.device, name=f"{n} without VQ")
                            for p, n in zip(args.codec, names)]
-    utterances = load_test_set(args.data, args.split, args.limit, args.speech_only)
+    utterances = load_test_set(args.data, args.split, args.limit, args.speech_only, offset=args.offset)
     if args.asr_variants < 0:
         raise WavTokenizerError(f"--asr-variants must be 0 or more, got {args.asr_variants}")
     results = evaluate(reconstructors, utterances, with_asr=not args.no_asr, with_mos=not args.no_mos,

@@ -454,3 +454,5 @@ def test_a_limited_corpus_test_set_takes_speakers_and_their_backends_in_turn(tmp
     assert [u.id for u in chosen] == ["a0", "a1", "b0", "b1", "c0"]  # a: x then y; b twice; c's only row
     assert [u.id for u in load_test_set(tmp_path / "corpus", "test", limit=2, quiet=True)] == ["a0", "b0"]
     assert len(load_test_set(tmp_path / "corpus", "test", quiet=True)) == 13
+    after = [u.id for u in load_test_set(tmp_path / "corpus", "test", limit=3, offset=5, quiet=True)]
+    assert after == ["a2", "a3", "b2"] and not set(after) & {"a0", "a1", "b0", "b1", "c0"}  # the next in turn

@@ -70,16 +70,18 @@ def speaker_and_source(row: dict) -> tuple[str | None, str | None]:
     return row.get("speaker") or row.get("voice") or None, row.get("backend") or row.get("source") or None
 
 
-def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool) -> TestSet:
+def _from_corpus(source: Path, split: str, limit: int | None, speech_only: bool, offset: int = 0) -> TestSet:
     """The split's rows in order; with `limit`, taken in turn from each speaker (and within a speaker from each
-    backend), so a few dozen items of a split stored speaker by speaker still cover every speaker."""
+    backend), so a few dozen items of a split stored speaker by speaker still cover every speaker; `offset` skips
+    the first items of that order (a confirmation set disjoint from an earlier `limit`)."""
     utterances = TestSet(source=f"{source} ({split})")
     rows = load_split(source, split)
     columns = rows.remove_columns([c for c in ("audio",) if c in rows.column_names])
     kinds = columns["kind"] if "kind" in columns.column_names else ["speech"] * len(columns)
     indices = [i for i in range(len(rows)) if not speech_only or kinds[i] == "speech"]
-    if limit:
-        indices = sorted(speaker_turns(indices, [speaker_and_source(r) for r in columns])[:limit])
+    if limit or offset:
+        order = speaker_turns(indices, [speaker_and_source(r) for r in columns])[offset:]
+        indices = sorted(order[:limit] if limit else order)
     for index in indices:
         row = rows[index]
         audio, rate = read_audio_column(row)
@@ -230,17 +232,21 @@ def _from_folder(source: Path, limit: int | None) -> TestSet:
 
 
 def load_test_set(source: str | Path, split: str = "test", limit: int | None = None,
-                  speech_only: bool = False, quiet: bool = False) -> TestSet:
+                  speech_only: bool = False, quiet: bool = False, offset: int = 0) -> TestSet:
     """Utterances from a saved `datasets` corpus (one split) or a folder of audio files with optional transcripts:
     `NAME.txt` beside `NAME.wav`, `transcripts.tsv` lines `file<TAB>text` (the file named with or without its
     extension, relative to the tsv's folder), or a `manifest.jsonl` with `id` (the file's stem), `text` and
     `voice`. A file's speaker is its manifest voice or its subfolder. Two files of one folder that are the same
     recording in two encodings count once. Transcript lines that match no file and files without text are listed
-    in `notes` and printed (unless `quiet`)."""
+    in `notes` and printed (unless `quiet`). A corpus's rows are taken speaker by speaker in turn when `limit` or
+    `offset` is given (`offset`: skip that many first, e.g. those an earlier `limit` chose)."""
     source = Path(source)
     if not source.exists():
         raise WavTokenizerError(f"test set not found: {source}")
-    utterances = _from_corpus(source, split, limit, speech_only) if is_saved_dataset(source) else _from_folder(source, limit)
+    if offset and not is_saved_dataset(source):
+        raise WavTokenizerError("offset applies to a saved corpus's speaker-by-speaker order, not to a folder")
+    utterances = (_from_corpus(source, split, limit, speech_only, offset) if is_saved_dataset(source)
+                  else _from_folder(source, limit))
     if not quiet:
         for note in utterances.notes:
             print(f"test set: {note}", file=sys.stderr)
