@@ -63,12 +63,14 @@ endif
 
 # A background codec training run that grows across sessions: niced, one thread, on the CPU clock, a checkpoint every
 # 100 steps and a stock-loadable snapshot every 30 CPU minutes. The same command resumes it exactly where it stopped
-# (weights, optimisers, codebook, RNG, data position). Needs a many-speaker corpus (KEEP_DATA; docs/corpus.md).
+# (weights, optimisers, codebook, RNG, data position). Needs a many-speaker corpus of free voices (KEEP_DATA; a codec
+# trained on MBROLA or RHVoice audio inherits their non-commercial terms: docs/corpus.md). The recipe: the levers'
+# best at equal CPU minutes on unseen speakers (all speakers + the phone teacher; BENCHMARKS.md).
 KEEP_OUT ?= runs/keep_training
-KEEP_DATA ?= runs/voices
+KEEP_DATA ?= runs/voices_free
 KEEP_SET ?= data.kinds=[speech] loss.phones=1.0
 keep-training: $(STAMP)
-	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) (python scripts/build_corpus.py --hours 10 --out $(KEEP_DATA))"; exit 2; }
+	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) (python scripts/build_corpus.py --hours 3 --licence free --out $(KEEP_DATA))"; exit 2; }
 	mkdir -p $(dir $(KEEP_OUT))
 	nohup nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) scripts/train_codec.py --preset tiny-finetune \
 		--init-from wavtokenizer_hf/default_codec --out $(KEEP_OUT) --max-minutes 100000 \
