@@ -14,7 +14,7 @@ out=$(mkdir -p "$out" && cd "$out" && pwd)
 source "$(dirname "$0")/device_env.sh"
 cd "$repo/benchmarks"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
-if "$PYTHON" -c "import ray.data" 2>/dev/null; then
+if command -v nvidia-smi >/dev/null && "$PYTHON" -c "import ray.data" 2>/dev/null; then
     timeout 400 "$PYTHON" bench_gpu.py --out "$out" --budget-seconds 320 "$@" || true
     timeout 80 "$PYTHON" bench_ray_gpu_job.py --out "$out/ray.json" || echo "ray job: did not finish in 80 s"
 else

@@ -75,7 +75,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || ec
 stage "train: $minutes min from $init on $shard, batch $batch"
 packer &
 packer_pid=$!
-trap 'kill $packer_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $packer_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 "$PYTHON" scripts/train_codec.py --preset tiny-finetune --init-from "$init" --out "$work/run" --max-minutes "$minutes" \
     --set "data.train=$shard" "data.batch_size=$batch" "data.num_workers=$workers" run.clock=wall \
     run.save_every=0 "run.export_every_minutes=1" run.log_every=20 "${sets[@]}" \

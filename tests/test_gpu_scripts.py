@@ -40,25 +40,31 @@ def test_the_gpu_benchmark_records_what_its_budget_did_not_reach(tmp_path):
     assert parts["long"]["status"].startswith("skipped") and parts["datasets_map"]["status"].startswith("skipped")
 
 
-def test_the_gpu_training_script_trains_scores_and_packs_a_codec_on_a_cpu_in_20_seconds(small_corpus, tmp_path):
-    import hashlib
+def test_the_gpu_training_script_trains_on_a_shard_packs_as_it_goes_and_unpacks_here(small_corpus, tmp_path):
+    import importlib.util
 
     from transformers import AutoModel
 
+    spec = importlib.util.spec_from_file_location("make_gpu_shard", ROOT / "scripts" / "make_gpu_shard.py")
+    shard_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shard_module)
+    shard_module.make_shard(small_corpus, tmp_path / "shard", hours=0.005, test_limit=2, seed=0)
     out = tmp_path / "out"
-    result = _run("gpu_train.sh", str(out), "--minutes", "0.33", "--corpus", str(small_corpus), "--batch-size", "4",
-                  "--eval-limit", "2", "--set", "run.log_every=1", timeout=600)
+    result = _run("gpu_train.sh", str(out), "--minutes", "0.4", "--shard", str(tmp_path / "shard"), "--batch-size",
+                  "4", "--workers", "0", "--eval-limit", "2", "--set", "run.log_every=1",
+                  "--set", "run.export_every_minutes=0.1", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    packed = [line for line in result.stdout.splitlines() if " packed " in line]
+    assert packed[0].endswith(tuple("0123456789")) and packed[-1].endswith("packed final")  # snapshots, then final
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert len(files) <= 8 and all(p.stat().st_size < 16 * 2**20 for p in out.rglob("*") if p.is_file())
-    codec = tmp_path / "codec"
-    codec.mkdir()
-    for name in ("config.json", "preprocessor_config.json"):
-        (codec / name).write_bytes((out / "codec" / name).read_bytes())
-    weights = b"".join(p.read_bytes() for p in sorted((out / "codec").glob("model.safetensors.part-*")))
-    assert hashlib.sha256(weights).hexdigest() == (out / "codec" / "SHA256").read_text().split()[0]
-    (codec / "model.safetensors").write_bytes(weights)
-    AutoModel.from_pretrained(codec)  # stock transformers loads what came back
+    assert not any(name.startswith(".") for name in files)  # nothing half-written left behind
+    unpacked = _run("gpu_train.sh", "--unpack", str(out), str(tmp_path / "codec"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    AutoModel.from_pretrained(tmp_path / "codec")  # stock transformers loads what came back
+    (out / "codec" / "model.safetensors.part-aa").write_bytes(b"corrupted in transit")
+    assert _run("gpu_train.sh", "--unpack", str(out), str(tmp_path / "codec2")).returncode != 0
+    assert not (tmp_path / "codec2").exists()
     scores = json.loads((out / "evaluation.json").read_text())
     assert len(scores["codecs"]) == 2
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
