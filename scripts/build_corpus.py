@@ -20,6 +20,8 @@ def main() -> int:
                         help="'free': leave out non-free voices (MBROLA, RHVoice: non-commercial licences)")
     parser.add_argument("--score-test", type=int, default=12, metavar="N",
                         help="transcribe N test utterances per test speaker with Whisper (0: skip)")
+    parser.add_argument("--splits", nargs="+", choices=["train", "validation", "test"], default=None,
+                        help="build only these splits of the same plan (their rows equal a whole build's)")
     args = parser.parse_args()
     from wavtokenizer_hf.corpus.builder import find_backends
 
@@ -28,7 +30,8 @@ def main() -> int:
           + ("" if len(backends) > 1 or args.espeak_only else
              "; no other voices found (make corpus-extras [NONFREE=1] installs them)"))
     summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only,
-                           licence=args.licence, score_test=args.score_test)
+                           licence=args.licence, score_test=args.score_test,
+                           splits=None if args.splits is None else tuple(args.splits))
     brief = {k: v for k, v in summary.items() if k not in ("speakers", "splits")}
     brief["splits"] = {k: {f: v for f, v in info.items() if f not in ("voices", "speakers")} | {
         "speakers": len(info["speakers"])} for k, info in summary["splits"].items()}

@@ -284,9 +284,10 @@ def train_tts_lm(d: Demo, numbers: dict) -> None:
                                       f"({metrics['validation_bits_per_second']:.0f} bits/s of audio)")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):
-        numbers["loss with another sentence's text"] = (f"{conditioning['audio_loss_other_text']:.3f} "
-                                                        f"(text gain {conditioning['text_gain_nats']:.3f} nats/token, "
-                                                        f"{conditioning['text_gain_bits_per_second']:.0f} bits/s)")
+        low, high = conditioning["text_gain_interval"]
+        numbers["text gain (audio tokens)"] = (f"{conditioning['text_gain_bits_per_second']:.2f} bits/s "
+                                               f"[{low:.2f}, {high:.2f}]; durations "
+                                               f"{conditioning.get('duration_gain_bits_per_second', 0.0):.2f} bits/s")
     numbers["recogniser"] = test["recognizer"]
     for key, label in (("wer_generated", "WER generated"), ("wer_reconstruction", "WER codec ceiling"),
                        ("wer_original", "WER originals")):

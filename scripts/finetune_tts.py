@@ -3,6 +3,7 @@
   python scripts/finetune_tts.py --data runs/demo/tokenized --codec wavtokenizer --out runs/tts \
       --format interleaved --eval-corpus runs/demo/corpus
   python scripts/finetune_tts.py ... --text-lm path/to/any-causal-lm     # extend and fine-tune an existing text LM
+  python scripts/finetune_tts.py ... --text-lm runs/smollm2 --lora-rank 8  # LoRA (peft) + the new tokens' rows
   python scripts/finetune_tts.py ... --audio-bpe runs/demo/audio_bpe_4096  # audio-BPE tokens instead of single codes
   python scripts/finetune_tts.py ... --text-model sp-unigram              # SentencePiece text side (from scratch)
 
@@ -40,6 +41,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--format", default="interleaved", choices=["interleaved", "plain"])
     parser.add_argument("--text-lm", default=None, help="existing causal LM (+ fast tokenizer) to extend")
+    parser.add_argument("--lora-rank", type=int, default=0,
+                        help="with --text-lm: LoRA of this rank on its projections, only the new tokens' embedding "
+                             "rows trained beside it (the model is saved merged); 0: fine-tune every weight")
     parser.add_argument("--model-config", default=None, help="causal-LM config JSON for a model from scratch")
     parser.add_argument("--audio-bpe", default=None,
                         help="an audio-BPE directory (lm.audio_bpe): train on its tokens instead of single codes")
@@ -52,12 +56,15 @@ def main() -> int:
     add_split_args(parser, validation_share=0.05)
     add_sampling_args(parser)
     args = parser.parse_args()
+    if args.lora_rank < 0:
+        parser.error(f"--lora-rank must be 0 (full fine-tuning) or positive, not {args.lora_rank}")
     hf_logging.disable_progress_bar()
     metrics = finetune_tts(args.data, args.codec, args.out, args.format, train_config_from(args),
                            text_lm=args.text_lm, model_config=args.model_config, eval_corpus=args.eval_corpus,
                            eval_items=args.eval_items, sampling=sampling_from(args),
                            validation_share=args.validation_share, selection_share=args.selection_share,
-                           samples=args.samples, audio_bpe=args.audio_bpe, text_model=args.text_model)
+                           samples=args.samples, audio_bpe=args.audio_bpe, text_model=args.text_model,
+                           lora_rank=args.lora_rank)
     if not metrics.get("main_process", True):
         return 0  # under accelerate launch the main process reports
     print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; validation audio loss "
@@ -65,9 +72,11 @@ def main() -> int:
           f"({metrics['validation_tokens_per_second']:.1f} scored tokens/s, {metrics['audio_vocab_size']} audio tokens)")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):
-        print(f"with another sentence's text the audio loss is {conditioning['audio_loss_other_text']:.3f} "
-              f"(text gain {conditioning['text_gain_nats']:.3f} nats/token, "
-              f"{conditioning['text_gain_bits_per_second']:.1f} bits/s over {conditioning['pairs']} utterances)")
+        low, high = conditioning["text_gain_interval"]
+        print(f"text gain over the audio tokens: {conditioning['text_gain_bits_per_second']:.2f} bits/s "
+              f"[{low:.2f}, {high:.2f}] ({conditioning['text_gain_nats']:.4f} nats per audio token); durations "
+              f"{conditioning.get('duration_gain_bits_per_second', 0.0):.2f} bits/s, markers "
+              f"{conditioning['marker_gain_bits_per_second']:.2f} bits/s; {conditioning['pairs']} utterance pairs")
     if "test" in metrics:
         t = metrics["test"]
         print(f"WER ({t['recognizer']}) on {t['sentences']} held-out sentences: generated "

@@ -115,6 +115,15 @@ def test_same_seed_gives_identical_corpus(corpus, tmp_path):
         assert first[split].to_list() == second[split].to_list()
 
 
+def test_a_split_built_alone_holds_the_rows_a_whole_build_gives_it(corpus, tmp_path):
+    build_corpus(tmp_path / "t", hours=0.02, seed=3, jobs=1, splits=("test",))
+    whole, alone = load_from_disk(str(corpus)), load_from_disk(str(tmp_path / "t"))
+    assert list(alone) == ["test"]
+    assert alone["test"].to_list() == whole["test"].to_list()
+    with pytest.raises(WavTokenizerError, match="corpus splits must be some of"):
+        build_corpus(tmp_path / "x", hours=0.02, seed=3, jobs=1, splits=("dev",))
+
+
 def _fake_speakers(counts: dict[str, int], language: str = "en") -> dict:
     voices = [Voice(backend, f"{backend}{i}", f"{backend}-{i}", ("female", "male")[i % 2], language, "test")
               for backend, n in counts.items() for i in range(n)]

@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -179,6 +180,36 @@ def test_an_utterance_longer_than_a_block_is_split_with_its_prompt_repeated():
     assert sorted(labels[labels != IGNORE_INDEX].tolist()) == [8, 9, *range(103, 112)]  # every target once
     assert packed["position_ids"].max() < 6
     assert sum(row[:3].tolist() == [100, 101, 102] for row in packed["input_ids"]) == 3
+
+
+def test_a_training_step_scores_packed_utterances_as_if_each_were_alone(tmp_path):
+    from lm.evaluate import utterance_nats
+
+    utterances = [utterance(str(i), (np.arange(9 + 2 * i) * (i + 3)) % 9 + 1) for i in range(6)]
+    blocks = pack_blocks(utterances, 32)
+    model = tiny_llama(10)
+    alone = utterance_nats(model, utterances)
+    cfg = LMTrainConfig(block_size=32, batch_size=len(blocks["input_ids"]), max_steps=1, warmup_steps=1,
+                        eval_every=0, log_every=1)
+    summary = train_lm(model, blocks, cfg, tmp_path)
+    logged = next(r["train_loss"] for r in summary["history"] if "train_loss" in r)
+    assert logged == pytest.approx(alone["nats"] / alone["tokens"], abs=2e-4)  # one block row never sees another
+
+
+def test_a_long_interleaved_example_repeats_only_its_text_prompt_not_its_first_word(joint_tokenizer):
+    formatter = TTSFormatter(joint_tokenizer, "interleaved")
+    words = [{"word": w, "start": 0.0, "end": 0.5 * (i + 1)} for i, w in enumerate(["the", "cat", "sat", "down"])]
+    example = formatter.example("long", words, np.arange(150) % 4096, 75.0)
+    prompt = formatter.prompt(["the", "cat", "sat", "down"])
+    first_word = formatter.word_ids("the")
+    pieces = block_pieces(example, 64)
+    assert len(pieces) > 2
+    for index, piece in enumerate(pieces):
+        assert piece.input_ids[:len(prompt)].tolist() == prompt
+        follows = piece.input_ids[len(prompt):len(prompt) + len(first_word)].tolist()
+        assert (follows == first_word) == (index == 0)  # a later stretch goes on where the last one stopped
+    stretches = np.concatenate([p.input_ids[len(prompt):] for p in pieces])
+    assert stretches.tolist() == example.input_ids[len(prompt):].tolist()  # every token once, in order
 
 
 def test_a_prompt_that_leaves_no_room_in_a_block_is_refused():
@@ -574,7 +605,42 @@ def test_text_conditioning_compares_own_and_other_text(trained_tts):
                                                   (WORDS[:1], codes, 75.0)])  # the one-word row has no partner
     assert result["pairs"] == 2
     assert math.isfinite(result["text_gain_nats"])
-    assert result["text_gain_nats"] == pytest.approx(result["audio_loss_other_text"] - result["audio_loss_own_text"])
+    low, high = result["text_gain_interval"]
+    assert low <= result["text_gain_bits_per_second"] <= high
+
+
+class _BigramLM(torch.nn.Module):
+    """Logits of the next token from the current one alone: codes that follow codes or a duration never see the
+    text; a duration follows a word's last text token, so durations depend on the words."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = torch.nn.Parameter(table)
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+def test_the_text_gain_counts_audio_tokens_only_so_durations_that_follow_the_words_are_reported_apart(
+        joint_tokenizer):
+    from lm.tts_training import text_conditioning
+
+    formatter = TTSFormatter(joint_tokenizer, "interleaved")
+    table = torch.zeros(len(joint_tokenizer), len(joint_tokenizer))
+    durations = formatter.layout.duration_ids()
+    table[:, durations.start:durations.stop] = 8.0 * torch.randn(len(joint_tokenizer), len(durations),
+                                                                  generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    sentences = [["hello", "big", "world", "again"], ["the", "cat", "sat", "down"], ["one", "two", "three", "four"]]
+    rows = [([{"word": w, "start": 0.0, "end": 0.2 * (i + 1) + 0.05 * k} for i, w in enumerate(words)],
+             rng.integers(0, 4096, 75), 75.0) for k, words in enumerate(sentences * 4)]
+    result = text_conditioning(_BigramLM(table).eval(), formatter, rows)
+    assert result["pairs"] == 12
+    assert result["text_gain_bits_per_second"] == pytest.approx(0.0, abs=1e-9)
+    assert result["text_gain_interval"] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert abs(result["duration_gain_bits_per_second"]) > 1.0  # what the old, all-token gain reported as text use
+    assert result["all_scored_gain_bits_per_second"] == pytest.approx(
+        result["duration_gain_bits_per_second"] + result["marker_gain_bits_per_second"])
 
 
 def _prompt_text(formatter: TTSFormatter, example: Utterance) -> str:

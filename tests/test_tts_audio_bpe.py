@@ -216,7 +216,10 @@ def test_held_out_loss_and_text_gain_are_per_second_of_audio_with_codes_and_with
     expected = (utterance_nats(model, other, block_size=64)["nats"]
                 - utterance_nats(model, own, block_size=64)["nats"]) / math.log(2) / own_seconds
     assert gain["pairs"] == len(own) > 0
-    assert gain["text_gain_bits_per_second"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert gain["all_scored_gain_bits_per_second"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    parts = gain["text_gain_bits_per_second"] + gain["duration_gain_bits_per_second"] + \
+        gain["marker_gain_bits_per_second"]
+    assert parts == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 def test_finetune_tts_reports_bits_per_second_and_a_sentencepiece_text_side_without_bpe(bpe_corpus, tmp_path,

@@ -148,15 +148,21 @@ def _median_f0(clips: list[np.ndarray]) -> float | None:
 
 
 def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: int | None = None,
-                 overwrite: bool = False, natural: bool = True, licence: str = "any", score_test: int = 0) -> dict:
+                 overwrite: bool = False, natural: bool = True, licence: str = "any", score_test: int = 0,
+                 splits: tuple[str, ...] | None = None) -> dict:
     """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary.
     `natural=False` uses espeak-ng only; `licence="free"` leaves out non-free voices (MBROLA, RHVoice);
     `score_test=N` transcribes N test utterances per test speaker (Whisper where installed): the originals' WER,
-    the ceiling any codec's reconstruction is read against."""
+    the ceiling any codec's reconstruction is read against. `splits` builds only those splits of the same plan (the
+    rows are the ones a whole build gives them; e.g. the test split alone, for an evaluation)."""
     from datasets import Audio, Dataset, DatasetDict
 
     from . import espeak
 
+    wanted = tuple(SPLIT_HOURS_SHARE) if splits is None else tuple(splits)
+    unknown = sorted(set(wanted) - set(SPLIT_HOURS_SHARE))
+    if unknown or not wanted:
+        raise WavTokenizerError(f"corpus splits must be some of {', '.join(SPLIT_HOURS_SHARE)}; got {list(wanted)}")
     start = time.perf_counter()
     backends = find_backends(natural, licence)
     voices = catalogue.installed_voices(natural, licence)
@@ -176,7 +182,7 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
     plan.skipped.update(mute)
     for key, reason in plan.skipped.items():
         print(f"corpus: voice {key} skipped: {reason}", file=sys.stderr)
-    speech = [item for item in plan.items if item.kind == "speech"]
+    speech = [item for item in plan.items if item.kind == "speech" and item.split in wanted]
     rows: dict[str, list[dict]] = {split: [] for split in SPLIT_HOURS_SHARE}
     failures: dict[str, list[str]] = defaultdict(list)
     f0_clips: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -211,22 +217,26 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
 
     clips = 0
     for item in tqdm([i for i in plan.items if i.kind != "speech"], desc="non-speech", unit="clip"):
+        real_samples = item.kind == "music" and "fluidsynth" in backends and clips % 2 == 1  # every other piece
+        clips += item.kind == "music"  # counted over every split, so a split built alone gets the same pieces
+        if item.split not in wanted:
+            continue
         rng = np.random.default_rng(item.seed)
-        if item.kind == "music" and "fluidsynth" in backends and clips % 2 == 1:  # every other piece: real samples
+        if real_samples:
             audio, description = gm_music.render(item.seconds, SAMPLING_RATE, rng)
             source = f"{gm_music.LICENCE} ({description})"
         else:
             render = nonspeech.render_music if item.kind == "music" else nonspeech.render_noise
             audio, description = render(item.seconds, SAMPLING_RATE, rng)
             source = f"rendered by wavtokenizer_hf.corpus ({description})"
-        clips += item.kind == "music"
         rows[item.split].append(_row(item, audio, [], [], "", "", source))
 
     audio_feature = Audio(sampling_rate=SAMPLING_RATE, decode=False)
     dataset = DatasetDict({split: Dataset.from_list(split_rows, features=_features()).cast_column("audio", audio_feature)
-                           for split, split_rows in rows.items()})
+                           for split, split_rows in rows.items() if split in wanted})
     summary = _summary(hours, seed, licence, time.perf_counter() - start, rows, plan, backends, speakers, f0_clips,
                        timings, failures, never, espeak)
+    summary["splits_built"] = list(wanted)
     if score_test:
         summary["test_originals_wer"] = _originals_wer(rows["test"], score_test)
     with atomic_path(out_dir, overwrite=overwrite, is_dir=True) as tmp:
