@@ -18,7 +18,7 @@ from wavtokenizer_hf.errors import WavTokenizerError
 from .audio_bpe import MODEL_SUBDIR, load_audio_bpe
 from .sampling import CachedSampler, SamplingConfig, id_mask
 from .tts_sequences import TTSFormatter
-from .vocabulary import AUDIO_END, MAX_DURATION, WORD_END
+from .vocabulary import AUDIO_END, DURATION_STEP, MAX_DURATION, WORD_END
 
 FORMAT_FILE = "tts_format.json"  # beside the model: which format it was trained on (and whether with an audio BPE)
 
@@ -32,7 +32,8 @@ def load_tts(lm_dir: str | Path, codec, fmt: str | None = None):
     if not (lm_dir / "config.json").exists():
         raise WavTokenizerError(f"{lm_dir}: no config.json (expected the `model` folder a TTS-LM run writes)")
     info = lm_dir / FORMAT_FILE
-    trained = json.loads(info.read_text())["format"] if info.exists() else None
+    saved = json.loads(info.read_text()) if info.exists() else {}
+    trained = saved.get("format")
     if fmt is not None and trained is not None and fmt != trained:
         raise WavTokenizerError(f"{lm_dir} was trained on the {trained!r} format; generating in {fmt!r} would feed it "
                                 "sequences it never saw (leave --format out)")
@@ -40,7 +41,7 @@ def load_tts(lm_dir: str | Path, codec, fmt: str | None = None):
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     bpe_dir = lm_dir / MODEL_SUBDIR
     bpe = load_audio_bpe(bpe_dir, codec.codebook_size) if bpe_dir.is_dir() else None
-    formatter = TTSFormatter(tokenizer, fmt, bpe)
+    formatter = TTSFormatter(tokenizer, fmt, bpe, block_size=saved.get("block_size"))
     formatter.layout.check_codec(codec.codebook_size)
     model = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
     rows = model.get_input_embeddings().weight.shape[0]
@@ -55,24 +56,40 @@ class TooFewFrames(WavTokenizerError):
 
 @torch.no_grad()
 def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
-                   sampling: SamplingConfig | None = None, max_seconds: float = 30.0) -> np.ndarray:
-    """Sample the codes of `text`, at most `max_seconds` of frames. Interleaved: each word's text is written by us,
-    the model adds its duration and audio tokens and closes the word; every word gets at least one frame and all of
-    them fit in the budget (a word is cut short rather than a later one dropped). Plain: the model writes audio
-    tokens until `<|audio_end|>` or the budget."""
+                   sampling: SamplingConfig | None = None, max_seconds: float = 30.0,
+                   block_size: int | None = None) -> np.ndarray:
+    """Sample the codes of `text`, at most `max_seconds` of frames and, with `block_size` (the block the LM was
+    trained on; `load_tts` reads it), at most that many tokens in the whole sequence: positions past it were never
+    trained. Interleaved: each word's text is written by us, the model adds its duration, then exactly the frames of
+    that duration (within what the budgets leave: every word gets at least one frame, a word is cut short rather than
+    a later one dropped), and the word is closed. Plain: the model writes audio tokens until `<|audio_end|>` or a
+    budget."""
     words = normalize_words(text)
     m = formatter.layout
+    block_size = block_size if block_size is not None else formatter.block_size
+    prompt = formatter.prompt(words)
     sampler = CachedSampler(model, sampling or SamplingConfig())
-    sampler.feed(formatter.prompt(words))
+    sampler.feed(prompt)
     budget = int(max_seconds * frame_rate)
     frames = _frames_of_ids(m, model.get_input_embeddings().weight.shape[0])
     if formatter.format == "plain":
-        tokens, _ = _sample_audio(sampler, frames, budget, m[AUDIO_END], at_least_one=False)
+        tokens_left = None if block_size is None else block_size - len(prompt) - 2  # <|audio_end|>, <|eos|>
+        if tokens_left is not None and tokens_left < 1:
+            raise WavTokenizerError(f"the text's prompt takes {len(prompt)} of the model's {block_size}-token block, "
+                                    "leaving no room for audio")
+        tokens, _ = _sample_audio(sampler, frames, budget, m[AUDIO_END], at_least_one=False, max_tokens=tokens_left)
     else:
         if budget < len(words):
             raise WavTokenizerError(f"max_seconds={max_seconds:g} gives {budget} frames, fewer than the {len(words)} "
                                     "words of the text need (one frame each)")
-        tokens = _interleaved_tokens(formatter, sampler, frames, words, budget, int(MAX_DURATION * frame_rate))
+        tokens_left = None
+        if block_size is not None:  # each word also takes its text, a duration and a closing token; then <|eos|>
+            fixed = len(prompt) + sum(len(formatter.word_ids(w)) + 2 for w in words) + 1
+            tokens_left = block_size - fixed
+            if tokens_left < len(words):
+                raise WavTokenizerError(f"the text needs {fixed + len(words)} tokens at least, more than the model's "
+                                        f"{block_size}-token block: generate it in shorter sentences")
+        tokens = _interleaved_tokens(formatter, sampler, frames, words, budget, frame_rate, tokens_left)
     codes = m.ids_to_codes(np.asarray(tokens, dtype=np.int64))
     if len(codes) < 2:  # the decoder needs two frames
         raise TooFewFrames(f"the LM produced {len(codes)} audio frame(s) for {text!r}")
@@ -87,16 +104,16 @@ def _frames_of_ids(layout, vocab_size: int) -> torch.Tensor:
     return frames
 
 
-def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, closing: int,
-                  at_least_one: bool) -> tuple[list[int], bool]:
-    """Audio tokens until `closing` is drawn (allowed once a token is drawn, or from the start unless
-    `at_least_one`) or their frames reach `budget`; only tokens that fit in the frames left are allowed. Returns
-    (audio ids, whether `closing` was drawn: it is fed, not returned)."""
+def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, closing: int, at_least_one: bool,
+                  max_tokens: int | None = None, may_close: bool = True) -> tuple[list[int], bool]:
+    """Audio tokens until `closing` is drawn (allowed, when `may_close`, once a token is drawn, or from the start
+    unless `at_least_one`), their frames reach `budget` or `max_tokens` are drawn; only tokens that fit in the frames
+    left are allowed. Returns (audio ids, whether `closing` was drawn: it is fed, not returned)."""
     drawn: list[int] = []
     used = 0
-    while used < budget:
+    while used < budget and (max_tokens is None or len(drawn) < max_tokens):
         allowed = (frames > 0) & (frames <= budget - used)
-        allowed[closing] = bool(drawn) or not at_least_one
+        allowed[closing] = may_close and (bool(drawn) or not at_least_one)
         token = sampler.sample(allowed, max_tokens=1)[0]
         if token == closing:
             return drawn, True
@@ -106,19 +123,25 @@ def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, clo
 
 
 def _interleaved_tokens(formatter: TTSFormatter, sampler: CachedSampler, frames: torch.Tensor, words: list[str],
-                        budget: int, per_word: int) -> list[int]:
-    """Feed each word, sample its duration and audio tokens, close it; each word's frames are capped so that every
-    later word keeps at least one frame of the budget."""
+                        budget: int, frame_rate: float, tokens_left: int | None) -> list[int]:
+    """Feed each word, sample its duration, then audio tokens for exactly that duration's frames, and close it. The
+    frames are capped so that every later word keeps at least one frame of `budget` (and, with `tokens_left`, one
+    token), and at MAX_DURATION."""
     m = formatter.layout
     durations = id_mask(frames.numel(), m.duration_ids())
+    first_duration = m.duration_ids().start
     tokens: list[int] = []
     used = 0
     for index, word in enumerate(words):
         closing = m[AUDIO_END] if index == len(words) - 1 else m[WORD_END]
-        limit = min(per_word, budget - used - (len(words) - 1 - index))  # >= 1 (see generate_codes)
+        later = len(words) - 1 - index
+        limit = min(int(MAX_DURATION * frame_rate), budget - used - later)  # >= 1 (see generate_codes)
         sampler.feed(formatter.word_ids(word))
-        sampler.sample(durations, max_tokens=1)
-        drawn, closed = _sample_audio(sampler, frames, limit, closing, at_least_one=True)
+        steps = sampler.sample(durations, max_tokens=1)[0] - first_duration
+        limit = min(limit, max(1, int(round(steps * DURATION_STEP * frame_rate))))
+        token_limit = None if tokens_left is None else tokens_left - len(tokens) - later
+        drawn, closed = _sample_audio(sampler, frames, limit, closing, at_least_one=True, max_tokens=token_limit,
+                                      may_close=False)
         tokens += drawn
         used += int(frames[drawn].sum())
         if not closed:

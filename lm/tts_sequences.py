@@ -67,8 +67,10 @@ class TTSFormatter:
     """Turns (words, codes) into training utterances and text into generation prompts; with `audio_bpe`, the
     audio tokens are that audio BPE's (the tokenizer must hold exactly its pieces, `lm.audio_bpe.audio_layout`)."""
 
-    def __init__(self, tokenizer, fmt: str = "interleaved", audio_bpe: AudioBPE | None = None):
+    def __init__(self, tokenizer, fmt: str = "interleaved", audio_bpe: AudioBPE | None = None,
+                 block_size: int | None = None):
         self.tokenizer = tokenizer
+        self.block_size = block_size  # the block the LM was trained on: generation stays within it
         self.layout: AudioTokenLayout | AudioBPELayout = audio_layout(tokenizer, audio_bpe)
         self.format = check_format(fmt)
         if self.format == "interleaved" and self.layout.duration_offset is None:

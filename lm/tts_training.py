@@ -247,10 +247,10 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
                                 "tokenize it with this codec")
     tokenizer, model = make_tokenizer_and_model(bpe or codec.codebook_size, text_lm, model_config,
                                                 text_model=text_model, lora_rank=lora_rank)
-    formatter = TTSFormatter(tokenizer, fmt, bpe)
+    formatter = TTSFormatter(tokenizer, fmt, bpe, block_size=cfg.block_size)
     rows: dict[str, Row] = {}
     splits = split_utterances(tts_utterances(dataset, formatter, rows), validation_share, selection_share)
-    format_info = {"format": fmt, **({"audio_bpe": MODEL_SUBDIR} if bpe else {})}
+    format_info = {"format": fmt, "block_size": cfg.block_size, **({"audio_bpe": MODEL_SUBDIR} if bpe else {})}
     best, summary = train_and_reload(model, tokenizer, splits, cfg, out_dir, formatter.layout[PAD],
                                      lambda m, utterances: audio_loss(m, utterances, cfg.block_size),
                                      files={FORMAT_FILE: json.dumps(format_info)}, audio_bpe=bpe)

@@ -549,6 +549,75 @@ def test_generation_speaks_every_word_of_the_text_once_in_order(trained_tts, mon
     assert is_duration.sum() == 4 and len(codes) <= max_seconds * codec.frame_rate
 
 
+def _recording_sampler(monkeypatch) -> list[int]:
+    """Every id fed to or drawn by generation's sampler, in order."""
+    import lm.tts_generation as generation
+
+    fed: list[int] = []
+
+    class Recording(generation.CachedSampler):
+        def feed(self, ids):
+            fed.extend(torch.as_tensor(ids).reshape(-1).tolist())
+            super().feed(ids)
+
+    monkeypatch.setattr(generation, "CachedSampler", Recording)
+    return fed
+
+
+def test_generation_lays_out_the_text_as_training_did_and_gives_each_word_the_frames_of_its_sampled_duration(
+        trained_tts, monkeypatch):
+    from lm.tts_generation import generate_codes, load_tts
+    from lm.vocabulary import DURATION_STEP
+
+    fed = _recording_sampler(monkeypatch)
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    rate = codec.frame_rate
+    codes = generate_codes(model, formatter, "Hello, big world again!", rate, SamplingConfig(seed=5), max_seconds=12)
+    m = formatter.layout
+    ids = np.asarray(fed)
+    is_duration = (ids >= m.duration_offset) & (ids < m.duration_offset + m.num_durations)
+    is_audio = m.is_audio(torch.from_numpy(ids)).numpy()
+    starts, ends = np.flatnonzero(is_duration), np.flatnonzero(np.isin(ids, [m[WORD_END], m[AUDIO_END]]))
+    frames = [int(is_audio[a:b].sum()) for a, b in zip(starts, ends)]
+    sampled = (ids[is_duration] - m.duration_offset) * DURATION_STEP
+    assert frames == [max(1, int(round(s * rate))) for s in sampled]  # the sampled durations are honoured
+    bounds = np.cumsum(frames) / rate
+    words = [{"word": w, "start": 0.0, "end": e} for w, e in zip(["hello", "big", "world", "again"], bounds)]
+    expected = formatter.example("g", words, codes, rate).input_ids[:-1]  # all but <|eos|>, which is not generated
+    same = ~is_duration  # a duration token rebuilt from whole frames may name a neighbouring 10 ms step
+    assert len(ids) == len(expected) and np.array_equal(ids[same], expected[same])
+
+
+def test_generation_stays_within_the_block_the_model_was_trained_on(trained_tts, monkeypatch):
+    from lm.tts_generation import generate_codes, load_tts
+
+    fed = _recording_sampler(monkeypatch)
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    generate_codes(model, formatter, "Hello, big world again!", codec.frame_rate, SamplingConfig(seed=5),
+                   max_seconds=12, block_size=40)
+    assert len(fed) + 1 <= 40  # with the <|eos|> that closes a training example
+    fed.clear()
+    formatter.format = "plain"
+    generate_codes(model, formatter, "Hello, big world again!", codec.frame_rate, SamplingConfig(seed=5),
+                   max_seconds=12, block_size=40)
+    assert len(fed) + 1 <= 40
+    with pytest.raises(WavTokenizerError, match="leaving no room for audio"):
+        generate_codes(model, formatter, "Hello, big world again!", codec.frame_rate, block_size=6)
+    formatter.format = "interleaved"
+    with pytest.raises(WavTokenizerError, match="more than the model's 20-token block"):
+        generate_codes(model, formatter, "Hello, big world again!", codec.frame_rate, block_size=20)
+
+
+def test_an_interleaved_example_gives_each_word_the_duration_of_its_frames(joint_tokenizer):
+    formatter = TTSFormatter(joint_tokenizer, "interleaved")
+    words = [{"word": w, "start": 0.0, "end": e} for w, e in (("the", 0.2), ("cat", 0.48), ("sat", 1.0))]
+    example = formatter.example("u", words, np.arange(75) % 4096, 75.0)
+    names = joint_tokenizer.convert_ids_to_tokens(example.input_ids.tolist())
+    assert [n for n in names if n.startswith("<|t_")] == ["<|t_0.20|>", "<|t_0.28|>", "<|t_0.52|>"]
+
+
 def test_a_time_budget_shorter_than_one_frame_per_word_is_refused(trained_tts):
     from lm.tts_generation import generate_codes, load_tts
 
