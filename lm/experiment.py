@@ -51,6 +51,16 @@ def split_utterances(utterances: list[Utterance], validation_share: float, selec
     return Splits(parts[TRAIN], parts[SELECTION] if selection_share else validation, validation)
 
 
+def training_rows(rows, validation_share: float = 0.05, selection_share: float = 0.05) -> list:
+    """The rows of a tokenized split that an LM run with these shares trains on (by the same hash of each row's id
+    as `split_utterances`): fit whatever the LM depends on, such as an audio BPE, on these alone, so that nothing
+    of the validation and selection utterances leaks into it."""
+    rows = list(rows)
+    labels = split_three_ways([str(row.get("id", index)) for index, row in enumerate(rows)], validation_share,
+                              selection_share)
+    return [row for row, label in zip(rows, labels) if label == TRAIN]
+
+
 class TokenizerWithAudioBPE:
     """A joint tokenizer and its audio BPE, saved together: `save_pretrained(dir)` writes the tokenizer into `dir`
     and the audio BPE into `dir/audio_bpe` (so it is part of the model folder's atomic save)."""

@@ -236,12 +236,16 @@ def tokenize_corpus(d: Demo, numbers: dict) -> None:
     numbers["written to"] = str(d.tokenized)
 
 
-@stage("fit an audio BPE vocabulary (sentencepiece) on the training codes; tokens per second held out")
+@stage("fit an audio BPE vocabulary (sentencepiece) on the LMs' training codes; tokens per second held out")
 def fit_audio_bpe(d: Demo, numbers: dict) -> None:
     from lm.audio_bpe import compression, train_audio_bpe
+    from lm.experiment import training_rows
     from lm.streams import codes_of, load_tokenized
 
-    train, validation = load_tokenized(d.tokenized, "train"), load_tokenized(d.tokenized, "validation")
+    # only the rows the LMs train on: the TTS-LM (5% + 5%) and the audio GPT (10% + 5%) carve their held-out
+    # utterances out of this split by a hash of the id, and the larger shares cover both
+    train = training_rows(load_tokenized(d.tokenized, "train"), validation_share=0.1, selection_share=0.05)
+    validation = load_tokenized(d.tokenized, "validation")
     frame_rate = float(train[0]["frame_rate"])
     for size in (2048, 4096):
         bpe = train_audio_bpe((codes_of(row) for row in train), int(json.loads(

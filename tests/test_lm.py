@@ -212,6 +212,24 @@ def test_a_long_interleaved_example_repeats_only_its_text_prompt_not_its_first_w
     assert stretches.tolist() == example.input_ids[len(prompt):].tolist()  # every token once, in order
 
 
+def test_an_audio_bpe_is_fitted_on_no_utterance_the_tts_or_audio_lm_holds_out():
+    import inspect
+
+    from lm.audio_lm import train_audio_lm
+    from lm.experiment import split_utterances, training_rows
+    from lm.tts_training import finetune_tts
+
+    rows = [{"id": f"train-speech-{i:06d}"} for i in range(400)]
+    kept = {row["id"] for row in training_rows(rows, validation_share=0.1, selection_share=0.05)}  # as the demo
+    for run in (finetune_tts, train_audio_lm):
+        defaults = {k: v.default for k, v in inspect.signature(run).parameters.items()}
+        splits = split_utterances([utterance(r["id"], [1, 2]) for r in rows], defaults["validation_share"],
+                                  defaults["selection_share"])
+        held_out = {u.id for u in splits.validation + splits.selection}
+        assert held_out and not held_out & kept
+        assert kept <= {u.id for u in splits.train}
+
+
 def test_a_prompt_that_leaves_no_room_in_a_block_is_refused():
     long = Utterance("p", np.arange(10), np.array([False] * 6 + [True] * 4))
     with pytest.raises(WavTokenizerError, match="its prompt has 6 tokens"):
