@@ -21,6 +21,7 @@ from wavtokenizer_hf.run_lock import OutputLock
 from wavtokenizer_hf.schedule import warmup_cosine
 from wavtokenizer_hf.tracking import check_tracker, flat_config, numeric
 
+from .lora import save_model_folder
 from .models import check_block_fits, check_packing
 from .tokenizer_files import save_tokenizer
 
@@ -61,7 +62,7 @@ def save_atomically(model, tokenizer, out_dir: Path, files: dict[str, str] | Non
     """save_pretrained (and `files`: name -> text) into a temporary sibling that replaces `out_dir` only when
     complete (`wavtokenizer_hf.atomic.atomic_path`): an interrupted save never looks complete or blocks the next."""
     with atomic_path(out_dir, overwrite=True, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
+        save_model_folder(model, tmp)  # a PeftModel (lm.lora) is saved merged, its adapter in adapter/
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
         for name, text in (files or {}).items():

@@ -166,17 +166,20 @@ def audio_loss(model, utterances: list[Utterance], block_size: int | None = None
 
 
 def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_dir: Path,
-                 sampling: SamplingConfig, samples: int = 5) -> dict:
+                 sampling: SamplingConfig, samples: int = 5, resamples: int = 2000) -> dict:
     """Generate every row's sentence; WER and CER (Whisper tiny.en where installed, else pocketsphinx: named in
-    `recognizer`) of generated, reconstructed and original audio; durations. Writes the first `samples` triples as
-    FLAC for listening, and per-item results."""
+    `recognizer`) of generated, reconstructed and original audio, each with a 95% interval from resampling the
+    sentences, and the paired gap between generated speech and the codec's ceiling; speaker similarity of generated
+    speech and of the reconstruction to the original (Resemblyzer, where installed); durations. Writes the first
+    `samples` triples as FLAC for listening, and per-item results."""
     from wavtokenizer_hf.audio_io import resample, write_audio
     from wavtokenizer_hf.corpus.builder import read_audio_column
-    from wavtokenizer_hf.evaluation import asr
+    from wavtokenizer_hf.evaluation import asr, speaker
 
     recognizer = asr.recognizer("auto")
     has_asr = recognizer is not None
-    totals = {name: [0, 0, 0, 0] for name in ("generated", "reconstruction", "original")}
+    counts = {name: [] for name in NAMES}  # per sentence: word errors, words, char errors, chars
+    similarity = {"generated": [], "reconstruction": []}
     items, seconds = [], {"generated": 0.0, "original": 0.0}
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
@@ -200,30 +203,75 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
         if has_asr:
             for name, wave in audio.items():
                 hypothesis = recognizer.transcribe(wave, codec.sampling_rate) if wave.numel() else ""
-                counts = asr.word_errors(row["text"], hypothesis) + asr.char_errors(row["text"], hypothesis)
-                totals[name] = [a + b for a, b in zip(totals[name], counts)]
+                counts[name].append(asr.word_errors(row["text"], hypothesis) + asr.char_errors(row["text"], hypothesis))
                 item[f"asr_{name}"] = hypothesis
+                item[f"errors_{name}"] = list(counts[name][-1])
+        if speaker.available():
+            for name in similarity:
+                value = speaker.speaker_similarity(audio["original"], audio[name], codec.sampling_rate) \
+                    if audio[name].numel() else 0.0
+                item[f"speaker_similarity_{name}"] = value
+                if value is not None:
+                    similarity[name].append(value)
         if index < samples:
             for name, wave in ((n, w) for n, w in audio.items() if w.numel()):
                 write_audio(samples_dir / f"{index:02d}_{row['id']}_{name}.flac", wave, codec.sampling_rate,
                             overwrite=True)
         items.append(item)
-    wer = {name: (e / w if has_asr and w else None) for name, (e, w, _, _) in totals.items()}
-    cer = {name: (e / c if has_asr and c else None) for name, (_, _, e, c) in totals.items()}
+    rates = _error_rates(counts, resamples) if has_asr else {}
     return {"sentences": len(rows), "recognizer": recognizer.name if has_asr else None,
             "failed_generations": sum(item["generation_failed"] is not None for item in items),
-            "wer_generated": wer["generated"], "wer_reconstruction": wer["reconstruction"],
-            "wer_original": wer["original"], "cer_generated": cer["generated"],
-            "cer_reconstruction": cer["reconstruction"], "cer_original": cer["original"],
+            **{f"{kind}_{name}": rates.get(f"{kind}_{name}") for kind in ("wer", "cer") for name in NAMES},
+            **{key: value for key, value in rates.items() if key.endswith("_interval")},
+            **{f"speaker_similarity_{name}": float(np.mean(values)) if values else None
+               for name, values in similarity.items()},
             "generated_seconds": round(seconds["generated"], 2),
             "original_seconds": round(seconds["original"], 2),
             "duration_ratio": seconds["generated"] / seconds["original"] if seconds["original"] else None,
             "items": items}
 
 
+NAMES = ("generated", "reconstruction", "original")
+
+
+def test_sentences(corpus: str | Path, count: int) -> list[dict]:
+    """`count` speech rows of the corpus's test split, taken from each speaker in turn (a split stored speaker by
+    speaker would otherwise give one voice)."""
+    from wavtokenizer_hf.evaluation.test_set import speaker_and_source, speaker_turns
+    from wavtokenizer_hf.saved_dataset import load_split
+
+    rows = load_split(corpus, "test")
+    table = rows.remove_columns([c for c in ("audio",) if c in rows.column_names])
+    kinds = table["kind"] if "kind" in table.column_names else ["speech"] * len(table)
+    speech = [i for i, kind in enumerate(kinds) if kind == "speech"]
+    if not speech:
+        raise WavTokenizerError(f"{corpus}: no speech rows in its test split")
+    chosen = speaker_turns(speech, [speaker_and_source(r) for r in table])[:count]
+    return [rows[i] for i in chosen]
+
+
+def _error_rates(counts: dict[str, list], resamples: int, seed: int = 0) -> dict:
+    """WER and CER of each kind of audio (errors over reference words or characters, summed over sentences) with a
+    95% interval from resampling the sentences, and the paired gap generated - reconstruction."""
+    table = {name: np.asarray(rows, dtype=float).reshape(-1, 4) for name, rows in counts.items()}
+    if not len(table["original"]):
+        return {}
+    draws = np.random.default_rng(seed).integers(0, len(table["original"]), (resamples, len(table["original"])))
+    out: dict = {}
+    for kind, (errors, total) in (("wer", (0, 1)), ("cer", (2, 3))):
+        resampled = {}
+        for name, rows in table.items():
+            out[f"{kind}_{name}"] = rows[:, errors].sum() / rows[:, total].sum() if rows[:, total].sum() else None
+            resampled[name] = rows[draws, errors].sum(1) / np.maximum(rows[draws, total].sum(1), 1)
+            out[f"{kind}_{name}_interval"] = [float(v) for v in np.percentile(resampled[name], [2.5, 97.5])]
+        gap = resampled["generated"] - resampled["reconstruction"]
+        out[f"{kind}_gap_interval"] = [float(v) for v in np.percentile(gap, [2.5, 97.5])]
+    return out
+
+
 def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, fmt: str, cfg: LMTrainConfig,
                  text_lm: str | Path | None = None, model_config: str | Path | None = None,
-                 eval_corpus: str | Path | None = None, eval_items: int = 20, sampling: SamplingConfig | None = None,
+                 eval_corpus: str | Path | None = None, eval_items: int = 60, sampling: SamplingConfig | None = None,
                  validation_share: float = 0.05, samples: int = 5, selection_share: float = 0.05,
                  audio_bpe: str | Path | None = None, text_model: str = "bpe", lora_rank: int = 0) -> dict:
     """Train a TTS-LM on a tokenized corpus with word timings; evaluate on `eval_corpus`'s test split if given.
@@ -270,9 +318,7 @@ def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, f
                "text_conditioning": text_conditioning(best, formatter, [rows[u.id] for u in splits.validation],
                                                       cfg.block_size)}
     if eval_corpus is not None:
-        test_rows = [row for row in load_split(eval_corpus, "test") if row.get("kind", "speech") == "speech"]
-        if not test_rows:
-            raise WavTokenizerError(f"{eval_corpus}: no speech rows in its test split")
-        metrics["test"] = evaluate_tts(best, formatter, codec, test_rows[:eval_items], out_dir, sampling, samples)
+        metrics["test"] = evaluate_tts(best, formatter, codec, test_sentences(eval_corpus, eval_items), out_dir,
+                                       sampling, samples)
     write_metrics(out_dir, metrics)
     return metrics

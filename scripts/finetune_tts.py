@@ -30,8 +30,18 @@ from lm.tts_training import finetune_tts
 from wavtokenizer_hf.errors import run_script
 
 
-def _percent(value) -> str:
-    return "n/a (pocketsphinx missing)" if value is None else f"{value:.1%}"
+def _percent(value, interval=None) -> str:
+    if value is None:
+        return "n/a (no recogniser installed)"
+    return f"{value:.1%}" + (f" [{interval[0]:.1%}, {interval[1]:.1%}]" if interval else "")
+
+
+def _interval(interval) -> str:
+    return "n/a" if not interval else f"[{interval[0]:+.1%}, {interval[1]:+.1%}]"
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main() -> int:
@@ -50,7 +60,8 @@ def main() -> int:
     parser.add_argument("--text-model", default="bpe", choices=TEXT_MODELS,
                         help="text side of a model from scratch: byte-level BPE or SentencePiece (unigram, bpe)")
     parser.add_argument("--eval-corpus", default=None, help="corpus whose test split is spoken and scored")
-    parser.add_argument("--eval-items", type=int, default=20, help="held-out sentences to generate")
+    parser.add_argument("--eval-items", type=int, default=60,
+                        help="held-out sentences to generate (from each test speaker in turn)")
     parser.add_argument("--samples", type=int, default=5, help="listening samples to write")
     add_train_args(parser, LMTrainConfig(block_size=1024, batch_size=8, max_steps=1500, eval_every=250))
     add_split_args(parser, validation_share=0.05)
@@ -80,9 +91,12 @@ def main() -> int:
     if "test" in metrics:
         t = metrics["test"]
         print(f"WER ({t['recognizer']}) on {t['sentences']} held-out sentences: generated "
-              f"{_percent(t['wer_generated'])}, codec ceiling {_percent(t['wer_reconstruction'])}, originals "
-              f"{_percent(t['wer_original'])}; CER generated {_percent(t['cer_generated'])}, originals "
-              f"{_percent(t['cer_original'])}; duration ratio {t['duration_ratio']:.2f}")
+              f"{_percent(t['wer_generated'], t.get('wer_generated_interval'))}, codec ceiling "
+              f"{_percent(t['wer_reconstruction'], t.get('wer_reconstruction_interval'))}, originals "
+              f"{_percent(t['wer_original'])}; generated - ceiling {_interval(t.get('wer_gap_interval'))}; CER "
+              f"generated {_percent(t['cer_generated'])}, originals {_percent(t['cer_original'])}; duration ratio "
+              f"{t['duration_ratio']:.2f}; speaker similarity to the originals: generated "
+              f"{_number(t['speaker_similarity_generated'])}, codec {_number(t['speaker_similarity_reconstruction'])}")
     return 0
 
 

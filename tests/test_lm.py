@@ -868,6 +868,35 @@ def test_a_generation_too_short_to_decode_is_a_failed_item_not_a_failed_run(trai
     assert result["items"][1]["generation_failed"] is None and result["items"][1]["generated_seconds"] > 0
 
 
+def test_tts_error_rates_sum_errors_over_sentences_with_intervals_and_a_paired_gap_to_the_ceiling():
+    from lm.tts_training import _error_rates
+
+    # per sentence: word errors, words, char errors, chars
+    ceiling = [[1, 4, 2, 20], [0, 5, 0, 25], [3, 6, 5, 30]]
+    generated = [[2, 4, 4, 20], [1, 5, 1, 25], [4, 6, 9, 30]]
+    original = [[3, 4, 0, 20], [2, 5, 0, 25], [5, 6, 0, 30]]  # worse than both: the gap is not to the originals
+    rates = _error_rates({"generated": generated, "reconstruction": ceiling, "original": original}, 500)
+    assert rates["wer_generated"] == pytest.approx(7 / 15) and rates["wer_reconstruction"] == pytest.approx(4 / 15)
+    assert rates["cer_generated"] == pytest.approx(14 / 75) and rates["wer_original"] == pytest.approx(10 / 15)
+    low, high = rates["wer_generated_interval"]
+    assert low <= 7 / 15 <= high and low < high
+    assert rates["wer_gap_interval"][0] > 0  # one more word error in every sentence: above zero in every resample
+    same = _error_rates({"generated": ceiling, "reconstruction": ceiling, "original": original}, 200)
+    assert same["wer_gap_interval"] == [0.0, 0.0]
+
+
+def test_tts_test_sentences_take_each_test_speaker_in_turn(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from lm.tts_training import test_sentences
+
+    rows = [{"id": f"{s}{i}", "speaker": s, "kind": "speech", "text": "hi"} for s in "abc" for i in range(4)]
+    rows.insert(1, {"id": "m0", "speaker": "", "kind": "music", "text": ""})
+    DatasetDict({"test": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "corpus"))
+    chosen = [row["id"] for row in test_sentences(tmp_path / "corpus", 5)]
+    assert chosen == ["a0", "b0", "c0", "a1", "b1"]
+
+
 def test_a_format_other_than_the_one_trained_is_refused(trained_tts):
     from lm.tts_generation import load_tts
 

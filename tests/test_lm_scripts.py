@@ -95,7 +95,7 @@ def test_finetune_tts_and_tts_generate_scripts_run_end_to_end(micro_corpus, tmp_
     metrics = json.loads((out / "metrics.json").read_text())
     assert math.isfinite(metrics["validation_audio_loss"]) and metrics["text_conditioning"]["pairs"] > 0
     assert metrics["utterances_split_at_block_size"]["train"] > 0 and "disjoint" in metrics["checkpoint_selected_on"]
-    assert json.loads((out / "model" / "tts_format.json").read_text()) == {"format": "interleaved"}
+    assert json.loads((out / "model" / "tts_format.json").read_text()) == {"format": "interleaved", "block_size": 128}
     wav = tmp_path / "spoken.wav"
     code = run_script("tts_generate.py", "--lm", str(out / "model"), "--codec", str(codec), "--text", "The cat sat.",
                       "--out", str(wav), "--max-seconds", "1", monkeypatch=monkeypatch)

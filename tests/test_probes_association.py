@@ -115,3 +115,46 @@ def test_frame_pairs_still_work_but_are_deprecated():
     with pytest.warns(DeprecationWarning, match="independent"):
         result = association([(1, "cat")] * 30 + [(2, "dog")] * 30)
     assert result["codes_with_significant_partner"] == 2
+
+
+def test_codes_that_depend_only_on_the_speaker_find_no_word_partner_within_utterances():
+    # two speakers with codes of their own; half the words are spoken mostly by the first: a per-occurrence test
+    # over all utterances sees those words "contain" the first speaker's codes, a test within utterances does not
+    rng = np.random.default_rng(1)
+    utterances = []
+    for index in range(300):
+        speaker = index % 2
+        vocabulary = rng.choice(40, 12, replace=False)
+        words = [w for w in vocabulary if (w < 20) == (speaker == 0) or rng.random() < 0.05]
+        occurrences = [Occurrence((f"w{w}",), rng.integers(0, 16, 3) + 16 * speaker, f"u{index}") for w in words]
+        utterances.append(occurrences)
+    stratified = association([o for occ in utterances for o in occ])
+    pooled = association([Occurrence(o.units, o.codes) for occ in utterances for o in occ])
+    assert pooled["codes_with_significant_partner"] >= 5  # the confound
+    assert stratified["codes_with_significant_partner"] == 0
+    assert "stratified by utterance" in stratified["test"]
+
+
+def test_the_stratified_p_value_is_the_exact_tail_of_the_summed_hypergeometric_counts():
+    from itertools import product
+
+    from scipy.stats import hypergeom
+
+    # unit "w" in two utterances; code 5 held by some occurrences of each
+    strata = {"a": [(("w",), [5]), (("x",), [5]), (("y",), [1]), (("w",), [2])],
+              "b": [(("w",), [5, 1]), (("x",), [5]), (("z",), [3])]}
+    occurrences = [Occurrence(units, np.array(codes), name) for name, rows in strata.items() for units, codes in rows]
+    result = association(occurrences, min_count=1, top=10**6, min_occurrences=1)
+    pair = next(r for r in result["top_pairs"] if r["unit"] == "w" and r["code"] == 5)
+    # stratum a: 4 occurrences, 2 of w, 2 holding 5; b: 3, 1 of w, 2 holding 5; observed 1 + 1 = 2
+    laws = [hypergeom(4, 2, 2), hypergeom(3, 2, 1)]
+    exact = sum(laws[0].pmf(i) * laws[1].pmf(j) for i, j in product(range(3), range(2)) if i + j >= 2)
+    assert pair["occurrences"] == 2 and pair["p_value"] == pytest.approx(exact)
+
+
+def test_real_codes_keep_their_word_partners_within_utterances():
+    speech = synthetic_speech()
+    own = [o for i, (phones, words) in enumerate(speech)
+           for o in unit_occurrences(words, codes_of(phones), RATE, stratum=f"u{i}")]
+    result = association(own)
+    assert result["codes_with_significant_partner"] > 0.3 * result["codes_seen"]

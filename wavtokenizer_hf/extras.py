@@ -28,6 +28,8 @@ EXTRA_OF = {
     "whisper_normalizer": "asr",
     "resemblyzer": "speaker",
     "sentencepiece": "lm",
+    "gguf": "lm-pretrained",
+    "peft": "lm-pretrained",
     "tensorboard": "tracking",
 }
 

@@ -8,6 +8,12 @@ repeat over neighbouring frames, so frames are not independent draws; occurrence
 independent, which keeps the test valid. Every pair whose margins allow a test (unit and code each in at least
 `min_occurrences` occurrences) is in the family, and the p-values are corrected over all of them with
 Benjamini-Hochberg (false discovery rate `alpha`).
+
+Codes that depend on the speaker (or the recording) but not on the words still pass that test wherever a word is
+spoken more often by one speaker. So occurrences carry a stratum, their utterance, and the test is stratified: a
+word's occurrences are compared only with the other words of the same utterances (the exact conditional test, the
+count of occurrences holding both summed over utterances against the convolution of each utterance's
+hypergeometric law). Within one utterance the speaker is fixed, so a speaker-only code finds no partner.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from .labels import Interval, interval_index_at_centres
 sparse = require("scipy.sparse", "the alignment probes")
 stats = require("scipy.stats", "the alignment probes")
 
-TEST = "one-sided Fisher's exact test per word occurrence, Benjamini-Hochberg over every tested pair"
+TEST = ("one-sided exact test per word occurrence, stratified by utterance (Fisher's where there is one stratum), "
+        "Benjamini-Hochberg over every tested pair")
 
 
 @dataclass(frozen=True)
@@ -34,19 +41,20 @@ class Occurrence:
 
     units: tuple[str, ...]
     codes: np.ndarray
+    stratum: str = ""  # the utterance: occurrences are compared within their stratum
 
 
 def unit_occurrences(intervals: list[Interval], codes: np.ndarray, frame_rate: float,
-                     units: Callable[[str], Sequence[str]] | None = None) -> list[Occurrence]:
+                     units: Callable[[str], Sequence[str]] | None = None, stratum: str = "") -> list[Occurrence]:
     """One `Occurrence` per interval covering at least one frame centre; `units(label)` gives its units (default:
-    the label itself)."""
+    the label itself); `stratum` names the utterance."""
     index = interval_index_at_centres(intervals, len(codes), frame_rate)
     out = []
     for i, interval in enumerate(intervals):
         frames = np.flatnonzero(index == i)
         names = tuple(dict.fromkeys(units(interval.label))) if units else (interval.label,)
         if len(frames) and names:
-            out.append(Occurrence(names, np.asarray(codes)[frames].astype(np.int64)))
+            out.append(Occurrence(names, np.asarray(codes)[frames].astype(np.int64), stratum))
     return out
 
 
@@ -65,6 +73,31 @@ def benjamini_hochberg(p_values: np.ndarray, family: int | None = None) -> np.nd
     out = np.empty_like(q)
     out[order] = q
     return out
+
+
+def _stratified_p_values(occurrences, strata: list[str], has_unit, has_code, u: np.ndarray, z: np.ndarray,
+                         a: np.ndarray) -> np.ndarray:
+    """P(A >= a) per (unit, code) pair, A the occurrences holding both summed over strata, each stratum's count
+    hypergeometric given its margins (occurrences, those of the unit, those holding the code)."""
+    stratum_index = {name: i for i, name in enumerate(strata)}
+    rows = np.array([stratum_index[o.stratum] for o in occurrences])
+    member = sparse.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), len(strata)))
+    size = np.asarray(member.sum(0)).ravel().astype(np.int64)
+    unit_in = (has_unit.T @ member).tocsr()  # unit x stratum: its occurrences there
+    code_in = (has_code.T @ member).tocsr()  # code x stratum
+    out = np.empty(len(a))
+    for i, (unit, code, seen) in enumerate(zip(u, z, a)):
+        row = unit_in.getrow(unit)
+        where, n = row.indices, row.data.astype(np.int64)
+        k = np.asarray(code_in[code, where].todense()).ravel().astype(np.int64)
+        law = np.ones(1)
+        for total, drawn, holding in zip(size[where], n, k):
+            if holding == 0:
+                continue  # this stratum adds 0 for certain
+            support = np.arange(0, min(drawn, holding) + 1)
+            law = np.convolve(law, stats.hypergeom.pmf(support, total, holding, drawn))
+        out[i] = float(law[int(seen):].sum()) if seen < len(law) else 0.0
+    return np.minimum(out, 1.0)
 
 
 def _empty() -> dict:
@@ -110,7 +143,11 @@ def association(occurrences: Sequence[Occurrence] | Sequence[tuple[int, str]], m
     keep = testable_units[u] & testable_codes[z]
     u, z, n = u[keep], z[keep], n[keep]
     a = np.asarray(joint_occ[u, z]).ravel()
-    p_values = stats.hypergeom.sf(a - 1, n_occ, code_occ[z], unit_occ[u])  # = Fisher's exact test, alternative="greater"
+    strata = sorted({o.stratum for o in occurrences})
+    if len(strata) == 1:
+        p_values = stats.hypergeom.sf(a - 1, n_occ, code_occ[z], unit_occ[u])  # Fisher's exact test, "greater"
+    else:
+        p_values = _stratified_p_values(occurrences, strata, has_unit, has_code, u, z, a)
     q_values = benjamini_hochberg(p_values, family)
     p_zw = n / total
     pmi = np.log(p_zw / ((code_frames[z] / total) * (unit_frames[u] / total)))

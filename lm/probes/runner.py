@@ -78,14 +78,16 @@ def probe(utterances: list[ProbeUtterance], coded: CodedSet, drop_silence: bool,
                    len(utterances), codebook_metrics(np.concatenate(coded.codes), coded.codebook_size))
     if shuffle_labels:
         return row, table
-    words = [o for u, c in zip(utterances, coded.codes) for o in unit_occurrences(u.words, c, coded.frame_rate)]
+    words = [o for u, c in zip(utterances, coded.codes)
+             for o in unit_occurrences(u.words, c, coded.frame_rate, stratum=u.id)]
     row.word_association = association(words)
     if tokenizer is not None:
         def tokens(word: str) -> list[str]:
             return [_token_text(tokenizer, t) for t in tokenizer(" " + word, add_special_tokens=False).input_ids]
 
         row.token_association = association([o for u, c in zip(utterances, coded.codes)
-                                             for o in unit_occurrences(u.words, c, coded.frame_rate, tokens)])
+                                             for o in unit_occurrences(u.words, c, coded.frame_rate, tokens,
+                                                                       stratum=u.id)])
     row.heatmap_labels, row.heatmap_counts = table.label_names, table.counts().astype(np.int64)
     row.usage_counts = np.bincount(np.concatenate(coded.codes), minlength=coded.codebook_size)
     row.word_pairs = [(int(z), o.units[0]) for o in words for z in o.codes]
