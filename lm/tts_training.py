@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
     has_asr = recognizer is not None
     counts = {name: [] for name in NAMES}  # per sentence: word errors, words, char errors, chars
     similarity = {"generated": [], "reconstruction": []}
-    items, seconds = [], {"generated": 0.0, "original": 0.0}
+    items, seconds = [], {"generated": 0.0, "original": 0.0, "generation": 0.0}  # generation: wall s generating
     samples_dir = out_dir / "samples"
     samples_dir.mkdir(parents=True, exist_ok=True)
     for index, row in enumerate(tqdm(rows, desc="TTS evaluation", unit="sentence")):
@@ -188,13 +189,14 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
         original = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
         original = resample(original, rate, codec.sampling_rate) if rate != codec.sampling_rate else original
         reconstruction = codec.decode(codec.encode(original, codec.sampling_rate)).reshape(-1)
-        failure = None
+        failure, started = None, time.perf_counter()
         try:
             codes = generate_codes(model, formatter, row["text"], codec.frame_rate,
                                    SamplingConfig(**{**asdict(sampling), "seed": sampling.seed + index}))
             generated = codec.decode(torch.from_numpy(codes).long()[None]).reshape(-1)
         except TooFewFrames as err:  # scored as silence: every word missed
             failure, generated = str(err), torch.zeros(0)
+        seconds["generation"] += time.perf_counter() - started  # sampling the codes and decoding them
         audio = {"generated": generated, "reconstruction": reconstruction, "original": original.reshape(-1)}
         item = {"id": row["id"], "text": row["text"], "original_seconds": original.shape[-1] / codec.sampling_rate,
                 "generated_seconds": generated.shape[-1] / codec.sampling_rate, "generation_failed": failure}
@@ -226,6 +228,9 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
             **{f"speaker_similarity_{name}": float(np.mean(values)) if values else None
                for name, values in similarity.items()},
             "generated_seconds": round(seconds["generated"], 2),
+            "generation_seconds": round(seconds["generation"], 3),
+            "generated_audio_seconds_per_second": seconds["generated"] / seconds["generation"]
+            if seconds["generation"] > 0 else None,
             "original_seconds": round(seconds["original"], 2),
             "duration_ratio": seconds["generated"] / seconds["original"] if seconds["original"] else None,
             "items": items}
