@@ -542,17 +542,9 @@ def test_generation_gives_codes_in_range_and_audio_of_matching_length(trained_tt
 
 @pytest.mark.parametrize("max_seconds", [2.0, 0.1])
 def test_generation_speaks_every_word_of_the_text_once_in_order(trained_tts, monkeypatch, max_seconds):
-    import lm.tts_generation as generation
     from lm.tts_generation import generate_codes, load_tts
 
-    fed: list[int] = []
-
-    class Recording(generation.CachedSampler):
-        def feed(self, ids):
-            fed.extend(torch.as_tensor(ids).reshape(-1).tolist())
-            super().feed(ids)
-
-    monkeypatch.setattr(generation, "CachedSampler", Recording)
+    fed = _recording_sampler(monkeypatch)
     codec, lm_dir = trained_tts
     model, formatter = load_tts(lm_dir, codec, "interleaved")
     codes = generate_codes(model, formatter, "Hello, big world--again!", codec.frame_rate, SamplingConfig(seed=3),
