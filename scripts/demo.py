@@ -242,8 +242,6 @@ def fit_audio_bpe(d: Demo, numbers: dict) -> None:
     from lm.experiment import training_rows
     from lm.streams import codes_of, load_tokenized
 
-    # only the rows the LMs train on: the TTS-LM (5% + 5%) and the audio GPT (10% + 5%) carve their held-out
-    # utterances out of this split by a hash of the id, and the larger shares cover both
     train = training_rows(load_tokenized(d.tokenized, "train"), validation_share=0.1, selection_share=0.05)
     validation = load_tokenized(d.tokenized, "validation")
     frame_rate = float(train[0]["frame_rate"])
@@ -288,10 +286,9 @@ def train_tts_lm(d: Demo, numbers: dict) -> None:
                                       f"({metrics['validation_bits_per_second']:.0f} bits/s of audio)")
     conditioning = metrics["text_conditioning"]
     if conditioning.get("pairs"):
-        low, high = conditioning["text_gain_interval"]
-        numbers["text gain (audio tokens)"] = (f"{conditioning['text_gain_bits_per_second']:.2f} bits/s "
-                                               f"[{low:.2f}, {high:.2f}]; durations "
-                                               f"{conditioning.get('duration_gain_bits_per_second', 0.0):.2f} bits/s")
+        numbers["text gain (audio tokens)"] = "{:.2f} bits/s [{:.2f}, {:.2f}]; durations {:.2f} bits/s".format(
+            conditioning["text_gain_bits_per_second"], *conditioning["text_gain_interval"],
+            conditioning.get("duration_gain_bits_per_second", 0.0))
     numbers["recogniser"] = test["recognizer"]
     for key, label in (("wer_generated", "WER generated"), ("wer_reconstruction", "WER codec ceiling"),
                        ("wer_original", "WER originals")):
