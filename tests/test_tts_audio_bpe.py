@@ -97,7 +97,7 @@ def test_finetune_tts_with_an_audio_bpe_trains_saves_it_with_the_model_and_tts_g
     metrics, codec, bpe, model_dir = (bpe_corpus[k] for k in ("metrics", "codec", "bpe", "model"))
     assert metrics["audio_vocab_size"] == bpe.vocab_size == codec.codebook_size + PIECES
     assert metrics["validation_tokens_per_second"] < 0.8 * codec.frame_rate  # BPE tokens, several frames each
-    assert json.loads((model_dir / "tts_format.json").read_text()) == {"format": "interleaved",
+    assert json.loads((model_dir / "tts_format.json").read_text()) == {"format": "interleaved", "block_size": 128,
                                                                        "audio_bpe": "audio_bpe"}
     assert load_audio_bpe(model_dir / "audio_bpe", codec.codebook_size).pieces == bpe.pieces
     model, formatter = load_tts(model_dir, codec)
