@@ -142,8 +142,7 @@ def text_conditioning(model, formatter: TTSFormatter, rows: list[Row], block_siz
         label = "text" if name == "audio" else name  # the gain over audio tokens is *the* text gain
         rate = nats / math.log(2)
         result[f"{label}_gain_bits_per_second"] = float(rate.sum() / seconds.sum())
-        resampled = rate[draws].sum(axis=1) / seconds[draws].sum(axis=1)
-        result[f"{label}_gain_interval"] = [float(v) for v in np.percentile(resampled, [2.5, 97.5])]
+        result[f"{label}_gain_interval"] = _percentiles(_resampled_ratio(rate, seconds, draws))
     audio_tokens = sum(int(np.isin(t, kinds["audio"]).sum()) for t, _ in own_nats)
     own_scores, other_scores = summarize_nats(own, own_nats), summarize_nats(other, other_nats)
     return {**result, "text_gain_nats": float(gains["audio"].sum() / max(audio_tokens, 1)),
@@ -267,11 +266,20 @@ def _error_rates(counts: dict[str, list], resamples: int, seed: int = 0) -> dict
         resampled = {}
         for name, rows in table.items():
             out[f"{kind}_{name}"] = rows[:, errors].sum() / rows[:, total].sum() if rows[:, total].sum() else None
-            resampled[name] = rows[draws, errors].sum(1) / np.maximum(rows[draws, total].sum(1), 1)
-            out[f"{kind}_{name}_interval"] = [float(v) for v in np.percentile(resampled[name], [2.5, 97.5])]
-        gap = resampled["generated"] - resampled["reconstruction"]
-        out[f"{kind}_gap_interval"] = [float(v) for v in np.percentile(gap, [2.5, 97.5])]
+            resampled[name] = _resampled_ratio(rows[:, errors], rows[:, total], draws)
+            out[f"{kind}_{name}_interval"] = _percentiles(resampled[name])
+        out[f"{kind}_gap_interval"] = _percentiles(resampled["generated"] - resampled["reconstruction"])
     return out
+
+
+def _resampled_ratio(numerator: np.ndarray, denominator: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """sum(numerator) / sum(denominator) over each resample of the units (`draws`: rows of unit indices)."""
+    return numerator[draws].sum(axis=1) / np.maximum(denominator[draws].sum(axis=1), 1e-12)
+
+
+def _percentiles(samples: np.ndarray) -> list[float]:
+    """The 95% percentile interval of resampled values."""
+    return [float(v) for v in np.percentile(samples, [2.5, 97.5])]
 
 
 def finetune_tts(data: str | Path, codec_dir: str | Path, out_dir: str | Path, fmt: str, cfg: LMTrainConfig,
