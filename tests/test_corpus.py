@@ -120,6 +120,7 @@ def test_a_split_built_alone_holds_the_rows_a_whole_build_gives_it(corpus, tmp_p
     whole, alone = load_from_disk(str(corpus)), load_from_disk(str(tmp_path / "t"))
     assert list(alone) == ["test"]
     assert alone["test"].to_list() == whole["test"].to_list()
+    assert {"speech", "music"} <= set(alone["test"]["kind"])  # its own non-speech clips too
     with pytest.raises(WavTokenizerError, match="corpus splits must be some of"):
         build_corpus(tmp_path / "x", hours=0.02, seed=3, jobs=1, splits=("dev",))
 
