@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write it (default: ./wavtokenizer, the CLI's default --model)")
     p.add_argument("--overwrite", action="store_true")
 
+    p = sub.add_parser("half-weights", help="copy a codec folder with float16 weights (half the size; stock "
+                                            "transformers still runs it in float32)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("output", type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true")
+
     p = sub.add_parser("info", help="describe a model directory or a codes file")
     p.add_argument("path", type=Path)
     return parser
@@ -177,6 +183,15 @@ def _codec_jobs(args) -> None:
         raise SystemExit(1)
 
 
+def _half_weights(args) -> None:
+    from .half_weights import WEIGHTS, stored_dtypes, write_half_weights
+
+    out = write_half_weights(args.model_dir, args.output, overwrite=args.overwrite)
+    before, after = ((folder / WEIGHTS).stat().st_size / 1e6 for folder in (args.model_dir, out))
+    counts = ", ".join(f"{n} {dtype}" for dtype, n in sorted(stored_dtypes(out).items()))
+    print(f"wrote {out}: {WEIGHTS} {before:.1f} MB -> {after:.1f} MB ({counts} tensors)")
+
+
 def _init(args) -> None:
     from .default_codec import install_default_codec
 
@@ -205,7 +220,7 @@ def _info(args) -> None:
 
 
 COMMANDS = {"convert": _convert, "export-original": _export, "encode": _codec_jobs, "decode": _codec_jobs,
-            "reconstruct": _codec_jobs, "init": _init, "info": _info}
+            "reconstruct": _codec_jobs, "half-weights": _half_weights, "init": _init, "info": _info}
 
 
 def main(argv: list[str] | None = None) -> int:
