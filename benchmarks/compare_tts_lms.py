@@ -39,10 +39,12 @@ Per-run defaults (--lr-scratch/--lr-full/--lr-lora set one run's rate; --batch-s
   learning rate  scratch 2e-3 (the from-scratch GPT's rate in scripts/demo.py); full 2e-4 (a pretrained 135M model
                  fine-tuned in full: a tenth, so the new rows learn without wrecking what the model knows); lora 1e-3
                  (LoRA's adapters start at zero and need a larger step). The schedule decays to a tenth of it.
-  batch size     scratch 8 blocks (finetune_tts.py's default); full and lora 2 blocks: one 1024-token block costs
-                 SmolLM2-135M about 15 CPU seconds forward and backward on one thread, so at 8 blocks a step would take
-                 over 2 CPU minutes and an hour would hold some 25 updates; 2 blocks give four times the updates for
-                 the same tokens. Steps therefore do not compare across runs; tokens and CPU minutes do.
+  batch size     scratch 8 blocks (finetune_tts.py's default); full and lora 1 block: one 1024-token block costs
+                 SmolLM2-135M about 20 CPU seconds forward and backward on one thread, so at 8 blocks a step would take
+                 some 3 CPU minutes and an hour would hold about 20 updates; and at 2 blocks a SmolLM2 run peaks at
+                 11-13 GB, so the two of them could not train beside each other on a 24 GB machine (at 1 block they
+                 can, with the scratch run as well). Steps therefore do not compare across runs; tokens and CPU
+                 minutes do.
   warm-up        scratch 50 steps; full and lora 10 (few, larger-costing steps: a 50-step warm-up would outlast a run).
   block size     1024 tokens for every run (finetune_tts.py's default; longer utterances are split).
   LoRA rank      16 (alpha 32: lm.lora's alpha = 2 x rank).
@@ -73,7 +75,7 @@ from wavtokenizer_hf.listing import or_na
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("scratch", "full", "lora")
 LEARNING_RATES = {"scratch": 2e-3, "full": 2e-4, "lora": 1e-3}
-BATCH_SIZES = {"scratch": 8, "full": 2, "lora": 2}  # blocks per step; --batch-size sets every run's
+BATCH_SIZES = {"scratch": 8, "full": 1, "lora": 1}  # blocks per step; --batch-size sets every run's
 WARMUP_STEPS = {"scratch": 50, "full": 10, "lora": 10}
 RUN_FILE = "run.json"  # beside metrics.json in OUT/<run>: how the run was made (command, peak memory, times)
 NICE = 10
@@ -223,6 +225,7 @@ def result_of(name: str, args: argparse.Namespace) -> dict:
         return {**result, "failed": True, "command": command_of(name, args)}
     metrics = json.loads((folder / "metrics.json").read_text())
     made = json.loads((folder / RUN_FILE).read_text()) if (folder / RUN_FILE).exists() else {}
+    result.update(recorded_settings(made.get("command")))  # what the run was made with, where today's args differ
     test = metrics.get("test", {})
     conditioning = metrics.get("text_conditioning", {})
     summary = folder / "train_summary.json"  # the trainer's: on which clock train_seconds were counted
@@ -232,7 +235,7 @@ def result_of(name: str, args: argparse.Namespace) -> dict:
             "steps": metrics["steps"],
             "train_cpu_minutes": cpu_minutes,
             "steps_per_cpu_minute": metrics["steps"] / cpu_minutes if cpu_minutes else None,
-            "block_tokens_per_cpu_minute": metrics["steps"] * result["batch_size"] * args.block_size / cpu_minutes
+            "block_tokens_per_cpu_minute": metrics["steps"] * result["batch_size"] * result["block_size"] / cpu_minutes
             if cpu_minutes else None,  # tokens of the blocks trained on (packing padding included)
             "process_cpu_minutes": made.get("process_cpu_minutes"), "wall_minutes": made.get("wall_minutes"),
             "peak_rss_mib": made.get("peak_rss_mib"), "parameters": metrics.get("parameters"),
@@ -243,6 +246,17 @@ def result_of(name: str, args: argparse.Namespace) -> dict:
             "validation_bits_per_second": metrics["validation_bits_per_second"],
             "text_conditioning": {key: conditioning.get(key) for key in CONDITIONING_KEYS},
             "test": {key: test.get(key) for key in TEST_KEYS}}
+
+
+def recorded_settings(command: str | None) -> dict:
+    """learning_rate, batch_size, block_size and warmup_steps as a recorded finetune_tts.py command set them."""
+    if not command:
+        return {}
+    words = shlex.split(command)
+    flags = {"--lr": ("learning_rate", float), "--batch-size": ("batch_size", int),
+             "--block-size": ("block_size", int), "--warmup-steps": ("warmup_steps", int)}
+    return {key: cast(words[i + 1]) for i, word in enumerate(words[:-1]) if word in flags
+            for key, cast in [flags[word]]}
 
 
 def environment() -> dict:

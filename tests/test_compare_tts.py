@@ -123,8 +123,8 @@ def test_each_run_gets_its_own_learning_rate_batch_and_warm_up_unless_one_is_giv
     args = script["parse_args"](base)
     commands = {name: " ".join(script["run_command"](name, args)) for name in args.runs}
     assert args.runs == ["scratch", "full", "lora"]
-    for name, (lr, batch, warmup) in {"scratch": ("0.002", 8, 50), "full": ("0.0002", 2, 10),
-                                      "lora": ("0.001", 2, 10)}.items():
+    for name, (lr, batch, warmup) in {"scratch": ("0.002", 8, 50), "full": ("0.0002", 1, 10),
+                                      "lora": ("0.001", 1, 10)}.items():
         assert f"--lr {lr} " in commands[name] and f"--batch-size {batch} " in commands[name]
         assert f"--warmup-steps {warmup} " in commands[name] and "--max-minutes 3 --clock cpu" in commands[name]
     assert "--text-lm" not in commands["scratch"] and "--lora-rank" not in commands["full"]
@@ -132,6 +132,25 @@ def test_each_run_gets_its_own_learning_rate_batch_and_warm_up_unless_one_is_giv
     args = script["parse_args"]([*base, "--batch-size", "4", "--warmup-steps", "3", "--lr-full", "5e-5"])
     assert all("--batch-size 4 --" in " ".join(script["run_command"](n, args)) for n in args.runs)
     assert "--lr 5e-05 " in " ".join(script["run_command"]("full", args))
+
+
+def test_a_run_is_reported_with_the_settings_it_was_made_with_not_todays_defaults(tmp_path):
+    script = runpy.run_path(str(SCRIPT))
+    made = script["parse_args"](["--data", "d", "--codec", "c", "--eval-corpus", "e", "--text-lm", "t", "--out",
+                                 str(tmp_path), "--minutes", "3", "--batch-size", "3", "--warmup-steps", "7",
+                                 "--block-size", "256", "--lr-full", "5e-5"])
+    folder = tmp_path / "full"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps({
+        "steps": 12, "train_seconds": 120.0, "validation_audio_loss": 1.0, "validation_bits_per_second": 100.0}))
+    (folder / "train_summary.json").write_text(json.dumps({"clock": "cpu"}))
+    (folder / "run.json").write_text(json.dumps({"command": script["command_of"]("full", made)}))
+    today = script["parse_args"](["--data", "d", "--codec", "c", "--eval-corpus", "e", "--text-lm", "t", "--out",
+                                  str(tmp_path), "--minutes", "3"])
+    result = script["result_of"]("full", today)
+    assert (result["batch_size"], result["warmup_steps"], result["block_size"]) == (3, 7, 256)
+    assert result["learning_rate"] == 5e-5
+    assert result["block_tokens_per_cpu_minute"] == 12 * 3 * 256 / 2.0
 
 
 def test_each_childs_peak_memory_is_its_own_not_the_largest_of_all_children(tmp_path):
