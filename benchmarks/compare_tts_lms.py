@@ -68,15 +68,16 @@ import sys
 import time
 from pathlib import Path
 
+from lm.tts_training import START_SETTINGS
 from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.listing import or_na
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("scratch", "full", "lora")
-LEARNING_RATES = {"scratch": 2e-3, "full": 2e-4, "lora": 1e-3}
-BATCH_SIZES = {"scratch": 8, "full": 1, "lora": 1}  # blocks per step; --batch-size sets every run's
-WARMUP_STEPS = {"scratch": 50, "full": 10, "lora": 10}
+LEARNING_RATES = {name: lr for name, (lr, _, _) in START_SETTINGS.items()}
+BATCH_SIZES = {name: batch for name, (_, batch, _) in START_SETTINGS.items()}  # --batch-size sets every run's
+WARMUP_STEPS = {name: warmup for name, (_, _, warmup) in START_SETTINGS.items()}
 RUN_FILE = "run.json"  # beside metrics.json in OUT/<run>: how the run was made (command, peak memory, times)
 NICE = 10
 TEST_KEYS = ("recognizer", "sentences", "failed_generations", "wer_generated", "wer_reconstruction", "wer_original",

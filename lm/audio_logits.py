@@ -5,8 +5,13 @@ inside its audio part (its last `<|audio_start|>` comes after its last `<|audio_
   processor = plain_audio_processor(tokenizer)
   model.generate(prompt_ids, logits_processor=[processor], eos_token_id=processor.end_id, ...)
 
-The interleaved format writes each word's text inside the audio part, so it is not constrained here
-(`lm.tts_generation` samples it word by word).
+The interleaved format writes each word's text inside the audio part: `InterleavedLogitsProcessor` follows the plan
+of `lm.tts_plan` (the word's text and closing token forced, its duration and audio tokens sampled within their
+budgets), and `lm.tts_generation.interleaved_generation` builds the prompt and processor for a text:
+
+  prompt, processor = interleaved_generation(model, formatter, "Hello world.", codec.frame_rate)
+  out = model.generate(torch.tensor([prompt]), logits_processor=[processor], eos_token_id=processor.eos_id, ...)
+  codes = formatter.layout.ids_to_codes(np.asarray(processor.plan.audio))
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from transformers import LogitsProcessor
 from wavtokenizer_hf.errors import WavTokenizerError
 
 from .audio_bpe import AudioBPE, audio_layout
-from .vocabulary import AUDIO_END, AUDIO_START
+from .tts_plan import InterleavedPlan
+from .vocabulary import AUDIO_END, AUDIO_START, EOS
 
 
 class AudioOnlyLogitsProcessor(LogitsProcessor):
@@ -59,3 +65,29 @@ def plain_audio_processor(tokenizer, audio_bpe: AudioBPE | None = None) -> Audio
     `<|audio_end|>` allowed after `<|audio_start|>`."""
     layout = audio_layout(tokenizer, audio_bpe)
     return AudioOnlyLogitsProcessor([*layout.audio_ids(), layout[AUDIO_END]], layout[AUDIO_START], layout[AUDIO_END])
+
+
+class InterleavedLogitsProcessor(LogitsProcessor):
+    """For stock `generate` on the interleaved format, one sequence at a time: every id the plan does not allow next
+    gets -inf; after the last word's `<|audio_end|>`, only `<|eos|>` (`eos_id`) may follow, as in training."""
+
+    def __init__(self, plan: InterleavedPlan, prompt_length: int):
+        self.plan, self.seen = plan, int(prompt_length)
+        self.eos_id = plan.layout[EOS]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[0] != 1:
+            raise WavTokenizerError(f"InterleavedLogitsProcessor follows one sequence, got a batch of "
+                                    f"{input_ids.shape[0]} (generate one text at a time, num_return_sequences=1)")
+        for token in input_ids[0, self.seen:].tolist():  # what generate drew since the last call
+            self.plan.push(token)
+        self.seen = input_ids.shape[1]
+        expected = self.plan.expected()
+        allowed = torch.zeros(scores.shape[-1], dtype=torch.bool, device=scores.device)
+        if expected is None:
+            allowed[self.eos_id] = True
+        elif isinstance(expected, int):
+            allowed[expected] = True
+        else:
+            allowed[: expected.numel()] = expected[: scores.shape[-1]].to(scores.device)
+        return scores.masked_fill(~allowed[None], float("-inf"))

@@ -16,9 +16,10 @@ from wavtokenizer_hf.corpus.text import normalize_words
 from wavtokenizer_hf.errors import WavTokenizerError
 
 from .audio_bpe import MODEL_SUBDIR, load_audio_bpe
-from .sampling import CachedSampler, SamplingConfig, id_mask
+from .sampling import CachedSampler, SamplingConfig
+from .tts_plan import InterleavedPlan
 from .tts_sequences import TTSFormatter
-from .vocabulary import AUDIO_END, DURATION_STEP, MAX_DURATION, WORD_END
+from .vocabulary import AUDIO_END
 
 FORMAT_FILE = "tts_format.json"  # beside the model: which format it was trained on (and whether with an audio BPE)
 
@@ -79,21 +80,60 @@ def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
                                     "leaving no room for audio")
         tokens, _ = _sample_audio(sampler, frames, budget, m[AUDIO_END], at_least_one=False, max_tokens=tokens_left)
     else:
-        if budget < len(words):
-            raise WavTokenizerError(f"max_seconds={max_seconds:g} gives {budget} frames, fewer than the {len(words)} "
-                                    "words of the text need (one frame each)")
-        tokens_left = None
-        if block_size is not None:  # each word also takes its text, a duration and a closing token; then <|eos|>
-            fixed = len(prompt) + sum(len(formatter.word_ids(w)) + 2 for w in words) + 1
-            tokens_left = block_size - fixed
-            if tokens_left < len(words):
-                raise WavTokenizerError(f"the text needs {fixed + len(words)} tokens at least, more than the model's "
-                                        f"{block_size}-token block: generate it in shorter sentences")
-        tokens = _interleaved_tokens(formatter, sampler, frames, words, budget, frame_rate, tokens_left)
+        plan = interleaved_plan(formatter, words, frames, budget, frame_rate, block_size, len(prompt))
+        while (expected := plan.expected()) is not None:
+            if isinstance(expected, int):  # forced ids (a closing token, the next word's text): fed at once
+                forced = []
+                while isinstance(expected, int):
+                    forced.append(expected)
+                    plan.push(expected)
+                    expected = plan.expected()
+                sampler.feed(forced)
+            else:
+                plan.push(sampler.sample(expected, max_tokens=1)[0])
+        tokens = plan.audio
     codes = m.ids_to_codes(np.asarray(tokens, dtype=np.int64))
     if len(codes) < 2:  # the decoder needs two frames
         raise TooFewFrames(f"the LM produced {len(codes)} audio frame(s) for {text!r}")
     return codes
+
+
+def interleaved_generation(model, formatter: TTSFormatter, text: str, frame_rate: float, max_seconds: float = 30.0,
+                           block_size: int | None = None):
+    """(prompt ids, processor) for stock `model.generate` on the interleaved format, with the budgets and rules
+    `generate_codes` uses; the audio ids drawn are `processor.plan.audio` once generation has stopped (at
+    `processor.eos_id`)."""
+    from .audio_logits import InterleavedLogitsProcessor
+
+    if formatter.format != "interleaved":
+        raise WavTokenizerError(f"interleaved_generation is for the interleaved format, not {formatter.format!r} "
+                                "(plain: lm.audio_logits.plain_audio_processor)")
+    words = normalize_words(text)
+    prompt = formatter.prompt(words)
+    frames = _frames_of_ids(formatter.layout, model.get_input_embeddings().weight.shape[0])
+    block_size = block_size if block_size is not None else formatter.block_size
+    plan = interleaved_plan(formatter, words, frames, int(max_seconds * frame_rate), frame_rate, block_size,
+                            len(prompt))
+    return prompt, InterleavedLogitsProcessor(plan, len(prompt))
+
+
+def interleaved_plan(formatter: TTSFormatter, words: list[str], frames: torch.Tensor, budget: int, frame_rate: float,
+                     block_size: int | None, prompt_length: int) -> InterleavedPlan:
+    """The plan of an interleaved generation of `words` after a prompt of `prompt_length` ids: `budget` frames and,
+    with `block_size`, the tokens the block leaves (each word also takes its text, a duration and a closing token;
+    then `<|eos|>`). Refuses budgets that cannot give every word one frame and one token."""
+    if budget < len(words):
+        raise WavTokenizerError(f"max_seconds gives {budget} frames, fewer than the {len(words)} words of the text "
+                                "need (one frame each)")
+    word_ids = [formatter.word_ids(w) for w in words]
+    tokens_left = None
+    if block_size is not None:
+        fixed = prompt_length + sum(len(ids) + 2 for ids in word_ids) + 1
+        tokens_left = block_size - fixed
+        if tokens_left < len(words):
+            raise WavTokenizerError(f"the text needs {fixed + len(words)} tokens at least, more than the model's "
+                                    f"{block_size}-token block: generate it in shorter sentences")
+    return InterleavedPlan(word_ids, formatter.layout, frames, budget, frame_rate, tokens_left)
 
 
 def _frames_of_ids(layout, vocab_size: int) -> torch.Tensor:
@@ -122,28 +162,3 @@ def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, clo
     return drawn, False
 
 
-def _interleaved_tokens(formatter: TTSFormatter, sampler: CachedSampler, frames: torch.Tensor, words: list[str],
-                        budget: int, frame_rate: float, tokens_left: int | None) -> list[int]:
-    """Feed each word, sample its duration, then audio tokens for exactly that duration's frames, and close it. The
-    frames are capped so that every later word keeps at least one frame of `budget` (and, with `tokens_left`, one
-    token), and at MAX_DURATION."""
-    m = formatter.layout
-    durations = id_mask(frames.numel(), m.duration_ids())
-    first_duration = m.duration_ids().start
-    tokens: list[int] = []
-    used = 0
-    for index, word in enumerate(words):
-        closing = m[AUDIO_END] if index == len(words) - 1 else m[WORD_END]
-        later = len(words) - 1 - index
-        limit = min(int(MAX_DURATION * frame_rate), budget - used - later)  # >= 1 (see generate_codes)
-        sampler.feed(formatter.word_ids(word))
-        steps = sampler.sample(durations, max_tokens=1)[0] - first_duration
-        limit = min(limit, max(1, int(round(steps * DURATION_STEP * frame_rate))))
-        token_limit = None if tokens_left is None else tokens_left - len(tokens) - later
-        drawn, closed = _sample_audio(sampler, frames, limit, closing, at_least_one=True, max_tokens=token_limit,
-                                      may_close=False)
-        tokens += drawn
-        used += int(frames[drawn].sum())
-        if not closed:
-            sampler.feed([closing])
-    return tokens

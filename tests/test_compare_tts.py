@@ -197,3 +197,45 @@ def test_generation_seconds_cover_sampling_and_decoding_and_give_the_audio_rate(
     assert 0.6 <= result["generation_seconds"] < 0.6 + 20
     assert result["generated_audio_seconds_per_second"] == pytest.approx(generated / result["generation_seconds"],
                                                                          rel=1e-3)
+
+
+def test_the_demo_starts_its_tts_lm_from_a_pretrained_lm_prepared_when_missing(
+        micro_corpus, tiny_text_lm_dir, eval_corpus, tmp_path, monkeypatch):  # noqa: F811
+    import dataclasses
+    import shutil
+
+    import lm.pretrained_lm
+    import lm.tts_training
+
+    data, codec = micro_corpus
+    demo = runpy.run_path(str(ROOT / "scripts" / "demo.py"))
+    d = demo["Demo"](tmp_path / "demo", tts_minutes=0.05, tts_text_lm=tmp_path / "smollm2", tts_lora_rank=4)
+    d.codec = codec
+    d.out.mkdir()
+    d.tokenized.symlink_to(data)
+    d.corpus.symlink_to(eval_corpus)
+    prepared, configs = [], []
+    monkeypatch.setattr(lm.pretrained_lm, "prepare_text_lm",
+                        lambda out: prepared.append(out) or shutil.copytree(tiny_text_lm_dir, out))
+    real = lm.tts_training.finetune_tts
+    monkeypatch.setattr(lm.tts_training, "finetune_tts",  # the tiny LM has 256 positions, the demo's blocks 1024
+                        lambda *args, **kwargs: configs.append((args[4], kwargs)) or real(
+                            *args[:4], dataclasses.replace(args[4], block_size=128), *args[5:], **kwargs))
+    numbers: dict = {}
+    stage = next(function for title, function in demo["STAGES"] if function.__name__ == "train_tts_lm")
+    stage(d, numbers)
+    assert prepared == [tmp_path / "smollm2"]
+    cfg, kwargs = configs[0]
+    assert (cfg.learning_rate, cfg.batch_size, cfg.warmup_steps) == lm.tts_training.START_SETTINGS["lora"]
+    assert kwargs["text_lm"] == tmp_path / "smollm2" and kwargs["lora_rank"] == 4
+    assert numbers["steps"] >= 1 and (d.out / "tts_lm" / "model" / "adapter").is_dir()
+    assert "LoRA rank 4" in d.tts_start
+
+
+def test_each_start_of_a_tts_lm_gets_its_own_rate_batch_and_warm_up():
+    from lm.tts_training import START_SETTINGS, start_config
+
+    assert start_config(None).batch_size == START_SETTINGS["scratch"][1] == 8
+    full, lora = start_config("t", 0, max_minutes=2.0), start_config("t", 8, batch_size=3)
+    assert (full.learning_rate, full.batch_size, full.warmup_steps, full.max_minutes) == (2e-4, 1, 10, 2.0)
+    assert (lora.learning_rate, lora.batch_size, lora.warmup_steps) == (1e-3, 3, 10)

@@ -19,7 +19,7 @@ from lm.sampling import CachedSampler, SamplingConfig, filter_logits, id_mask
 from lm.streams import IGNORE_INDEX, Utterance, block_pieces, pack_blocks, split_by_utterance
 from lm.trainer import LMTrainConfig, train_lm
 from lm.tts_sequences import TTSFormatter, word_code_spans
-from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, WORD_END, AudioTokenLayout, audio_token,
+from lm.vocabulary import (AUDIO_END, AUDIO_START, BOS, EOS, PAD, WORD_END, AudioTokenLayout, audio_token,
                            build_joint_tokenizer, duration_token, extend_text_lm, extend_tokenizer)
 from wavtokenizer_hf.errors import WavTokenizerError
 
@@ -597,6 +597,58 @@ def test_generation_lays_out_the_text_as_training_did_and_gives_each_word_the_fr
     expected = formatter.example("g", words, codes, rate).input_ids[:-1]  # all but <|eos|>, which is not generated
     same = ~is_duration  # a duration token rebuilt from whole frames may name a neighbouring 10 ms step
     assert len(ids) == len(expected) and np.array_equal(ids[same], expected[same])
+
+
+def test_stock_generate_with_the_interleaved_processor_draws_what_our_sampler_draws(trained_tts):
+    from lm.tts_generation import generate_codes, interleaved_generation, load_tts
+    from lm.vocabulary import DURATION_STEP
+
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    m, rate, text = formatter.layout, codec.frame_rate, "Hello, big world again!"
+    ours = generate_codes(model, formatter, text, rate, SamplingConfig(temperature=0), max_seconds=12)
+
+    def stock(**kwargs) -> tuple[list[int], np.ndarray, list[int]]:
+        prompt, processor = interleaved_generation(model, formatter, text, rate, max_seconds=12)
+        with torch.no_grad():
+            out = model.generate(torch.tensor([prompt]), logits_processor=[processor], max_new_tokens=900,
+                                 eos_token_id=processor.eos_id, pad_token_id=m[PAD], **kwargs)
+        return prompt, m.ids_to_codes(np.asarray(processor.plan.audio)), out[0, len(prompt):].tolist()
+
+    _, greedy, new = stock(do_sample=False)
+    assert np.array_equal(greedy, ours)  # the same rules and budgets as our cached sampler
+    assert new[-2:] == [m[AUDIO_END], m[EOS]]  # closed as training examples are
+    torch.manual_seed(4)
+    prompt, codes, new = stock(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    ids = np.asarray(prompt + new[:-1])
+    is_duration = (ids >= m.duration_offset) & (ids < m.duration_offset + m.num_durations)
+    is_audio = m.is_audio(torch.from_numpy(ids)).numpy()
+    starts, ends = np.flatnonzero(is_duration), np.flatnonzero(np.isin(ids, [m[WORD_END], m[AUDIO_END]]))
+    frames = [int(is_audio[a:b].sum()) for a, b in zip(starts, ends)]
+    assert frames == [max(1, int(round(s * rate))) for s in (ids[is_duration] - m.duration_offset) * DURATION_STEP]
+    words = [{"word": w, "start": 0.0, "end": e} for w, e in zip(["hello", "big", "world", "again"],
+                                                               np.cumsum(frames) / rate)]
+    expected = formatter.example("g", words, codes, rate).input_ids
+    assert np.array_equal(ids[~is_duration], expected[:-1][~is_duration]) and new[-1] == expected[-1]
+
+
+def test_the_interleaved_processor_refuses_a_batch_and_a_token_it_did_not_allow(trained_tts):
+    from lm.tts_generation import interleaved_generation, load_tts
+
+    codec, lm_dir = trained_tts
+    model, formatter = load_tts(lm_dir, codec, "interleaved")
+    prompt, processor = interleaved_generation(model, formatter, "big world", codec.frame_rate)
+    scores = torch.zeros(1, model.get_input_embeddings().weight.shape[0])
+    with pytest.raises(WavTokenizerError, match="batch of 2"):
+        processor(torch.tensor([prompt, prompt]), scores.repeat(2, 1))
+    allowed = processor(torch.tensor([prompt]), scores)[0]
+    assert torch.isfinite(allowed).sum() == 1  # the first word's first text token, forced
+    wrong = int(torch.nonzero(~torch.isfinite(allowed))[0])
+    with pytest.raises(WavTokenizerError, match=f"token {wrong} where"):
+        processor(torch.tensor([prompt + [wrong]]), scores)
+    formatter.format = "plain"
+    with pytest.raises(WavTokenizerError, match="plain_audio_processor"):
+        interleaved_generation(model, formatter, "big world", codec.frame_rate)
 
 
 def test_generation_stays_within_the_block_the_model_was_trained_on(trained_tts, monkeypatch):
