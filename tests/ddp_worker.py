@@ -58,11 +58,11 @@ def main() -> None:
     rank = trainer.accelerator.process_index
     seen, real_step = [], trainer.train_step
 
-    def recording_step(audio: torch.Tensor, phone_labels: torch.Tensor | None = None) -> dict:
+    def recording_step(audio: torch.Tensor, *targets) -> dict:
         seen.append(hashlib.sha256(audio.numpy().tobytes()).hexdigest()[:16])
         if rank == args.nan_rank and trainer.step == 1:
             audio = audio * float("nan")
-        return real_step(audio, phone_labels)
+        return real_step(audio, *targets)
 
     trainer.train_step = recording_step
     trainer.fit(args.steps)

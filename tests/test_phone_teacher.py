@@ -86,14 +86,19 @@ def test_resuming_with_another_phone_teacher_is_refused(small_corpus, tmp_path):
         Trainer(micro_config(small_corpus), tmp_path)
 
 
-def test_crops_come_with_labels_that_follow_their_speed(small_corpus):
+def test_crops_come_with_labels_and_teacher_frames_that_follow_their_speed(small_corpus):
     from wavtokenizer_hf.training.data import ClipSource, RandomCrops
+    from wavtokenizer_hf.training.whisper_teacher import DIM, frame_targets
 
     source = ClipSource(small_corpus, "train", with_phones=True)
     timed = next(i for i, p in enumerate(source.phones) if p)
     index = {p: i for i, p in enumerate(phone_inventory(source.phones))}
-    crops = RandomCrops(source, RATE // 2, RATE, seed=0, pitch_semitones=3, phone_index=index, hop=HOP)
-    crop, got = crops[timed]  # epoch 0
+    # teacher features that name their own frame (the real ones: tests/test_whisper_teacher.py)
+    source.teacher = [np.repeat(np.arange(int(source.read(i)[0].size / RATE * 50) + 1, dtype=np.float16)[:, None],
+                                DIM, axis=1) for i in range(len(source))]
+    crops = RandomCrops(source, RATE // 2, RATE, seed=0, pitch_semitones=3, phone_index=index, hop=HOP,
+                        with_teacher=True)
+    crop, got, teacher = crops[timed]  # epoch 0
     rng = np.random.default_rng([0, 0, timed])  # the draws the crop made: its speed, then its start
     played = crops.played_rate(rng)
     clip = source.read(timed)[0].size
@@ -103,11 +108,15 @@ def test_crops_come_with_labels_that_follow_their_speed(small_corpus):
                             played / RATE, RATE)
     assert played != RATE and crop.numel() == RATE // 2
     assert (got != IGNORE).any() and torch.equal(got, expected)
+    assert torch.equal(teacher, frame_targets(source.teacher[timed], clip, start, RATE // 2 // HOP, HOP,
+                                              played / RATE, RATE))
+    assert teacher.shape == (RATE // 2 // HOP, DIM)
+    assert torch.equal(RandomCrops(source, RATE // 2, RATE, seed=0, pitch_semitones=3)[timed][2], torch.empty(0))
 
 
 def test_the_phone_loss_falls_as_the_teacher_trains(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.phones=1.0", "data.batch_size=8", "optim.lr=1e-2"), tmp_path)
-    audio, phone_labels = next(iter(trainer.loader))
+    audio, phone_labels, _ = next(iter(trainer.loader))
     assert (phone_labels != IGNORE).any()
     losses = [trainer.train_step(audio, phone_labels)["phone_ce"] for _ in range(25)]
     assert losses[-1] < 0.75 * losses[0]

@@ -42,7 +42,7 @@ def log_records(path):
 def test_a_few_steps_lower_the_mel_loss(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=25", "optim.lr=3e-3"), tmp_path)
     generator = trainer.accelerator.unwrap_model(trainer.generator)
-    fixed = torch.cat([audio for _, (audio, _) in zip(range(3), trainer.loader)])  # the same audio before and after
+    fixed = torch.cat([audio for _, (audio, *_) in zip(range(3), trainer.loader)])  # the same audio before and after
 
     def mel_on_fixed() -> float:
         generator.eval()
@@ -282,7 +282,7 @@ def test_a_nan_batch_leaves_weights_and_codebook_unchanged(small_corpus, tmp_pat
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0"), tmp_path)
     generator = trainer.accelerator.unwrap_model(trainer.generator)
     weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
-    audio, _ = next(iter(trainer.loader))
+    audio = next(iter(trainer.loader))[0]
     audio[1, 100:200] = float("nan")
     trainer.train_step(audio)
     assert trainer.skipped == 2  # the discriminator step and the generator step
@@ -298,7 +298,7 @@ def test_with_accumulation_a_nan_last_micro_batch_skips_the_whole_step(small_cor
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=0", "optim.grad_accum=2"), tmp_path)
     generator = trainer.accelerator.unwrap_model(trainer.generator)
     weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
-    batches = (audio for audio, _ in trainer.loader)
+    batches = (audio for audio, *_ in trainer.loader)
     trainer.train_step(next(batches))  # finite, accumulated
     poisoned = next(batches)
     poisoned[0, :50] = float("nan")
@@ -315,7 +315,7 @@ def test_with_accumulation_a_nan_first_micro_batch_skips_the_whole_step(small_co
     generator = trainer.accelerator.unwrap_model(trainer.generator)
     weights, book = [p.detach().clone() for p in generator.parameters()], codebook_state(trainer)
     discriminator = [p.detach().clone() for m in trainer.trained_discriminators for p in m.parameters()]
-    batches = (audio for audio, _ in trainer.loader)
+    batches = (audio for audio, *_ in trainer.loader)
     poisoned = next(batches)
     poisoned[0, :50] = float("nan")
     trainer.train_step(poisoned)
@@ -343,7 +343,7 @@ def test_a_generator_that_stays_non_finite_aborts_even_while_the_discriminators_
 def test_with_gradient_accumulation_the_codebook_moves_once_per_optimisation_step(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.gan_start_step=100", "optim.grad_accum=2"), tmp_path)
     calls, real_step = [], trainer.train_step
-    trainer.train_step = lambda audio, labels=None: calls.append(1) or real_step(audio, labels)
+    trainer.train_step = lambda audio, *targets: calls.append(1) or real_step(audio, *targets)
     trainer.fit(2)
     assert len(calls) == 4 and trainer.step == 2
     assert int(codebook_state(trainer)["updates"]) == 2  # the statistics of both micro-batches, in one EMA step
@@ -478,7 +478,7 @@ def test_export_loads_in_stock_transformers_with_the_same_codes(small_corpus, tm
     assert AutoModel.from_pretrained(tmp_path / "step0000002").config.codebook_size == 64
     path = trainer.export("final")
     generator = trainer.accelerator.unwrap_model(trainer.generator).eval()
-    audio, _ = next(iter(trainer.loader))
+    audio = next(iter(trainer.loader))[0]
     with torch.no_grad():
         ours = generator(audio).audio_codes
         stock = AutoModel.from_pretrained(path).eval().encode(audio[:, None]).audio_codes[:, 0]

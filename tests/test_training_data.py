@@ -131,7 +131,7 @@ def test_pitch_perturbation_moves_a_tone_by_the_drawn_factor_within_the_range(mo
     for epoch in range(6):
         rng = np.random.default_rng([crops.seed, epoch, 0])
         played = crops.played_rate(rng)
-        crop, _ = crops[epoch]  # epoch x 1 clip + clip 0
+        crop = crops[epoch][0]  # epoch x 1 clip + clip 0
         assert crop.numel() == RATE
         assert abs(peak_frequency(crop) - 300.0 * played / RATE) <= 1.5  # 1 Hz bins
         seen.append(played / RATE)
@@ -140,7 +140,7 @@ def test_pitch_perturbation_moves_a_tone_by_the_drawn_factor_within_the_range(mo
 
 
 def test_without_pitch_perturbation_a_crop_keeps_its_pitch():
-    crop, _ = RandomCrops(OneTone(300.0), RATE, RATE, seed=0)[0]
+    crop = RandomCrops(OneTone(300.0), RATE, RATE, seed=0)[0][0]
     assert abs(peak_frequency(crop) - 300.0) <= 1.0
 
 
@@ -162,8 +162,8 @@ def test_the_sampler_keys_carry_the_epoch_so_persistent_workers_crop_as_a_fresh_
     epochs = []
     for epoch in range(2):
         set_position(loader, epoch, 0)
-        epochs.append(torch.cat([audio for audio, _ in loader]))
+        epochs.append(torch.cat([audio for audio, *_ in loader]))
     assert not torch.equal(epochs[0], epochs[1])  # new crops each epoch, from the same live workers
     fresh = make_loader(source, 2400, RATE, batch_size=2, seed=0, num_workers=0)
     set_position(fresh, 1, 1)  # epoch 1, after its first batch
-    torch.testing.assert_close(torch.cat([audio for audio, _ in fresh]), epochs[1][2:])
+    torch.testing.assert_close(torch.cat([audio for audio, *_ in fresh]), epochs[1][2:])

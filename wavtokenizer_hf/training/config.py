@@ -29,6 +29,8 @@ class DataConfig:
     segment_seconds: float = 3.0
     batch_size: int = 40
     num_workers: int = 2
+    # where loss.whisper's teacher features are cached ("" : ~/.cache/wavtokenizer-hf/whisper_teacher)
+    teacher_cache: str = ""
 
 
 @dataclass
@@ -63,6 +65,9 @@ class LossConfig:
     # not in the paper (0 keeps its recipe): a phone teacher, cross-entropy of a training-only head on the quantised
     # latents predicting each frame's phone from the corpus's timings (training/phones.py)
     phones: float = 0.0
+    # not in the paper (0 keeps its recipe): a Whisper teacher, cosine distance of a training-only head on the
+    # quantised latents to Whisper tiny.en's encoder features at each frame (training/whisper_teacher.py)
+    whisper: float = 0.0
 
 
 @dataclass

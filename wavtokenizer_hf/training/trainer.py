@@ -43,6 +43,8 @@ from .generator import WavTokenizerGenerator
 from .losses import MelLoss, MultiScaleMelLoss, discriminator_loss, feature_matching, generator_adversarial
 from .phase_losses import phase_loss
 from .phones import PhoneHead, phone_inventory, phone_loss
+from .whisper_teacher import DIM as WHISPER_DIM
+from .whisper_teacher import teacher_features, teacher_loss
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -106,7 +108,7 @@ def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConf
     """k-means on encoder outputs of the first training batches (bounded number of vectors)."""
     q = cfg.quantizer
     vectors, batches = [], q.kmeans_batches if cfg.fixes.kmeans_on_training_data else 1
-    for index, (audio, _) in enumerate(loader):
+    for index, (audio, *_) in enumerate(loader):
         if index >= batches:
             break
         audio = audio.to(accelerator.device)
@@ -182,12 +184,16 @@ class Trainer:
             if not self.phone_inventory:
                 raise WavTokenizerError(f"loss.phones: no training row of {d.train} has phone timings")
             self.generator.phone_head = PhoneHead(self.generator.config.codebook_dim, len(self.phone_inventory))
+        if cfg.loss.whisper > 0:  # the same linear read-out as the phone teacher's, to Whisper's 384 features
+            source.teacher = teacher_features(source, d.teacher_cache or None,
+                                              progress=self.accelerator.is_main_process)
+            self.generator.whisper_head = PhoneHead(self.generator.config.codebook_dim, WHISPER_DIM)
         hop = int(np.prod(self.generator.config.upsampling_ratios))
         self.loader = make_loader(source, int(d.segment_seconds * self.sampling_rate), self.sampling_rate,
                                   d.batch_size, cfg.run.seed, d.num_workers,
                                   self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones,
                                   {p: i for i, p in enumerate(self.phone_inventory)} if self.phone_inventory else None,
-                                  hop)
+                                  hop, with_teacher=cfg.loss.whisper > 0)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         # With fixes.train_dac off (the authors' code) the DAC discriminator scores but never learns: it is frozen,
@@ -248,6 +254,11 @@ class Trainer:
             raise WavTokenizerError(f"{path}: the checkpoint's phone teacher has {len(state.get('phone_inventory', []))} "
                                     f"classes, this run's data and loss.phones give {len(self.phone_inventory)}; "
                                     "resume with the same data and loss.phones, or use another --out")
+        has_head = any(key.startswith("whisper_head.") for key in state["generator"])
+        if has_head != (self.generator.whisper_head is not None):
+            raise WavTokenizerError(f"{path}: the checkpoint was trained {'with' if has_head else 'without'} the "
+                                    "Whisper teacher, this run's loss.whisper says otherwise; resume with the same "
+                                    "loss.whisper, or use another --out")
         self.generator.load_state_dict(state["generator"])
         self.generator.quantizer.updates.fill_(state["codebook_updates"])
         self.discriminators.load_state_dict(state["discriminators"])
@@ -325,7 +336,8 @@ class Trainer:
                                  notes=notes or json.dumps(self.cfg.to_dict(), indent=1))
 
     # --- one optimisation step -----------------------------------------------------------------------------------
-    def train_step(self, audio: torch.Tensor, phone_labels: torch.Tensor | None = None) -> dict[str, float]:
+    def train_step(self, audio: torch.Tensor, phone_labels: torch.Tensor | None = None,
+                   teacher: torch.Tensor | None = None) -> dict[str, float]:
         cfg, weights = self.cfg, self.cfg.loss
         gan = self.step >= weights.gan_start_step and len(self.accelerator.unwrap_model(self.discriminators)) > 0
         batch = audio.shape[0]
@@ -374,6 +386,11 @@ class Trainer:
                 phone_ce, phone_accuracy = phone_loss(head(out.quantized), phone_labels)
                 g_loss = g_loss + weights.phones * phone_ce
                 logs["phone_ce"], logs["phone_accuracy"] = phone_ce.item(), phone_accuracy.item()
+            whisper_head = self.accelerator.unwrap_model(self.generator).whisper_head
+            if whisper_head is not None and teacher is not None and teacher.numel():
+                distance, similarity = teacher_loss(whisper_head(out.quantized), teacher)
+                g_loss = g_loss + weights.whisper * distance
+                logs["whisper_distance"], logs["whisper_similarity"] = distance.item(), similarity.item()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
@@ -470,11 +487,12 @@ class Trainer:
         next_export = export_period * (1 + self.seconds_done // export_period) if export_period else 0
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
-            for audio, phone_labels in self.loader:
+            for audio, phone_labels, teacher in self.loader:
                 if max_seconds:
                     self.time_fraction = self._elapsed(start) / max_seconds
                 self._maybe_initialize_codebook()
-                logs = self.train_step(audio.to(self.accelerator.device), phone_labels.to(self.accelerator.device))
+                logs = self.train_step(audio.to(self.accelerator.device), phone_labels.to(self.accelerator.device),
+                                       teacher.to(self.accelerator.device))
                 self.batches_done += 1
                 if not self.accelerator.sync_gradients:
                     continue
