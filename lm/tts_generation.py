@@ -78,7 +78,7 @@ def generate_codes(model, formatter: TTSFormatter, text: str, frame_rate: float,
         if tokens_left is not None and tokens_left < 1:
             raise WavTokenizerError(f"the text's prompt takes {len(prompt)} of the model's {block_size}-token block, "
                                     "leaving no room for audio")
-        tokens, _ = _sample_audio(sampler, frames, budget, m[AUDIO_END], at_least_one=False, max_tokens=tokens_left)
+        tokens = _sample_audio(sampler, frames, budget, m[AUDIO_END], max_tokens=tokens_left)
     else:
         plan = interleaved_plan(formatter, words, frames, budget, frame_rate, block_size, len(prompt))
         while (expected := plan.expected()) is not None:
@@ -144,21 +144,18 @@ def _frames_of_ids(layout, vocab_size: int) -> torch.Tensor:
     return frames
 
 
-def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, closing: int, at_least_one: bool,
-                  max_tokens: int | None = None, may_close: bool = True) -> tuple[list[int], bool]:
-    """Audio tokens until `closing` is drawn (allowed, when `may_close`, once a token is drawn, or from the start
-    unless `at_least_one`), their frames reach `budget` or `max_tokens` are drawn; only tokens that fit in the frames
-    left are allowed. Returns (audio ids, whether `closing` was drawn: it is fed, not returned)."""
+def _sample_audio(sampler: CachedSampler, frames: torch.Tensor, budget: int, closing: int,
+                  max_tokens: int | None = None) -> list[int]:
+    """Audio tokens until `closing` is drawn (fed, not returned), their frames reach `budget` or `max_tokens` are
+    drawn; only tokens that fit in the frames left are allowed."""
     drawn: list[int] = []
     used = 0
     while used < budget and (max_tokens is None or len(drawn) < max_tokens):
         allowed = (frames > 0) & (frames <= budget - used)
-        allowed[closing] = may_close and (bool(drawn) or not at_least_one)
+        allowed[closing] = True
         token = sampler.sample(allowed, max_tokens=1)[0]
         if token == closing:
-            return drawn, True
+            return drawn
         drawn.append(token)
         used += int(frames[token])
-    return drawn, False
-
-
+    return drawn
