@@ -49,11 +49,11 @@ Per-run defaults (--lr-scratch/--lr-full/--lr-lora set one run's rate; --batch-s
   block size     1024 tokens for every run (finetune_tts.py's default; longer utterances are split).
   LoRA rank      16 (alpha 32: lm.lora's alpha = 2 x rank).
 
-Cost, measured by a smoke run (--minutes 2 --eval-items 6, one niced thread of a busy 2-core machine): steps per
-training CPU minute (selection evaluations included) scratch 13.4, full 1.1, lora 1.3 (net of the evaluations about
-4.4, 34 and 29 CPU s a step); peak memory scratch 3.1 GB, full 10.7 GB, lora 12.6 GB, so two SmolLM2 runs at
-once need some 24 GB; speech generated at 2.8 (scratch) and 0.17 (SmolLM2) audio seconds per wall second, so the
-evaluation of 60 sentences adds the better part of an hour to each SmolLM2 run.
+Cost, measured by the hour-long runs of BENCHMARKS.md (--minutes 60 --eval-items 40, the three at once on a 2-core
+machine, one thread each): steps per training CPU minute (selection evaluations included) scratch 13.8, full 4.1,
+lora 4.7 (one block a step); peak memory, generation included, scratch 3.0 GB, full 8.3 GB, lora 8.7 GB; speech
+generated at 1.6 (scratch) and 0.17 (SmolLM2) audio seconds per wall second, so speaking and scoring 40 sentences
+takes about 4 CPU minutes after a scratch run and 15 after a SmolLM2 run.
 """
 
 from __future__ import annotations
