@@ -177,6 +177,10 @@ def test_dead_codes_are_reseeded_and_stay(reseed):
     quantizer.train()
     data = torch.randn(2, 4, 100)
     quantizer(data)  # one EMA step: dead codes get re-seeded
+    if reseed:  # each re-seeded code starts at the threshold's count, with an average that agrees with its vector
+        counts = book.cluster_size[1:]
+        assert torch.equal(counts, torch.full_like(counts, 2.0))
+        assert torch.allclose(book.embed_avg[1:], book.embed[1:] * counts[:, None])
     usage = quantizer(data, update=False).codes.unique().numel()
     near_data = int((book.embed.abs().max(dim=1).values < 10).sum())
     if reseed:

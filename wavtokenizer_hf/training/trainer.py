@@ -126,6 +126,14 @@ def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConf
     return {"kmeans_vectors": int(vectors.shape[0]), "kmeans_seconds": round(time.perf_counter() - start, 2)}
 
 
+def as_numbers(logs: dict) -> dict[str, float]:
+    """A step's logs as plain numbers, the tensors among them read from the device in one transfer."""
+    names = [name for name, value in logs.items() if isinstance(value, torch.Tensor)]
+    read = torch.stack([logs[n].detach().float().reshape(()) for n in names]).tolist() if names else []
+    numbers = dict(zip(names, read))
+    return {name: numbers[name] if name in numbers else value for name, value in logs.items()}
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
              "python_version": random.getstate()[0], "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
@@ -359,7 +367,7 @@ class Trainer:
                 for name, (logits, _) in outputs.items():
                     term = discriminator_loss(name, [x[:batch] for x in logits], [x[batch:] for x in logits])
                     d_loss = d_loss + (weights.mrd if name == "mrd" else 1.0) * term
-                    logs[f"d_{name}"] = term.item()
+                    logs[f"d_{name}"] = term.detach()
                 if not self._finite(d_loss, "discriminator"):
                     self._poisoned.add("d")  # the whole optimisation step is skipped, whichever micro-batch it was
                 if "d" not in self._poisoned and d_loss.requires_grad:
@@ -369,28 +377,28 @@ class Trainer:
                     self.opt_d.zero_grad(set_to_none=True)
                 elif self.accelerator.sync_gradients:  # a skipped step: no micro-batch's gradient reaches the next
                     self.opt_d.zero_grad(set_to_none=True)
-                logs["d_loss"] = d_loss.item()
+                logs["d_loss"] = d_loss.detach()
 
             mel = self.mel_loss(fake, audio)
             g_loss = weights.mel * mel + weights.commit * out.commit_loss.float()
             if self.multiscale_mel_loss is not None:
                 multiscale = self.multiscale_mel_loss(fake, audio)
                 g_loss = g_loss + weights.multiscale_mel * multiscale
-                logs["multiscale_mel"] = multiscale.item()
+                logs["multiscale_mel"] = multiscale.detach()
             if self.phase_loss is not None:
                 phase = self.phase_loss(fake, audio)
                 g_loss = g_loss + weights.phase * phase
-                logs["phase"] = phase.item()
+                logs["phase"] = phase.detach()
             head = self.accelerator.unwrap_model(self.generator).phone_head
             if head is not None and phone_labels is not None:
                 phone_ce, phone_accuracy = phone_loss(head(out.quantized), phone_labels)
                 g_loss = g_loss + weights.phones * phone_ce
-                logs["phone_ce"], logs["phone_accuracy"] = phone_ce.item(), phone_accuracy.item()
+                logs["phone_ce"], logs["phone_accuracy"] = phone_ce.detach(), phone_accuracy.detach()
             whisper_head = self.accelerator.unwrap_model(self.generator).whisper_head
             if whisper_head is not None and teacher is not None and teacher.numel():
                 distance, similarity = teacher_loss(whisper_head(out.quantized), teacher)
                 g_loss = g_loss + weights.whisper * distance
-                logs["whisper_distance"], logs["whisper_similarity"] = distance.item(), similarity.item()
+                logs["whisper_distance"], logs["whisper_similarity"] = distance.detach(), similarity.detach()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
@@ -402,7 +410,7 @@ class Trainer:
                     adv = generator_adversarial(name, [x[batch:] for x in logits])
                     fm = feature_matching(name, real_features, fake_features)
                     g_loss = g_loss + scale * (weights.adversarial * adv + weights.feature_matching * fm)
-                    logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.item(), fm.item()
+                    logs[f"g_adv_{name}"], logs[f"fm_{name}"] = adv.detach(), fm.detach()
             quantizer = self.accelerator.unwrap_model(self.generator).quantizer
             if not self._finite(g_loss, "generator"):
                 self._poisoned.add("g")
@@ -426,9 +434,10 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 self.sched_g.step()
                 self.sched_d.step()
-        usage = torch.unique(out.audio_codes).numel() / quantizer.num_codes
-        logs.update(loss=g_loss.item(), mel=mel.item(), commit=out.commit_loss.item(), batch_code_usage=usage,
-                    codes_reseeded=quantizer.last_reseeded, lr=self.sched_g.get_last_lr()[0])
+        used = torch.bincount(out.audio_codes.reshape(-1), minlength=quantizer.num_codes).gt(0).sum()
+        logs.update(loss=g_loss.detach(), mel=mel.detach(), commit=out.commit_loss.detach(),
+                    batch_code_usage=used / quantizer.num_codes, codes_reseeded=quantizer.last_reseeded,
+                    lr=self.sched_g.get_last_lr()[0])
         return logs
 
     def _finite(self, loss: torch.Tensor, which: str) -> bool:
@@ -450,10 +459,10 @@ class Trainer:
                                     "row; lower optim.lr or check the data")
         return False
 
-    def _clip(self, parameters: list[nn.Parameter]) -> float:
+    def _clip(self, parameters: list[nn.Parameter]) -> float | torch.Tensor:
         if self.cfg.optim.grad_clip is None or not self.accelerator.sync_gradients:
             return float("nan")
-        return float(self.accelerator.clip_grad_norm_(parameters, self.cfg.optim.grad_clip))
+        return self.accelerator.clip_grad_norm_(parameters, self.cfg.optim.grad_clip)
 
     # --- the loop ------------------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None, on_step=None, max_seconds: float | None = None) -> dict:
@@ -499,11 +508,12 @@ class Trainer:
                 self.step += 1
                 last = logs
                 progress.update(1)
-                progress.set_postfix(mel=f"{logs['mel']:.3f}", usage=f"{logs['batch_code_usage']:.2f}")
                 if self.accelerator.is_main_process and (self.step % cfg.run.log_every == 0 or self.step == 1):
+                    values = as_numbers(logs)  # the device is read on logged steps only
+                    progress.set_postfix(mel=f"{values['mel']:.3f}", usage=f"{values['batch_code_usage']:.2f}")
                     record = {"step": self.step, "seconds": round(self._clock() - start, 2),
                               "codebook_updates": int(self.accelerator.unwrap_model(self.generator).quantizer.updates),
-                              "skipped": self.skipped, **logs}
+                              "skipped": self.skipped, **values}
                     with open(self.log_path, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
                     if cfg.run.log_with:
@@ -539,7 +549,7 @@ class Trainer:
                                          "minutes": round(elapsed / 60, 3)}) + "\n")
         if cfg.run.log_with:
             self.accelerator.end_training()
-        return last
+        return as_numbers(last)
 
     def _clock(self) -> float:
         return time.process_time() if self.cfg.run.clock == "cpu" else time.perf_counter()
@@ -554,10 +564,12 @@ class Trainer:
     def _elapsed(self, start: float) -> float:
         """Seconds on the run's clock since `start`, the largest over processes: every process decays its learning
         rate and stops on the same number."""
-        elapsed = torch.tensor(self._clock() - start, device=self.accelerator.device)
+        elapsed = self._clock() - start
         if self.accelerator.num_processes > 1:
-            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
-        return float(elapsed)
+            largest = torch.tensor(elapsed, device=self.accelerator.device)
+            dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+            elapsed = float(largest)
+        return elapsed
 
     def close(self) -> None:
         """Release the output folder for other runs (also released when this process ends)."""

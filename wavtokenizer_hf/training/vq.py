@@ -80,6 +80,8 @@ class EMAQuantizer(nn.Module):
         self.dead_code_share = dead_code_share
         self.last_reseeded = 0  # codes re-seeded by the last EMA step (logged by the trainer)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long), persistent=False)
+        self._initialized = False
+        codebook.register_load_state_dict_post_hook(self._forget_initialized)
 
     @property
     def num_codes(self) -> int:
@@ -87,7 +89,13 @@ class EMAQuantizer(nn.Module):
 
     @property
     def initialized(self) -> bool:
-        return bool(self.codebook.inited.item())
+        # remembered once true: reading the buffer at every forward would make the host wait for a GPU each step
+        if not self._initialized:
+            self._initialized = bool(self.codebook.inited.item())
+        return self._initialized
+
+    def _forget_initialized(self, module: nn.Module, incompatible_keys) -> None:
+        self._initialized = False  # a state dict loaded into the codebook may hold an uninitialised one
 
     @torch.no_grad()
     def initialize(self, vectors: torch.Tensor, iterations: int, seed: int = 0,
@@ -175,34 +183,33 @@ class EMAQuantizer(nn.Module):
         book.embed.copy_(book.embed_avg / smoothed[:, None])
         self.last_reseeded = 0
         if self.reseed_dead_codes:
-            self._reseed(flat, self.threshold(float(counts.sum())))
+            self._reseed(flat, self.threshold(counts.sum()))
         self.updates += 1
 
-    def threshold(self, vectors_per_step: float) -> float:
-        """The EMA count under which a code counts as dead, for a step of `vectors_per_step` vectors."""
+    def threshold(self, vectors_per_step: float | torch.Tensor) -> float | torch.Tensor:
+        """The EMA count under which a code counts as dead, for a step of `vectors_per_step` vectors (a number, or a
+        tensor on the device, which keeps the training step free of host syncs)."""
         if self.dead_code_share > 0:
             return self.dead_code_share * vectors_per_step / self.num_codes
         return self.dead_code_threshold
 
     @torch.no_grad()
-    def _reseed(self, flat: torch.Tensor, threshold: float) -> None:
+    def _reseed(self, flat: torch.Tensor, threshold: float | torch.Tensor) -> None:
         """Move codes whose EMA count fell below the threshold onto random vectors of this batch.
 
         Written into `embed`, `embed_avg` and `cluster_size` alike, so the next EMA step starts from the new
-        vector (the authors' version changed `embed` only and recomputed it from the stale averages at once)."""
+        vector (the authors' version changed `embed` only and recomputed it from the stale averages at once).
+        A candidate vector is drawn for every code and kept where the code is dead: no count of dead codes or
+        boolean indexing, whose sizes the host would have to wait for on a GPU."""
         book = self.codebook
         dead = book.cluster_size < threshold
-        n_dead = int(dead.sum())
-        self.last_reseeded = n_dead
-        if n_dead == 0:
-            return
-        picks = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
-        new = flat[picks]
-        if _distributed():
-            gathered = torch.zeros(n_dead, flat.shape[1], device=flat.device, dtype=flat.dtype)
-            gathered.copy_(new)
-            dist.broadcast(gathered, src=0)
-            new = gathered
-        book.embed[dead] = new.to(book.embed)
-        book.cluster_size[dead] = threshold
-        book.embed_avg[dead] = (new * threshold).to(book.embed_avg)
+        self.last_reseeded = dead.sum()  # a tensor: read only when logged
+        new = flat[torch.randint(0, flat.shape[0], (self.num_codes,), device=flat.device)]
+        if _distributed():  # every process re-seeds with the first one's vectors
+            new = new.contiguous()
+            dist.broadcast(new, src=0)
+        rows = dead[:, None]
+        threshold = torch.as_tensor(threshold, dtype=book.cluster_size.dtype, device=book.cluster_size.device)
+        book.embed.copy_(torch.where(rows, new.to(book.embed), book.embed))
+        book.cluster_size.copy_(torch.where(dead, threshold, book.cluster_size))
+        book.embed_avg.copy_(torch.where(rows, (new * threshold).to(book.embed_avg), book.embed_avg))
