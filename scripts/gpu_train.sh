@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Fine-tune the default codec on a lent GPU machine with the best recipe so far, on a carried corpus shard, writing
-# what it has to OUT as it goes (a command killed at its time limit still returns its last snapshot and log).
+# Fine-tune the default codec on a lent GPU machine with the best recipe so far (`tiny-finetune` with the phone
+# teacher, `loss.phones=1.0`, as `make keep-training` runs it), on a carried shard of the free-voices corpus (a codec
+# trained on it can ship under the package's licence), writing what it has to OUT as it goes (a command killed at its
+# time limit still returns its last snapshot and log).
 #
 #   here, once:         scripts/device_wheels.sh
-#                       python scripts/make_gpu_shard.py --corpus runs/voices --out .gpu_shard   (0.15 h, 17 MiB)
+#                       python scripts/make_gpu_shard.py --corpus runs/voices_free --out .gpu_shard   (0.15 h)
 #   on the GPU machine: scripts/gpu_train.sh "$OUT"     (device run: carry [".whl", ".gpu_shard"], timeout_s 540)
 #   a check on a CPU:   scripts/gpu_train.sh /tmp/gt --minutes 0.3 --batch-size 4 --workers 0 --eval-limit 2
 #   back here:          scripts/gpu_train.sh --unpack FILES_AT runs/gpu_codec   (joins the weights, checks SHA-256)
 #                       then Whisper on the unseen speakers (the recogniser's wheels do not fit the 64 MiB carry):
 #                       python scripts/evaluate_codec.py --codec wavtokenizer_hf/default_codec --codec runs/gpu_codec \
-#                           --data runs/voices --split test --speech-only --limit 48 --out runs/gpu_codec_eval
+#                           --data runs/voices_test_ref --split test --speech-only --limit 48 --out runs/gpu_codec_eval
 #
 # Options: --minutes M (training wall time, default 5), --shard DIR (.gpu_shard), --batch-size B (64), --workers W
 # (8), --eval-limit N (40 test utterances, no recogniser there), --init-from DIR (the default codec), and any
@@ -78,7 +80,7 @@ packer_pid=$!
 trap 'kill $packer_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 "$PYTHON" scripts/train_codec.py --preset tiny-finetune --init-from "$init" --out "$work/run" --max-minutes "$minutes" \
     --set "data.train=$shard" "data.batch_size=$batch" "data.num_workers=$workers" run.clock=wall \
-    run.save_every=0 "run.export_every_minutes=1" run.log_every=20 "${sets[@]}" \
+    run.save_every=0 "run.export_every_minutes=1" run.log_every=20 loss.phones=1.0 "${sets[@]}" \
     2>&1 | tr '\r' '\n' | grep -v "^train: .*step" || true
 kill $packer_pid 2>/dev/null || true
 pack

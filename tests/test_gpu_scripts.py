@@ -69,3 +69,4 @@ def test_the_gpu_training_script_trains_on_a_shard_packs_as_it_goes_and_unpacks_
     assert len(scores["codecs"]) == 2
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any(row.get("step", 0) >= 1 for row in steps)
+    assert any("phone_ce" in row for row in steps)  # the recipe of `make keep-training`: the phone teacher is on
