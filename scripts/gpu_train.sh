@@ -14,8 +14,9 @@
 #                           --data runs/voices_test_ref --split test --speech-only --limit 48 --out runs/gpu_codec_eval
 #
 # Options: --minutes M (training wall time, default 5), --shard DIR (.gpu_shard), --batch-size B (64), --workers W
-# (8), --eval-limit N (40 test utterances, no recogniser there), --init-from DIR (the default codec), and any
-# `--set SECTION.KEY=VALUE` for the trainer. Budget: start and wheels ~2 min, training M, scoring ~1 min: under 8.
+# (8), --eval-limit N (40 test utterances, no recogniser there), --init-from DIR (the default codec), --pack-every S
+# (seconds between copies of the newest snapshot to OUT, 20), and any `--set SECTION.KEY=VALUE` for the trainer.
+# Budget: start and wheels ~2 min, training M, scoring ~1 min: under 8.
 # OUT gets 8 files (the most the device tool returns, each under 16 MiB, so the weights travel in two parts):
 #   codec/{config.json, preprocessor_config.json, model.safetensors.part-aa, -ab, SHA256}, log.jsonl,
 #   evaluation.{json,md}
@@ -34,7 +35,7 @@ if [ "${1:-}" = --unpack ]; then
 fi
 out=${1:?usage: scripts/gpu_train.sh OUT_DIR [options]}
 shift
-minutes=5 shard="" batch=64 workers=8 eval_limit=40 init="" sets=()
+minutes=5 shard="" batch=64 workers=8 eval_limit=40 init="" pack_every=20 sets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --minutes) minutes=$2; shift 2 ;;
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
         --workers) workers=$2; shift 2 ;;
         --eval-limit) eval_limit=$2; shift 2 ;;
         --init-from) init=$2; shift 2 ;;
+        --pack-every) pack_every=$2; shift 2 ;;
         --set) sets+=("$2"); shift 2 ;;
         *) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -71,7 +73,7 @@ pack() {
     echo "$newest" > "$work/packed"
     echo "== $(date +%T) packed $(basename "$newest")"
 }
-packer() { while sleep 20; do pack || true; done; }
+packer() { while sleep "$pack_every"; do pack || true; done; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU: $(nproc) CPU cores"
 
 stage "train: $minutes min from $init on $shard, batch $batch"
