@@ -120,3 +120,11 @@ def test_the_phone_loss_falls_as_the_teacher_trains(small_corpus, tmp_path):
     assert (phone_labels != IGNORE).any()
     losses = [trainer.train_step(audio, phone_labels)["phone_ce"] for _ in range(25)]
     assert losses[-1] < 0.75 * losses[0]
+
+
+def test_the_phone_teacher_trains_under_bf16_autocast(small_corpus, tmp_path):
+    # the head reads the generator's bf16 latents outside the autocast: it must take them in float32
+    trainer = Trainer(micro_config(small_corpus, "loss.phones=1.0", "run.mixed_precision=bf16"), tmp_path)
+    trainer._maybe_initialize_codebook()
+    logs = trainer.train_step(*next(iter(trainer.loader)))
+    assert torch.isfinite(logs["phone_ce"]) and logs["phone_ce"] > 0 and trainer.skipped == 0

@@ -65,7 +65,8 @@ class PhoneHead(nn.Module):
         self.proj = nn.Linear(dim, classes)
 
     def forward(self, quantized: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.norm(quantized.transpose(1, 2)))
+        # float32 whatever the generator's autocast made of the latents (the head runs outside it)
+        return self.proj(self.norm(quantized.transpose(1, 2).float()))
 
 
 def phone_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
