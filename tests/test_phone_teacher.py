@@ -122,9 +122,11 @@ def test_the_phone_loss_falls_as_the_teacher_trains(small_corpus, tmp_path):
     assert losses[-1] < 0.75 * losses[0]
 
 
-def test_the_phone_teacher_trains_under_bf16_autocast(small_corpus, tmp_path):
-    # the head reads the generator's bf16 latents outside the autocast: it must take them in float32
-    trainer = Trainer(micro_config(small_corpus, "loss.phones=1.0", "run.mixed_precision=bf16"), tmp_path)
-    trainer._maybe_initialize_codebook()
-    logs = trainer.train_step(*next(iter(trainer.loader)))
-    assert torch.isfinite(logs["phone_ce"]) and logs["phone_ce"] > 0 and trainer.skipped == 0
+
+def test_the_teacher_heads_take_bf16_latents_from_an_autocast_generator():
+    # the heads run outside the generator's autocast, on its bf16 latents, with float32 weights
+    from wavtokenizer_hf.training.phones import PhoneHead
+
+    head = PhoneHead(16, 5)
+    logits = head(torch.randn(2, 16, 10).to(torch.bfloat16))
+    assert logits.shape == (2, 10, 5) and logits.dtype == torch.float32
