@@ -35,8 +35,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# Test modules spread over the cores (pytest-xdist; a module's tests share one worker and its fixtures)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --numprocesses logical --maxprocesses 4 --dist loadscope tests
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs PyPI).
 lock:

@@ -1,5 +1,13 @@
 from __future__ import annotations
 
+import os
+
+# Under pytest-xdist each worker (and each process its tests start) gets its share of the cores: two workers running
+# two-thread kernels on two cores spend much of their time waiting for each other. Set before torch is imported.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
 import shutil
 from pathlib import Path
 
@@ -14,6 +22,10 @@ FIXTURE = ROOT / "assets" / "original_small"
 CKPT = FIXTURE / "wavtokenizer_small_frame75.ckpt"
 YAML = FIXTURE / "config_small_frame75.yaml"
 KEYS_JSON = ROOT / "assets" / "original_keys.json"
+# The peak resident memory (MB) of a script that a test runs in a subprocess, as an expression for that script. Not
+# ru_maxrss: Linux carries the parent's peak across fork/vfork and exec, so a test process grown big by earlier tests
+# (a pytest-xdist worker) would be measured instead of the script.
+PEAK_RSS_MB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) // 1024"
 
 
 @pytest.fixture(scope="session")

