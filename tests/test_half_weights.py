@@ -19,13 +19,16 @@ SHIPPED = Path(__file__).resolve().parents[1] / "wavtokenizer_hf" / "default_cod
 
 @pytest.fixture(scope="module")
 def full_dir(tmp_path_factory) -> Path:
-    """The default codec with every floating tensor stored in float32, whatever dtype it ships in."""
+    """The default codec in float32, each value one float32 step up: values float16 cannot hold exactly, whatever
+    dtype the codec ships in."""
     out = tmp_path_factory.mktemp("full") / "codec"
     out.mkdir()
     for path in SHIPPED.iterdir():
         if path.is_file() and path.name != WEIGHTS:
             shutil.copy2(path, out / path.name)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(SHIPPED / WEIGHTS).items()}
+    up = torch.tensor(float("inf"))
+    state = {k: torch.nextafter(v.float(), up) if v.is_floating_point() else v
+             for k, v in load_file(SHIPPED / WEIGHTS).items()}
     save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
     return out
 
