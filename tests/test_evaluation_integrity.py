@@ -396,6 +396,27 @@ def test_the_card_table_shows_both_codecs_the_capped_ratio_and_the_paired_interv
         card_table(merged, "a", "c")
 
 
+def test_the_speaker_table_shows_a_voice_a_codec_whispers_beside_the_originals_voicing():
+    from wavtokenizer_hf.evaluation.report import speaker_table
+
+    def row(uid: str, voiced: float, reference: float) -> dict:
+        return {"id": uid, "kind": "speech", "char_errors": 1, "chars": 10, "voiced_share": voiced,
+                "voiced_share_reference": reference}
+
+    results = {
+        "groups": {"u0": {"speaker": "low"}, "u1": {"speaker": "low"}, "u2": {"speaker": "high"}},
+        "codecs": {"a": {"per_utterance": [row("u0", 0.02, 0.30), row("u1", 0.04, 0.40), row("u2", 0.50, 0.60)]},
+                   "b": {"per_utterance": [row("u0", 0.20, 0.30), row("u1", 0.30, 0.40), row("u2", 0.55, 0.60)]}}}
+    lines = speaker_table(results).splitlines()
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[4:]}
+    assert header[2] == "voiced: originals" and "voiced: a" in header and "voiced: b" in header
+    assert cells["low"][2] == "35%" and cells["high"][2] == "60%"  # the originals' mean, once per group
+    assert cells["low"][header.index("voiced: a")] == "3%" and cells["low"][header.index("voiced: b")] == "25%"
+    assert cells["high"][header.index("voiced: b")] == "55%"
+    assert len(header) == len(cells["low"]) == len(cells["high"]) == lines[3].count("---")
+
+
 def test_the_recorded_commit_is_the_one_the_process_started_with(monkeypatch):
     from wavtokenizer_hf.evaluation import provenance
 

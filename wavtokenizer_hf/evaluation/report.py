@@ -39,7 +39,8 @@ ROWS = [
     ("bits_per_second", "bits per second", "{:.0f}"),
 ]
 BY_SPEAKER = [("cer_capped", "capped CER", "{:.0%}"), ("stoi", "STOI", "{:.2f}"),
-              ("speaker_similarity", "speaker sim.", "{:.2f}"), ("f0_gross_error", "F0 gross", "{:.0%}")]
+              ("speaker_similarity", "speaker sim.", "{:.2f}"), ("f0_gross_error", "F0 gross", "{:.0%}"),
+              ("voiced_share", "voiced", "{:.0%}")]
 
 
 def _cell(summary: dict, key: str, fmt: str | None) -> str:
@@ -75,7 +76,8 @@ def header(results: dict) -> str:
 
 
 def speaker_table(results: dict, by: str = "speaker") -> str:
-    """Per speaker (`by="source"`: per source), a few headline metrics for each codec; empty where there are fewer
+    """Per speaker (`by="source"`: per source), a few headline metrics for each codec, and the share of frames voiced
+    in the originals beside each codec's (a codec that whispers a voice shows there); empty where there are fewer
     than two groups."""
     names = [n for n in results["codecs"] if n != "identity"]
     if not names:
@@ -90,12 +92,15 @@ def speaker_table(results: dict, by: str = "speaker") -> str:
 
     head = [f"{label}: {name}" for name in names for _, label, _ in BY_SPEAKER]
     lines = [f"By {by} (or {other} where there is no {by}):", "",
-             f"| {by} | utterances | " + " | ".join(head) + " |", "| --- | --- |" + " --- |" * len(head)]
+             f"| {by} | utterances | voiced: originals | " + " | ".join(head) + " |",
+             "| --- | --- | --- |" + " --- |" * len(head)]
     for group in sorted(groups, key=lambda g: (-len(groups[g]), g)):
         members = set(groups[group])
-        cells = []
+        speech = lambda name: [r for r in results["codecs"][name]["per_utterance"]  # noqa: E731
+                               if r["id"] in members and r["kind"] == "speech"]
+        cells = [or_na(_mean([r.get("voiced_share_reference") for r in speech(names[0])]), "{:.0%}")]
         for name in names:
-            rows = [r for r in results["codecs"][name]["per_utterance"] if r["id"] in members and r["kind"] == "speech"]
+            rows = speech(name)
             for key, _, fmt in BY_SPEAKER:
                 value = (_pooled(rows, "char_errors", "chars", capped=True) if key == "cer_capped"
                          else _mean([r.get(key) for r in rows]))
