@@ -3,8 +3,8 @@ each headline metric for both, the rates with their ratio to the originals' (cap
 spread, and B minus A with its paired 95% interval (over speakers, then utterances, where speakers repeat); then the
 headline metrics by speaker (or `--by source`).
 
-  python benchmarks/card_table.py docs/evaluations/default_codec/test --reference previous_codec \
-      --codec default_codec
+  python benchmarks/card_table.py docs/evaluations/keep_training_240min/test --reference default_codec \
+      --codec keep240_fp16
 """
 
 from __future__ import annotations
