@@ -75,6 +75,10 @@ def header(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _speech_rows(results: dict, codec: str, members: set[str]) -> list[dict]:
+    return [r for r in results["codecs"][codec]["per_utterance"] if r["id"] in members and r["kind"] == "speech"]
+
+
 def speaker_table(results: dict, by: str = "speaker") -> str:
     """Per speaker (`by="source"`: per source), a few headline metrics for each codec, and the share of frames voiced
     in the originals beside each codec's (a codec that whispers a voice shows there); empty where there are fewer
@@ -96,11 +100,10 @@ def speaker_table(results: dict, by: str = "speaker") -> str:
              "| --- | --- | --- |" + " --- |" * len(head)]
     for group in sorted(groups, key=lambda g: (-len(groups[g]), g)):
         members = set(groups[group])
-        speech = lambda name: [r for r in results["codecs"][name]["per_utterance"]  # noqa: E731
-                               if r["id"] in members and r["kind"] == "speech"]
-        cells = [or_na(_mean([r.get("voiced_share_reference") for r in speech(names[0])]), "{:.0%}")]
+        cells = [or_na(_mean([r.get("voiced_share_reference") for r in _speech_rows(results, names[0], members)]),
+                       "{:.0%}")]
         for name in names:
-            rows = speech(name)
+            rows = _speech_rows(results, name, members)
             for key, _, fmt in BY_SPEAKER:
                 value = (_pooled(rows, "char_errors", "chars", capped=True) if key == "cer_capped"
                          else _mean([r.get(key) for r in rows]))
