@@ -404,8 +404,10 @@ def test_the_speaker_table_shows_a_voice_a_codec_whispers_beside_the_originals_v
                 "voiced_share_reference": reference}
 
     results = {
-        "groups": {"u0": {"speaker": "low"}, "u1": {"speaker": "low"}, "u2": {"speaker": "high"}},
-        "codecs": {"a": {"per_utterance": [row("u0", 0.02, 0.30), row("u1", 0.04, 0.40), row("u2", 0.50, 0.60)]},
+        "groups": {"u0": {"speaker": "low"}, "u1": {"speaker": "low"}, "u2": {"speaker": "high"},
+                   "u3": {"speaker": "low"}},
+        "codecs": {"a": {"per_utterance": [row("u0", 0.02, 0.30), row("u1", 0.04, 0.40), row("u2", 0.50, 0.60),
+                                           {**row("u3", 0.90, 0.90), "kind": "music"}]},  # not in a speaker's row
                    "b": {"per_utterance": [row("u0", 0.20, 0.30), row("u1", 0.30, 0.40), row("u2", 0.55, 0.60)]}}}
     lines = speaker_table(results).splitlines()
     header = [c.strip() for c in lines[2].strip("|").split("|")]
