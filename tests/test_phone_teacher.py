@@ -98,7 +98,7 @@ def test_crops_come_with_labels_and_teacher_frames_that_follow_their_speed(small
                                 DIM, axis=1) for i in range(len(source))]
     crops = RandomCrops(source, RATE // 2, RATE, seed=0, pitch_semitones=3, phone_index=index, hop=HOP,
                         with_teacher=True)
-    crop, got, teacher = crops[timed]  # epoch 0
+    crop, got, teacher, _ = crops[timed]  # epoch 0
     rng = np.random.default_rng([0, 0, timed])  # the draws the crop made: its speed, then its start
     played = crops.played_rate(rng)
     clip = source.read(timed)[0].size
@@ -116,7 +116,7 @@ def test_crops_come_with_labels_and_teacher_frames_that_follow_their_speed(small
 
 def test_the_phone_loss_falls_as_the_teacher_trains(small_corpus, tmp_path):
     trainer = Trainer(micro_config(small_corpus, "loss.phones=1.0", "data.batch_size=8", "optim.lr=1e-2"), tmp_path)
-    audio, phone_labels, _ = next(iter(trainer.loader))
+    audio, phone_labels, *_ = next(iter(trainer.loader))
     assert (phone_labels != IGNORE).any()
     losses = [trainer.train_step(audio, phone_labels)["phone_ce"] for _ in range(25)]
     assert losses[-1] < 0.75 * losses[0]

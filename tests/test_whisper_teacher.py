@@ -87,7 +87,7 @@ def test_a_run_with_the_whisper_teacher_trains_its_head_and_exports_a_stock_code
     from safetensors.torch import load_file
 
     trainer = Trainer(micro_config(small_corpus, cache, "loss.whisper=1.0", "optim.lr=1e-2"), tmp_path / "run")
-    audio, _, teacher = next(iter(trainer.loader))
+    audio, _, teacher, _ = next(iter(trainer.loader))
     assert teacher.shape == (audio.shape[0], audio.shape[1] // HOP, DIM) and not torch.isnan(teacher).any()
     distances = [trainer.train_step(audio, None, teacher)["whisper_distance"] for _ in range(20)]
     assert distances[-1] < 0.8 * distances[0]

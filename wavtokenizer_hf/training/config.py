@@ -68,6 +68,9 @@ class LossConfig:
     # not in the paper (0 keeps its recipe): a Whisper teacher, cosine distance of a training-only head on the
     # quantised latents to Whisper tiny.en's encoder features at each frame (training/whisper_teacher.py)
     whisper: float = 0.0
+    # not in the paper (0 keeps its recipe): a pitch teacher, cross-entropy of a training-only head on the quantised
+    # latents classifying each frame's F0 (one-semitone bins and no pitch) from the clip's YIN track (training/pitch_teacher.py)
+    pitch: float = 0.0
 
 
 @dataclass

@@ -23,6 +23,7 @@ from ..saved_dataset import is_saved_dataset, load_split
 from ..errors import WavTokenizerError
 from ..listing import audio_files, manifest_entries
 from .phones import TimedPhones, frame_labels
+from .pitch_teacher import frame_pitch_labels
 from .whisper_teacher import frame_targets
 
 
@@ -51,6 +52,7 @@ class ClipSource:
         self.summary = ""
         self.phones: list[list[dict]] = []  # per clip, with_phones: its timed phones ([] where untimed)
         self.teacher: list[np.ndarray] | None = None  # per clip, with the Whisper teacher: its features (trainer sets)
+        self.pitch: list[np.ndarray] | None = None  # per clip, with the pitch teacher: its F0 track (trainer sets)
         if not location.exists():
             raise WavTokenizerError(f"training data not found: {location}")
         if is_saved_dataset(location):
@@ -157,7 +159,8 @@ class RandomCrops(Dataset):
 
     def __init__(self, source: ClipSource, segment_samples: int, sampling_rate: int, seed: int = 0,
                  gain_db: tuple[float, float] = (-6.0, -1.0), pitch_semitones: float = 0.0,
-                 phone_index: dict[str, int] | None = None, hop: int = 320, with_teacher: bool = False):
+                 phone_index: dict[str, int] | None = None, hop: int = 320, with_teacher: bool = False,
+                 with_pitch: bool = False):
         if pitch_semitones < 0:
             raise WavTokenizerError(f"data.pitch_semitones must be >= 0, not {pitch_semitones}")
         self.source, self.segment, self.rate, self.seed, self.gain_db = source, segment_samples, sampling_rate, seed, gain_db
@@ -166,13 +169,16 @@ class RandomCrops(Dataset):
         self.with_teacher = with_teacher  # each crop comes with the Whisper teacher's features per frame
         if with_teacher and source.teacher is None:
             raise WavTokenizerError("the Whisper teacher's features are not loaded (whisper_teacher.teacher_features)")
+        self.with_pitch = with_pitch  # each crop comes with a pitch class per codec frame
+        if with_pitch and source.pitch is None:
+            raise WavTokenizerError("the pitch teacher's F0 tracks are not loaded (pitch_teacher.pitch_tracks)")
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(crop, phone labels per codec frame, Whisper teacher features per codec frame; each empty when not
-        asked for). `key` = epoch x clips + clip (the sampler's keys carry the epoch, so persistent workers need no
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(crop, phone labels per codec frame, Whisper teacher features per codec frame, pitch class per codec
+        frame; each empty when not asked for). `key` = epoch x clips + clip (the sampler's keys carry the epoch, so persistent workers need no
         state)."""
         epoch, index = divmod(key, len(self.source))
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -199,7 +205,11 @@ class RandomCrops(Dataset):
         if self.with_teacher:
             teacher = frame_targets(self.source.teacher[index], clip_samples, start, self.segment // self.hop,
                                     self.hop, played_rate / self.rate, self.rate)
-        return (crop * (level / peak) if peak > 1e-6 else crop), labels, teacher
+        pitch = torch.empty(0, dtype=torch.long)
+        if self.with_pitch:
+            pitch = frame_pitch_labels(self.source.pitch[index], clip_samples, start, self.segment // self.hop,
+                                       self.hop, played_rate / self.rate, self.rate)
+        return (crop * (level / peak) if peak > 1e-6 else crop), labels, teacher, pitch
 
     def played_rate(self, rng: np.random.Generator) -> int:
         """The rate the crop's samples are taken to have: the model's rate times 2^(semitones/12), on a 100 Hz
@@ -233,11 +243,12 @@ class ResumableSampler(Sampler[int]):
 
 def make_loader(source: ClipSource, segment_samples: int, sampling_rate: int, batch_size: int, seed: int,
                 num_workers: int = 0, num_replicas: int = 1, rank: int = 0, pitch_semitones: float = 0.0,
-                phone_index: dict[str, int] | None = None, hop: int = 320, with_teacher: bool = False) -> DataLoader:
-    """A loader of (audio, phone labels, teacher features) batches whose `sampler` carries the epoch and position
+                phone_index: dict[str, int] | None = None, hop: int = 320, with_teacher: bool = False,
+                with_pitch: bool = False) -> DataLoader:
+    """A loader of (audio, phone labels, teacher features, pitch classes) batches whose `sampler` carries the epoch and position
     to checkpoint."""
     dataset = RandomCrops(source, segment_samples, sampling_rate, seed, pitch_semitones=pitch_semitones,
-                          phone_index=phone_index, hop=hop, with_teacher=with_teacher)
+                          phone_index=phone_index, hop=hop, with_teacher=with_teacher, with_pitch=with_pitch)
     sampler = ResumableSampler(len(dataset), seed, num_replicas, rank)
     if len(sampler.order()) < batch_size:
         raise WavTokenizerError(f"{len(source)} training clips cannot fill a batch of {batch_size} per process")

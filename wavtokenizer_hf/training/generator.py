@@ -37,6 +37,7 @@ class WavTokenizerGenerator(nn.Module):
         self.num_conditions = config.adanorm_num_embeddings
         self.phone_head: nn.Module | None = None  # training only (training/phones.py); never exported
         self.whisper_head: nn.Module | None = None  # training only (training/whisper_teacher.py); never exported
+        self.pitch_head: nn.Module | None = None  # training only (training/pitch_teacher.py); never exported
 
     @property
     def config(self) -> WavTokenizerConfig:

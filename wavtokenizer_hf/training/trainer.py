@@ -43,6 +43,8 @@ from .generator import WavTokenizerGenerator
 from .losses import MelLoss, MultiScaleMelLoss, discriminator_loss, feature_matching, generator_adversarial
 from .phase_losses import phase_loss
 from .phones import PhoneHead, phone_inventory, phone_loss
+from .pitch_teacher import CLASSES as PITCH_CLASSES
+from .pitch_teacher import pitch_tracks
 from .whisper_teacher import DIM as WHISPER_DIM
 from .whisper_teacher import teacher_features, teacher_loss
 
@@ -196,12 +198,15 @@ class Trainer:
             source.teacher = teacher_features(source, d.teacher_cache or None,
                                               progress=self.accelerator.is_main_process)
             self.generator.whisper_head = PhoneHead(self.generator.config.codebook_dim, WHISPER_DIM)
+        if cfg.loss.pitch > 0:  # the same read-out, to the pitch classes
+            source.pitch = pitch_tracks(source, d.teacher_cache or None, progress=self.accelerator.is_main_process)
+            self.generator.pitch_head = PhoneHead(self.generator.config.codebook_dim, PITCH_CLASSES)
         hop = int(np.prod(self.generator.config.upsampling_ratios))
         self.loader = make_loader(source, int(d.segment_seconds * self.sampling_rate), self.sampling_rate,
                                   d.batch_size, cfg.run.seed, d.num_workers,
                                   self.accelerator.num_processes, self.accelerator.process_index, d.pitch_semitones,
                                   {p: i for i, p in enumerate(self.phone_inventory)} if self.phone_inventory else None,
-                                  hop, with_teacher=cfg.loss.whisper > 0)
+                                  hop, with_teacher=cfg.loss.whisper > 0, with_pitch=cfg.loss.pitch > 0)
         o = cfg.optim
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         # With fixes.train_dac off (the authors' code) the DAC discriminator scores but never learns: it is frozen,
@@ -262,11 +267,12 @@ class Trainer:
             raise WavTokenizerError(f"{path}: the checkpoint's phone teacher has {len(state.get('phone_inventory', []))} "
                                     f"classes, this run's data and loss.phones give {len(self.phone_inventory)}; "
                                     "resume with the same data and loss.phones, or use another --out")
-        has_head = any(key.startswith("whisper_head.") for key in state["generator"])
-        if has_head != (self.generator.whisper_head is not None):
-            raise WavTokenizerError(f"{path}: the checkpoint was trained {'with' if has_head else 'without'} the "
-                                    "Whisper teacher, this run's loss.whisper says otherwise; resume with the same "
-                                    "loss.whisper, or use another --out")
+        for head, teacher, weight in (("whisper_head", "Whisper", "whisper"), ("pitch_head", "pitch", "pitch")):
+            has_head = any(key.startswith(f"{head}.") for key in state["generator"])
+            if has_head != (getattr(self.generator, head) is not None):
+                raise WavTokenizerError(f"{path}: the checkpoint was trained {'with' if has_head else 'without'} the "
+                                        f"{teacher} teacher, this run's loss.{weight} says otherwise; resume with the "
+                                        f"same loss.{weight}, or use another --out")
         self.generator.load_state_dict(state["generator"])
         self.generator.quantizer.updates.fill_(state["codebook_updates"])
         self.discriminators.load_state_dict(state["discriminators"])
@@ -345,7 +351,7 @@ class Trainer:
 
     # --- one optimisation step -----------------------------------------------------------------------------------
     def train_step(self, audio: torch.Tensor, phone_labels: torch.Tensor | None = None,
-                   teacher: torch.Tensor | None = None) -> dict[str, float]:
+                   teacher: torch.Tensor | None = None, pitch_labels: torch.Tensor | None = None) -> dict[str, float]:
         cfg, weights = self.cfg, self.cfg.loss
         gan = self.step >= weights.gan_start_step and len(self.accelerator.unwrap_model(self.discriminators)) > 0
         batch = audio.shape[0]
@@ -399,6 +405,11 @@ class Trainer:
                 distance, similarity = teacher_loss(whisper_head(out.quantized), teacher)
                 g_loss = g_loss + weights.whisper * distance
                 logs["whisper_distance"], logs["whisper_similarity"] = distance.detach(), similarity.detach()
+            pitch_head = self.accelerator.unwrap_model(self.generator).pitch_head
+            if pitch_head is not None and pitch_labels is not None and pitch_labels.numel():
+                pitch_ce, pitch_accuracy = phone_loss(pitch_head(out.quantized), pitch_labels)  # the same cross-entropy
+                g_loss = g_loss + weights.pitch * pitch_ce
+                logs["pitch_ce"], logs["pitch_accuracy"] = pitch_ce.detach(), pitch_accuracy.detach()
             if gan:
                 # frozen, unwrapped discriminators: gradients reach the generator only (and DDP is not involved)
                 discriminators = self.accelerator.unwrap_model(self.discriminators).requires_grad_(False)
@@ -496,12 +507,12 @@ class Trainer:
         next_export = export_period * (1 + self.seconds_done // export_period) if export_period else 0
         while self.step < max_steps:
             set_position(self.loader, self.epoch, self.batches_done)
-            for audio, phone_labels, teacher in self.loader:
+            for audio, phone_labels, teacher, pitch_labels in self.loader:
                 if max_seconds:
                     self.time_fraction = self._elapsed(start) / max_seconds
                 self._maybe_initialize_codebook()
                 logs = self.train_step(audio.to(self.accelerator.device), phone_labels.to(self.accelerator.device),
-                                       teacher.to(self.accelerator.device))
+                                       teacher.to(self.accelerator.device), pitch_labels.to(self.accelerator.device))
                 self.batches_done += 1
                 if not self.accelerator.sync_gradients:
                     continue

@@ -13,7 +13,6 @@ weights' hash), so a resumed or repeated run reads them back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -21,16 +20,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_path
 from ..audio_io import resample
-from ..errors import WavTokenizerError
+from .clip_cache import cached_per_clip
 
 FRAME_RATE = 50  # encoder frames per second (16 kHz audio, hop 160, stride 2)
 DIM = 384  # tiny.en's width
 WINDOW_SECONDS = 30
 RATE = 16000
 HOP = RATE // FRAME_RATE  # samples of one encoder frame
-VERSION = 1  # bump when the packing or the features change
+VERSION = 2  # bump when the packing, the features or their storage change (2: training/clip_cache.py)
 
 
 def default_cache_dir() -> Path:
@@ -61,38 +59,19 @@ def encoder_features(clips: list[np.ndarray], model=None, progress: bool = True)
     return features
 
 
-def clips_key(clip_bytes: list[bytes]) -> str:
-    """A hash of every clip's audio bytes (in order), the weights and this module's VERSION."""
-    from ..evaluation.whisper import MODEL_SHA256
-
-    digest = hashlib.sha256(f"{VERSION}:{MODEL_SHA256['model.bin']}".encode())
-    for data in clip_bytes:
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()[:20]
-
-
 def teacher_features(source, cache_dir: str | Path | None = None, progress: bool = True) -> list[np.ndarray]:
     """The features of every clip of a `ClipSource`, from the cache or computed (and cached)."""
-    from safetensors.numpy import load_file, save_file
+    from ..evaluation.whisper import MODEL_SHA256
 
-    clip_bytes = [source.raw_bytes(i) for i in range(len(source))]
-    path = Path(cache_dir or default_cache_dir()) / f"{clips_key(clip_bytes)}.safetensors"
-    if path.exists():
-        stored = load_file(path)
-        offsets = stored["offsets"]
-        if len(offsets) != len(source) + 1:
-            raise WavTokenizerError(f"{path}: holds {len(offsets) - 1} clips, not {len(source)}; delete it")
-        return [stored["features"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    clips = []
-    for index in range(len(source)):
-        data, rate = source.read(index)
-        clips.append(resample(torch.from_numpy(data)[None], rate, RATE)[0].clamp(-1, 1).numpy()
-                     if rate != RATE else np.clip(data, -1, 1))
-    features = encoder_features(clips, progress=progress)
-    offsets = np.cumsum([0] + [len(f) for f in features]).astype(np.int64)
-    with atomic_path(path, overwrite=True) as tmp:
-        save_file({"features": np.concatenate(features), "offsets": offsets}, str(tmp))
-    return features
+    def compute() -> list[np.ndarray]:
+        clips = []
+        for index in range(len(source)):
+            data, rate = source.read(index)
+            clips.append(resample(torch.from_numpy(data)[None], rate, RATE)[0].clamp(-1, 1).numpy()
+                         if rate != RATE else np.clip(data, -1, 1))
+        return encoder_features(clips, progress=progress)
+
+    return cached_per_clip(source, cache_dir or default_cache_dir(), f"{VERSION}:{MODEL_SHA256['model.bin']}", compute)
 
 
 def frame_targets(features: np.ndarray | None, clip_samples: int, start: int, frames: int, hop: int, speed: float,
