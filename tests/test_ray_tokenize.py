@@ -221,6 +221,13 @@ def test_parquet_files_and_uris_are_inputs_too(cluster, codec, tmp_path):
     for source, out in ((tmp_path / "audio.parquet", tmp_path / "from_parquet"), (f"file://{inputs}", tmp_path / "from_uri")):
         try:
             tokenize_with_ray(source, out, MODEL, cluster[0].address, rows_per_part=2, progress=False)
+            assert not ray.is_initialized()  # the call connected this process and disconnected it
         finally:
-            ray.shutdown()  # this process joined the cluster as a driver
+            ray.shutdown()
         assert rows_of(out) == expected
+    ray.init(address=cluster[0].address)  # a caller's own connection is left as it was
+    try:
+        tokenize_with_ray(tmp_path / "audio.parquet", tmp_path / "own", MODEL, None, rows_per_part=2, progress=False)
+        assert ray.is_initialized() and rows_of(tmp_path / "own") == expected
+    finally:
+        ray.shutdown()

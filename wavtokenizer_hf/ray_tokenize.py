@@ -239,11 +239,16 @@ def tokenize_with_ray(source: str | os.PathLike, out_dir: str | os.PathLike, mod
         pending = [k for k in range(parts) if not part_path(directory, k).exists()]
         tokenizer = DatasetTokenizer(model_dir)
         if pending:
-            if not ray.is_initialized():
+            connected_here = not ray.is_initialized()
+            if connected_here:
                 ray.init(address=address, **({} if address else {"_node_ip_address": "127.0.0.1"}),
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
-            _run(ray, ids, refs, pending, rows_per_part, directory, plan, model_dir, source, split, audio_column,
-                 batch_size, encoders, tokenizer, progress)
+            try:
+                _run(ray, ids, refs, pending, rows_per_part, directory, plan, model_dir, source, split, audio_column,
+                     batch_size, encoders, tokenizer, progress)
+            finally:  # a connection this call made ends with it, not in Ray's exit hooks (noisy after a failed job)
+                if connected_here:
+                    ray.shutdown()
         skipped = write_complete(directory, plan, parts, tokenizer.frame_rate)
     return {"parts_written": len(pending), "parts_skipped": parts - len(pending), "files_skipped": len(skipped),
             "rows": len(ids) - len(skipped), "seconds": round(time.perf_counter() - started, 2)}
