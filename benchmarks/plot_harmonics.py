@@ -2,7 +2,7 @@
 codec, side by side: where a codec keeps a voice's harmonics, follows its pitch, or renders it as noise.
 
   python benchmarks/plot_harmonics.py --codec wavtokenizer_hf/default_codec --data runs/voices_test_ref \
-      --speaker joe --speaker bdl --speaker slt --offset 528 --out docs/figures/harmonics_default.png
+      --speaker joe --speaker slt --offset 528 --out benchmarks/harmonics_default.png
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
             ax.set_ylabel("Hz") if column == 0 else None
     fig.tight_layout()
     with atomic_path(args.out, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=70, format="png")
+        fig.savefig(tmp, dpi=50, format="png")
     print(f"wrote {args.out}")
 
 
