@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.listing import or_na
-from wavtokenizer_hf.evaluation.paired import PERCENT_POINTS, paired_differences, resampling_unit
+from wavtokenizer_hf.evaluation.paired import PAIRED_ROWS, PERCENT_POINTS, paired_differences, resampling_unit
 from wavtokenizer_hf.evaluation.report import speaker_table
 
 ROWS = [  # (summary key, label, format, paired key or None)
@@ -30,13 +30,12 @@ ROWS = [  # (summary key, label, format, paired key or None)
     ("f0_gross_error", "F0 gross errors", "{:.1%}", "f0_gross_error"),
     ("f0_rmse_cents", "F0 RMSE, voiced in both (cents)", "{:.0f}", None),
     ("phase_advance_error", "phase advance error (radians)", "{:.3f}", "phase_advance_error"),
-    ("mos", "DistillMOS", "mos", None),
+    ("pesq_wb", "PESQ (wideband)", "{:.2f}", "pesq_wb"),
+    ("mos", "DistillMOS", "mos", "mos"),
     ("flagged", "outputs flagged", "{:.1%}", None),
     ("codebook_used", "codebook entries used", "{:.1%}", None),
 ]
-PAIRED_FORMAT = {"stoi": "{:+.3f}", "speaker_similarity": "{:+.3f}", "mel_distance": "{:+.3f}", "vuv_f1": "{:+.3f}",
-                 "phase_advance_error": "{:+.3f}", "wer_capped": "{:+.1f}", "cer_capped": "{:+.1f}",
-                 "f0_gross_error": "{:+.1f}"}
+PAIRED_FORMAT = {key: fmt for key, _, fmt, _ in PAIRED_ROWS}  # how each paired difference is printed
 
 
 def cell(summary: dict, key: str, fmt: str) -> str:

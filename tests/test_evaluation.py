@@ -356,6 +356,18 @@ def test_paired_differences_pool_capped_errors_and_average_the_rest_by_hand():
         paired_differences(results, "a")
 
 
+def test_distillmos_and_pesq_get_paired_differences_like_the_other_means():
+    def scored(mos, pesq):
+        return {"per_utterance": [{"id": f"u{i}", "kind": "speech", "mos": m, "pesq_wb": p}
+                                  for i, (m, p) in enumerate(zip(mos, pesq))]}
+
+    results = {"codecs": {"a": scored([2.0, 3.0, 2.5], [1.1, 1.2, 1.3]), "b": scored([1.5, 2.0, 2.5], [1.3, 1.2, 1.6])}}
+    differences = paired_differences(results, "a", rounds=200)["b"]
+    assert differences["mos"]["difference"] == pytest.approx(-0.5)
+    assert differences["pesq_wb"]["difference"] == pytest.approx(0.5 / 3)
+    assert "| DistillMOS | -0.50 [" in paired_table(results, "a", rounds=200)
+
+
 def test_results_that_cannot_be_written_leave_the_earlier_evaluation_whole(results, tmp_path):
     from wavtokenizer_hf.evaluation import write_results
 

@@ -28,6 +28,8 @@ PAIRED_ROWS = [
     ("f0_gross_error", "F0 gross errors (points)", "{:+.1f}", "f0_gross_error"),
     ("phase_advance_error", "phase advance error, radians", "{:+.3f}", "phase_advance_error"),
     ("mel_distance", "mel L1 distance", "{:+.3f}", "mel_distance"),
+    ("pesq_wb", "PESQ (wideband)", "{:+.2f}", "pesq_wb"),
+    ("mos", "DistillMOS", "{:+.2f}", "mos"),
 ]
 PERCENT_POINTS = {"wer_capped", "cer_capped", "f0_gross_error"}
 
