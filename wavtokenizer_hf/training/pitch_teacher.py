@@ -1,7 +1,7 @@
 """The pitch teacher: each training clip's F0 track (the evaluation's YIN tracker, 10 ms frames, cached) and a
 training-only head on the quantised latents that classifies each frame's pitch (cross-entropy over one-semitone bins
-and a no-pitch class), so the codes keep the pitch that the encoder hears and the codebook otherwise drops (a probe
-on the stage-6 codec read F0 within a semitone from 66% of unseen voiced frames before the quantiser, 19% after).
+and a no-pitch class), so the codes keep the pitch that the encoder hears and the codebook otherwise drops (`benchmarks/pitch_probe.py`
+on the stage-6 codec reads F0 within a semitone from 64% of unseen voiced frames before the quantiser, 17% after).
 
 Crops played faster or slower (`data.pitch_semitones`) scale their F0 with the speed, as the resampling does. The head
 lives on the generator module for training only: the exported codec stays a stock `WavTokenizerModel`.
