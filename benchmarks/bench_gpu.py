@@ -118,6 +118,56 @@ def timed_in_turn(calls: dict[str, Callable], repeats: int, device: str) -> dict
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def attempt(call: Callable, failures: dict[str, str], name: str):
+    """`call()`, or None with the error recorded under `name` when the device refuses the size (memory, index
+    limits): one side failing a row is a result, not the end of the run."""
+    try:
+        return call()
+    except RuntimeError as err:  # torch.OutOfMemoryError is one too
+        failures[name] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+        return None
+
+
+def throughput_row(model: WavTokenizerModel, fast: FastWavTokenizer, audio: torch.Tensor, repeats: int,
+                   device: str) -> dict:
+    """One clip length and batch size: codes identical?, each side's encode and decode speed and peak memory; a side
+    that fails at this size is reported as failed, and the other side is still measured."""
+    batch, seconds = audio.shape[0], audio.shape[1] / RATE
+    failures: dict[str, str] = {}
+    row: dict = {"clip_seconds": seconds, "batch": batch}
+    with torch.inference_mode():
+        stock_codes = attempt(lambda: model.encode(audio[:, None]).audio_codes[:, 0], failures, "encode_stock")
+        encoded = attempt(lambda: fast.encode(audio), failures, "encode_ours")
+        frames = encoded[1] if encoded is not None else None  # None: every row is whole
+        codes = stock_codes if stock_codes is not None else (encoded[0] if encoded is not None else None)
+        if stock_codes is not None and encoded is not None:
+            row["codes_identical"] = float((stock_codes == encoded[0]).float().mean())
+        calls: dict[str, Callable] = {}
+        if stock_codes is not None:
+            calls["encode_stock"] = lambda: model.encode(audio[:, None])
+        if encoded is not None:
+            calls["encode_ours"] = lambda: fast.encode(audio)
+        if codes is not None:
+            stock_audio = attempt(lambda: model.decode(codes[:, None]).audio_values.reshape(batch, -1), failures,
+                                  "decode_stock")
+            ours_audio = attempt(lambda: fast.decode(codes, frames).reshape(batch, -1), failures, "decode_ours")
+            if stock_audio is not None and ours_audio is not None:
+                row["decode_max_abs_diff"] = float((stock_audio - ours_audio).abs().max())
+            stock_audio = ours_audio = None
+            if "decode_stock" not in failures:
+                calls["decode_stock"] = lambda: model.decode(codes[:, None])
+            if "decode_ours" not in failures:
+                calls["decode_ours"] = lambda: fast.decode(codes, frames)
+                calls["decode_ours_bf16"] = lambda: fast.decode(codes, frames, precision="bf16")
+        times = timed_in_turn(calls, repeats, device)
+        memory = {f"{name}_peak_mb": peak_memory_mb(call, device) for name, call in calls.items()}
+    total = seconds * batch
+    row.update({f"{name}_x_real_time": round(total / t, 1) for name, t in times.items()}, **memory)
+    if failures:
+        row["failed"] = failures
+    return row
+
+
 def throughput(model: WavTokenizerModel, fast: FastWavTokenizer, args, budget: Budget, results: Results) -> None:
     device = args.device
     for seconds in args.clip_seconds:
@@ -128,25 +178,12 @@ def throughput(model: WavTokenizerModel, fast: FastWavTokenizer, args, budget: B
                 continue
             generator = torch.Generator().manual_seed(batch)
             audio = (torch.randn(batch, int(seconds * RATE), generator=generator) * 0.1).to(device)
-            with torch.inference_mode():
-                stock_codes = model.encode(audio[:, None]).audio_codes[:, 0]
-                ours_codes, frames = fast.encode(audio)
-                stock_audio = model.decode(stock_codes[:, None]).audio_values.reshape(batch, -1)
-                ours_audio = fast.decode(stock_codes, frames).reshape(batch, -1)
-                calls = {"encode_stock": lambda: model.encode(audio[:, None]),
-                         "encode_ours": lambda: fast.encode(audio),
-                         "decode_stock": lambda: model.decode(stock_codes[:, None]),
-                         "decode_ours": lambda: fast.decode(stock_codes, frames),
-                         "decode_ours_bf16": lambda: fast.decode(stock_codes, frames, precision="bf16")}
-                times = timed_in_turn(calls, args.repeats, device)
-                memory = {f"{name}_peak_mb": peak_memory_mb(call, device) for name, call in calls.items()}
-            total = seconds * batch
-            results.add("throughput", key, {
-                "clip_seconds": seconds, "batch": batch,
-                "codes_identical": float((stock_codes == ours_codes).float().mean()),
-                "decode_max_abs_diff": float((stock_audio - ours_audio).abs().max()),
-                **{f"{name}_x_real_time": round(total / t, 1) for name, t in times.items()}, **memory})
-    rows = [r for r in results.data["parts"]["throughput"].values() if isinstance(r, dict)]
+            results.add("throughput", key, throughput_row(model, fast, audio, args.repeats, device))
+            audio = None
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    rows = [r for r in results.data["parts"]["throughput"].values()
+            if isinstance(r, dict) and "encode_stock_x_real_time" in r and "encode_ours_x_real_time" in r]
     for seconds in args.clip_seconds:
         same = [r for r in rows if r["clip_seconds"] == seconds]
         if same:
@@ -232,7 +269,8 @@ def datasets_map(model: WavTokenizerModel, model_dir: Path, args, budget: Budget
     processes = max(1, torch.cuda.device_count()) if args.device.startswith("cuda") else 1
     start = time.perf_counter()
     ours = rows.map(DatasetTokenizer(model_dir, device=None if args.device.startswith("cuda") else args.device),
-                    batched=True, batch_size=64, with_rank=True, num_proc=processes, remove_columns=["audio"],
+                    batched=True, batch_size=64, with_rank=True, num_proc=processes if processes > 1 else None,
+                    remove_columns=["audio"],
                     load_from_cache_file=False)
     ours_s = time.perf_counter() - start
 

@@ -4,7 +4,9 @@
 PYTHON=${PYTHON:-python3}
 case $PYTHON in */*) PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON") ;; esac  # scripts cd later
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if compgen -G "$repo/.whl/*.whl" >/dev/null; then
+# The wheels are for the device's Python (3.12, scripts/device_wheels.sh): an interpreter of another version (a CPU
+# check here) uses its own packages instead.
+if compgen -G "$repo/.whl/*.whl" >/dev/null && [ "$("$PYTHON" -c 'import sys; print(sys.version_info[:2] == (3, 12))')" = True ]; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         "$repo"/.whl/*.whl
     export PYTHONPATH=/tmp/site:$repo${PYTHONPATH:+:$PYTHONPATH}

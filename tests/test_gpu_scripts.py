@@ -70,3 +70,22 @@ def test_the_gpu_training_script_trains_on_a_shard_packs_as_it_goes_and_unpacks_
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any(row.get("step", 0) >= 1 for row in steps)
     assert any("phone_ce" in row for row in steps)  # the recipe of `make keep-training`: the phone teacher is on
+
+
+def test_a_benchmark_row_where_the_stock_model_fails_records_the_failure_and_still_times_ours(monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_gpu
+    import torch
+
+    torch.manual_seed(0)
+    model = bench_gpu.build_model(type("Args", (), {"model": None, "tiny": True, "device": "cpu"})())
+    fast = bench_gpu.FastWavTokenizer(model)
+
+    def refuse(*args, **kwargs):  # what the stock encoder said on an H100 for 64 clips of 60 s
+        raise RuntimeError("input tensor must fit into 32-bit index math\nmore")
+
+    monkeypatch.setattr(model, "encode", refuse)
+    row = bench_gpu.throughput_row(model, fast, torch.randn(2, bench_gpu.RATE) * 0.1, repeats=1, device="cpu")
+    assert row["failed"] == {"encode_stock": "RuntimeError: input tensor must fit into 32-bit index math"}
+    assert row["batch"] == 2 and row["encode_ours_x_real_time"] > 0 and row["decode_stock_x_real_time"] > 0
+    assert "encode_stock_x_real_time" not in row and "codes_identical" not in row
