@@ -373,3 +373,15 @@ def test_the_map_encodes_at_the_precision_it_was_given(converted_dir):
     bf16 = [c.tolist() for c in low.encode_waveforms(speech)]
     expected = [c.tolist() for c in low._fast(None).encode_list(speech, "bf16")]
     assert bf16 == expected and bf16 != fp32  # some codes flip in bf16: the option is not ignored
+
+
+def test_a_map_worker_forked_after_cuda_started_is_told_how_to_call_map(converted_dir, monkeypatch):
+    import numpy as np
+
+    from wavtokenizer_hf.errors import WavTokenizerError
+
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)  # what a worker forked after CUDA sees
+    rows = Dataset.from_dict({"audio": [{"array": 0.1 * np.sin(np.arange(9600) / 9), "sampling_rate": 24000}]})
+    with pytest.raises(WavTokenizerError, match="num_proc=None"):
+        rows.map(DatasetTokenizer(converted_dir, device="cuda:0"), batched=True)
+    assert rows.map(DatasetTokenizer(converted_dir, device="cpu"), batched=True)["num_frames"][0] > 0  # CPU: fine

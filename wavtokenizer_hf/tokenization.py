@@ -152,6 +152,11 @@ class DatasetTokenizer:
             device = self.device
             if device is None:
                 device = f"cuda:{(rank or 0) % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+            if device.startswith("cuda") and torch.cuda._is_in_bad_fork():
+                raise WavTokenizerError(
+                    "this datasets.map worker was forked after the main process had started CUDA, and a forked "
+                    "process cannot use it: on one GPU call map with num_proc=None; on several, start no CUDA work "
+                    "in the main process before map (or tokenize on the CPU with device='cpu')")
             if model_identity(self.model_dir) != self.identity:
                 raise WavTokenizerError(f"the model in {self.model_dir} changed after this tokenizer was made; make "
                                         "a new DatasetTokenizer (its codes would not be the ones it promised)")
