@@ -303,14 +303,19 @@ def main() -> None:
     parser.add_argument("--map-clips", type=int, default=256)
     parser.add_argument("--budget-seconds", type=float, default=420.0,
                         help="no new measurement starts after this (the one running finishes)")
+    parser.add_argument("--stock-fp32", action="store_true",
+                        help="turn TF32 off for the stock model too (torch's default lets cuDNN use it; ours never)")
     args = parser.parse_args()
+    if args.stock_fp32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     budget = Budget(args.budget_seconds)
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor()
     results = Results(args.out, {
         "command": "python benchmarks/bench_gpu.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v not in (None, False)),
-        "device": device_name or args.device, "torch": torch.__version__, "transformers": transformers.__version__,
+            for k, v in vars(args).items() if v is not None and v is not False),
+        "device": device_name or args.device, "torch": torch.__version__,
+        "stock_tf32_cudnn_matmul": [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32], "transformers": transformers.__version__,
         "model": str(args.model) if args.model else ("tiny, random" if args.tiny else "full-size 75 tokens/s, random")})
     model = build_model(args)
     fast = FastWavTokenizer(model)
