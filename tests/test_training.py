@@ -670,6 +670,13 @@ def test_an_unknown_phase_kind_or_clock_is_refused_by_name(setting):
         load_train_config("tiny", [setting])
 
 
+@pytest.mark.parametrize("setting", ["loss.pitch=-1", "loss.phones=-0.5", "loss.mel=-45", "loss.gan_start_step=-1"])
+def test_a_negative_loss_weight_is_refused_by_name(setting):
+    with pytest.raises(WavTokenizerError, match=f"{setting.split('=')[0]} must be 0 or more"):
+        load_train_config("tiny", [setting])
+    assert load_train_config("tiny", [setting.split("=")[0] + "=0"])  # 0 turns a term off
+
+
 def test_on_the_cpu_clock_the_time_limit_and_timed_snapshots_follow_cpu_time(small_corpus, tmp_path, monkeypatch):
     """With run.clock=cpu the limit counts this process's CPU time: a clock that runs 20 s per reading stops the run
     after a few steps and exports a snapshot per 0.5 simulated minutes, each logged with its minutes."""

@@ -30,11 +30,15 @@ def cached_per_clip(source, directory: str | Path, salt: str,
 
     path = Path(directory) / f"{clips_key([source.raw_bytes(i) for i in range(len(source))], salt)}.safetensors"
     if path.exists():
-        stored = load_file(path)
-        offsets = stored["offsets"]
+        try:
+            stored = load_file(path)
+            offsets, values = stored["offsets"], stored["values"]
+        except Exception as err:  # a truncated or foreign file: safetensors' own message names neither
+            raise WavTokenizerError(f"{path}: unreadable cache file ({type(err).__name__}: {err}); delete it and "
+                                    "it is computed again") from err
         if len(offsets) != len(source) + 1:
             raise WavTokenizerError(f"{path}: holds {len(offsets) - 1} clips, not {len(source)}; delete it")
-        return [stored["values"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        return [values[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     arrays = compute()
     if len(arrays) != len(source):
         raise WavTokenizerError(f"computed {len(arrays)} arrays for {len(source)} clips")

@@ -230,6 +230,10 @@ def _check_choices(config: TrainConfig) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    for entry in dataclasses.fields(config.loss):  # a negative weight would train its term backwards; 0 turns a term off
+        value = getattr(config.loss, entry.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise WavTokenizerError(f"loss.{entry.name} must be 0 or more (0 turns it off), not {value!r}")
     for name in ("sources", "kinds"):
         if isinstance(getattr(config.data, name), str):
             setattr(config.data, name, (getattr(config.data, name),))
