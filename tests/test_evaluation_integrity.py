@@ -419,6 +419,22 @@ def test_the_speaker_table_shows_a_voice_a_codec_whispers_beside_the_originals_v
     assert len(header) == len(cells["low"]) == len(cells["high"]) == lines[3].count("---")
 
 
+def test_the_speaker_table_gets_a_distillmos_column_only_where_it_was_scored():
+    from wavtokenizer_hf.evaluation.report import speaker_table
+
+    def results(mos: list) -> dict:
+        rows = [{"id": f"u{i}", "kind": "speech", "char_errors": 1, "chars": 10, "mos": m} for i, m in enumerate(mos)]
+        return {"groups": {"u0": {"speaker": "low"}, "u1": {"speaker": "low"}, "u2": {"speaker": "high"}},
+                "codecs": {"a": {"per_utterance": rows}}}
+
+    lines = speaker_table(results([2.0, 3.0, 1.5])).splitlines()
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[4:]}
+    assert cells["low"][header.index("DistillMOS: a")] == "2.50" and cells["high"][header.index("DistillMOS: a")] == "1.50"
+    assert len(header) == len(cells["low"]) == lines[3].count("---")
+    assert "DistillMOS" not in speaker_table(results([None, None, None]))
+
+
 def test_the_recorded_commit_is_the_one_the_process_started_with(monkeypatch):
     from wavtokenizer_hf.evaluation import provenance
 

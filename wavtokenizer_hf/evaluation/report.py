@@ -41,6 +41,7 @@ ROWS = [
 BY_SPEAKER = [("cer_capped", "capped CER", "{:.0%}"), ("stoi", "STOI", "{:.2f}"),
               ("speaker_similarity", "speaker sim.", "{:.2f}"), ("f0_gross_error", "F0 gross", "{:.0%}"),
               ("voiced_share", "voiced", "{:.0%}")]
+MOS_BY_SPEAKER = ("mos", "DistillMOS", "{:.2f}")  # a column only where it was scored
 
 
 def _cell(summary: dict, key: str, fmt: str | None) -> str:
@@ -80,9 +81,9 @@ def _speech_rows(results: dict, codec: str, members: set[str]) -> list[dict]:
 
 
 def speaker_table(results: dict, by: str = "speaker") -> str:
-    """Per speaker (`by="source"`: per source), a few headline metrics for each codec, and the share of frames voiced
-    in the originals beside each codec's (a codec that whispers a voice shows there); empty where there are fewer
-    than two groups."""
+    """Per speaker (`by="source"`: per source), a few headline metrics for each codec (DistillMOS where it was
+    scored), and the share of frames voiced in the originals beside each codec's (a codec that whispers a voice shows
+    there); empty where there are fewer than two groups."""
     names = [n for n in results["codecs"] if n != "identity"]
     if not names:
         return ""
@@ -94,7 +95,9 @@ def speaker_table(results: dict, by: str = "speaker") -> str:
         return ""
     from .runner import _mean, _pooled
 
-    head = [f"{label}: {name}" for name in names for _, label, _ in BY_SPEAKER]
+    scored = any(r.get("mos") is not None for n in names for r in results["codecs"][n]["per_utterance"])
+    columns = [*BY_SPEAKER, MOS_BY_SPEAKER] if scored else BY_SPEAKER
+    head = [f"{label}: {name}" for name in names for _, label, _ in columns]
     lines = [f"By {by} (or {other} where there is no {by}):", "",
              f"| {by} | utterances | voiced: originals | " + " | ".join(head) + " |",
              "| --- | --- | --- |" + " --- |" * len(head)]
@@ -104,7 +107,7 @@ def speaker_table(results: dict, by: str = "speaker") -> str:
                        "{:.0%}")]
         for name in names:
             rows = _speech_rows(results, name, members)
-            for key, _, fmt in BY_SPEAKER:
+            for key, _, fmt in columns:
                 value = (_pooled(rows, "char_errors", "chars", capped=True) if key == "cer_capped"
                          else _mean([r.get(key) for r in rows]))
                 cells.append(or_na(value, fmt))
