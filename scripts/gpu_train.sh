@@ -16,8 +16,9 @@
 # Options: --minutes M (training wall time, default 5), --shard DIR (.gpu_shard), --batch-size B (64), --workers W
 # (8), --eval-limit N (40 test utterances, no recogniser there), --init-from DIR (the default codec), --pack-every S
 # (seconds between copies of the newest snapshot to OUT, 20), and any `--set SECTION.KEY=VALUE` for the trainer.
-# Budget: start and wheels ~2 min, training M, scoring ~1 min: under 8.
-# OUT gets 8 files (the most the device tool returns, each under 16 MiB, so the weights travel in two parts):
+# Budget: start and wheels ~2 min, training M, scoring ~1 min: under 8 (on an H100, --minutes 6 ran 412 s in all).
+# OUT gets 8 files (the most the device tool returns, each under 16 MiB, so the weights travel in two parts; a 9th file
+# there, a tee'd log say, leaves one of these behind):
 #   codec/{config.json, preprocessor_config.json, model.safetensors.part-aa, -ab, SHA256}, log.jsonl,
 #   evaluation.{json,md}
 set -euo pipefail
