@@ -314,8 +314,8 @@ def main() -> None:
         "command": "python benchmarks/bench_gpu.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items() if v is not None and v is not False),
-        "device": device_name or args.device, "torch": torch.__version__,
-        "stock_tf32_cudnn_matmul": [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32], "transformers": transformers.__version__,
+        "device": device_name or args.device, "torch": torch.__version__, "transformers": transformers.__version__,
+        "stock_tf32_cudnn_matmul": [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32],
         "model": str(args.model) if args.model else ("tiny, random" if args.tiny else "full-size 75 tokens/s, random")})
     model = build_model(args)
     fast = FastWavTokenizer(model)

@@ -430,7 +430,8 @@ def test_the_speaker_table_gets_a_distillmos_column_only_where_it_was_scored():
     lines = speaker_table(results([2.0, 3.0, 1.5])).splitlines()
     header = [c.strip() for c in lines[2].strip("|").split("|")]
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[4:]}
-    assert cells["low"][header.index("DistillMOS: a")] == "2.50" and cells["high"][header.index("DistillMOS: a")] == "1.50"
+    column = header.index("DistillMOS: a")
+    assert cells["low"][column] == "2.50" and cells["high"][column] == "1.50"
     assert len(header) == len(cells["low"]) == lines[3].count("---")
     assert "DistillMOS" not in speaker_table(results([None, None, None]))
 

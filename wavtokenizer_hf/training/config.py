@@ -230,7 +230,8 @@ def _check_choices(config: TrainConfig) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    for entry in dataclasses.fields(config.loss):  # a negative weight would train its term backwards; 0 turns a term off
+    # a negative weight would train its term backwards; 0 turns a term off
+    for entry in dataclasses.fields(config.loss):
         value = getattr(config.loss, entry.name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise WavTokenizerError(f"loss.{entry.name} must be 0 or more (0 turns it off), not {value!r}")
