@@ -27,4 +27,6 @@ def test_a_voice_like_tone_is_periodic_and_noise_is_not():
     centres = np.arange(2000, 20000, 1000)
     assert sb.periodicity(voice, centres).min() > 0.98
     assert sb.periodicity(noise, centres).max() < 0.3
+    murmur = np.convolve(noise, np.ones(40) / 40, "same")  # smooth but aperiodic: alike only at lags under a pitch's
+    assert sb.periodicity(murmur, centres).max() < 0.6
     assert len(sb.periodicity(voice, np.array([10, sb.RATE - 10]))) == 0  # frames past either end are skipped
