@@ -24,6 +24,7 @@ from wavtokenizer_hf.evaluation.snapshots import score_snapshots
 from wavtokenizer_hf.training import Trainer, load_train_config
 from wavtokenizer_hf.training.losses import MelLoss, MultiScaleMelLoss
 from wavtokenizer_hf.training.phase_losses import phase_loss, wrapped_abs
+from wavtokenizer_hf.training.generator import WavTokenizerGenerator
 from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes
 
 from conftest import MICRO, ROOT
@@ -273,6 +274,48 @@ def test_codebook_ema_is_updated_once_per_step(small_corpus, tmp_path, single_up
     trainer.fit(3)
     updates = int(trainer.accelerator.unwrap_model(trainer.generator).quantizer.updates)
     assert updates == (3 if single_update else 6)
+
+
+def quantisation_error(generator, audio) -> float:
+    with torch.no_grad():
+        latents = generator.encode_latents(audio)
+        flat = latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
+        embed = generator.quantizer.codebook.embed
+        return float(((flat - embed[nearest_codes(flat, embed)]) ** 2).mean())
+
+
+def test_a_codec_refitted_to_a_larger_codebook_keeps_its_other_weights_and_k_means_fills_the_codebook(
+        small_corpus, tmp_path):
+    source = Trainer(micro_config(small_corpus), tmp_path / "source")
+    source.fit(2)
+    source_dir = source.export("final")
+    source.close()
+    before = AutoModel.from_pretrained(source_dir)
+    config = micro_config(small_corpus, "quantizer.codebook_size=128", "quantizer.kmeans_iterations=20")
+    trainer = Trainer(config, tmp_path / "refit", init_from=str(source_dir))
+    generator = trainer.accelerator.unwrap_model(trainer.generator)
+    assert generator.quantizer.num_codes == 128 and generator.quantizer.initialized
+    assert trainer.init_info["kmeans_vectors"] > 128  # the new codebook was fitted on training latents
+    prefix = "encoder_model.quantizer.codebook."
+    kept = {k: v for k, v in before.state_dict().items() if not k.startswith(prefix)}
+    assert_same(kept, {k: v for k, v in generator.model.state_dict().items() if not k.startswith(prefix)}, "weights")
+    audio = torch.cat([audio for _, (audio, *_) in zip(range(2), trainer.loader)])
+    old = WavTokenizerGenerator(before.config, model=before).eval()
+    generator.eval()
+    assert quantisation_error(generator, audio) < quantisation_error(old, audio)
+    trainer.fit(1)
+    trainer.save_checkpoint()
+    assert AutoModel.from_pretrained(trainer.export("final")).config.codebook_size == 128
+    trainer.close()
+    with pytest.raises(WavTokenizerError, match="codebook has 128 entries, this run's has 64"):
+        Trainer(micro_config(small_corpus), tmp_path / "refit", init_from=str(source_dir))
+
+
+def test_a_codebook_size_is_refused_without_a_codec_to_refit_or_below_two(small_corpus, tmp_path):
+    with pytest.raises(WavTokenizerError, match="model.codebook_size"):
+        Trainer(micro_config(small_corpus, "quantizer.codebook_size=128"), tmp_path)
+    with pytest.raises(WavTokenizerError, match="quantizer.codebook_size must be"):
+        load_train_config("tiny", ["quantizer.codebook_size=1"])
 
 
 def codebook_state(trainer) -> dict[str, torch.Tensor]:

@@ -92,6 +92,9 @@ class QuantizerConfig:
     # steps of plain autoencoder training before k-means (0 = the paper: k-means on the random encoder's latents,
     # which are nearly constant; a short warm-up gives k-means latents that carry the signal)
     warmup_steps: int = 0
+    # with --init-from: a new codebook of this many entries, fitted by k-means on the trained encoder's latents
+    # before the first step (0 keeps the loaded codebook); the encoder, decoder and head are kept
+    codebook_size: int = 0
 
 
 @dataclass
@@ -235,6 +238,9 @@ def _check_choices(config: TrainConfig) -> None:
         value = getattr(config.loss, entry.name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise WavTokenizerError(f"loss.{entry.name} must be 0 or more (0 turns it off), not {value!r}")
+    if config.quantizer.codebook_size < 0 or config.quantizer.codebook_size == 1:
+        raise WavTokenizerError(f"quantizer.codebook_size must be 0 (keep the loaded codebook) or 2 or more, "
+                                f"not {config.quantizer.codebook_size!r}")
     for name in ("sources", "kinds"):
         if isinstance(getattr(config.data, name), str):
             setattr(config.data, name, (getattr(config.data, name),))

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from accelerate import Accelerator
 from torch import nn
 from tqdm import tqdm
-from transformers import AutoModel, WavTokenizerConfig
+from transformers import AutoModel, WavTokenizerConfig, WavTokenizerModel
 
 from ..atomic import atomic_path
 from ..convert import save_hf_directory
@@ -58,7 +58,12 @@ def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokeni
                   reseed_dead_codes=cfg.fixes.reseed_dead_codes)
     if init_from:
         model = AutoModel.from_pretrained(init_from)
+        if q.codebook_size and q.codebook_size != model.config.codebook_size:
+            model = with_empty_codebook(model, q.codebook_size)
         return WavTokenizerGenerator(model.config, model=model, **kwargs)
+    if q.codebook_size:
+        raise WavTokenizerError("quantizer.codebook_size refits the codebook of an --init-from codec; "
+                                "a fresh codec takes its size from model.codebook_size")
     try:
         config = WavTokenizerConfig(**cfg.model)
     except (TypeError, ValueError) as err:
@@ -69,6 +74,21 @@ def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokeni
     elif cfg.encoder_init != "default":
         raise WavTokenizerError(f"encoder_init must be 'default' or 'kaiming', got {cfg.encoder_init!r}")
     return generator
+
+
+def with_empty_codebook(model: WavTokenizerModel, size: int) -> WavTokenizerModel:
+    """The same codec with an uninitialised codebook of `size` entries (k-means fills it before the first step):
+    every weight but the codebook's buffers is carried over."""
+    config = WavTokenizerConfig.from_dict({**model.config.to_dict(), "codebook_size": size})
+    resized = WavTokenizerModel(config)
+    prefix = "encoder_model.quantizer.codebook."
+    state = {key: value for key, value in model.state_dict().items() if not key.startswith(prefix)}
+    missing, unexpected = resized.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith(prefix) for key in missing):
+        raise WavTokenizerError(f"cannot resize the codebook: weights do not carry over (missing {missing}, "
+                                f"unexpected {unexpected})")
+    resized.encoder_model.quantizer.codebook.inited.fill_(0.0)
+    return resized
 
 
 @torch.no_grad()
@@ -273,6 +293,11 @@ class Trainer:
                 raise WavTokenizerError(f"{path}: the checkpoint was trained {'with' if has_head else 'without'} the "
                                         f"{teacher} teacher, this run's loss.{weight} says otherwise; resume with the "
                                         f"same loss.{weight}, or use another --out")
+        saved_codes = state["generator"].get("model.encoder_model.quantizer.codebook.embed")
+        if saved_codes is not None and saved_codes.shape[0] != self.generator.quantizer.num_codes:
+            raise WavTokenizerError(f"{path}: the checkpoint's codebook has {saved_codes.shape[0]} entries, this run's "
+                                    f"has {self.generator.quantizer.num_codes} (quantizer.codebook_size); resume with "
+                                    "the same setting, or use another --out")
         self.generator.load_state_dict(state["generator"])
         self.generator.quantizer.updates.fill_(state["codebook_updates"])
         self.discriminators.load_state_dict(state["discriminators"])
