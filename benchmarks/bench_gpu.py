@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -311,9 +313,7 @@ def main() -> None:
     budget = Budget(args.budget_seconds)
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor()
     results = Results(args.out, {
-        "command": "python benchmarks/bench_gpu.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v is not None and v is not False),
+        "command": shlex.join(["python", "benchmarks/bench_gpu.py", *sys.argv[1:]]),
         "device": device_name or args.device, "torch": torch.__version__, "transformers": transformers.__version__,
         "stock_tf32_cudnn_matmul": [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32],
         "model": str(args.model) if args.model else ("tiny, random" if args.tiny else "full-size 75 tokens/s, random")})

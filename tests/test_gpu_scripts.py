@@ -34,7 +34,9 @@ def test_the_gpu_benchmark_records_what_its_budget_did_not_reach(tmp_path):
     result = _run("gpu_bench.sh", str(tmp_path), "--device", "cpu", "--tiny", "--clip-seconds", "1",
                   "--batch-sizes", "1", "--budget-seconds", "0")
     assert result.returncode == 0, result.stderr[-3000:]
-    parts = json.loads((tmp_path / "bench_gpu.json").read_text())["parts"]
+    results = json.loads((tmp_path / "bench_gpu.json").read_text())
+    assert results["command"].endswith("--device cpu --tiny --clip-seconds 1 --batch-sizes 1 --budget-seconds 0")
+    parts = results["parts"]
     assert parts["throughput"]["1s_batch1"].startswith("skipped: time budget")
     assert parts["exactness"]["result"]["batched_equal_to_single"] is True  # run whatever the budget
     assert parts["long"]["status"].startswith("skipped") and parts["datasets_map"]["status"].startswith("skipped")
