@@ -303,6 +303,8 @@ def test_a_codec_refitted_to_a_larger_codebook_keeps_its_other_weights_and_k_mea
     old = WavTokenizerGenerator(before.config, model=before).eval()
     generator.eval()
     assert quantisation_error(generator, audio) < quantisation_error(old, audio)
+    trainer.fit(0, max_seconds=20)  # what `--max-steps 0` does: no step, the refitted codec as it starts
+    assert trainer.step == 0
     trainer.fit(1)
     trainer.save_checkpoint()
     assert AutoModel.from_pretrained(trainer.export("final")).config.codebook_size == 128

@@ -505,7 +505,7 @@ class Trainer:
         """Train until `max_steps` (default: the config's) or, if given, `max_seconds` on the run's clock
         (`run.clock`: wall time, or this process's CPU time)."""
         cfg = self.cfg
-        max_steps = max_steps or cfg.optim.max_steps
+        max_steps = cfg.optim.max_steps if max_steps is None else max_steps  # 0: export the starting codec
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.accelerator.is_main_process:
             self.lock.acquire()
