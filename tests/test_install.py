@@ -107,12 +107,15 @@ def test_init_places_the_default_codec_where_stock_transformers_finds_it(tmp_pat
     from transformers import AutoModel
 
     from wavtokenizer_hf.cli import main
+    from wavtokenizer_hf.default_codec import default_codec_dir
 
     monkeypatch.chdir(tmp_path)
     assert main(["init"]) == 0
     model = AutoModel.from_pretrained("wavtokenizer")
     assert (tmp_path / "wavtokenizer" / "README.md").read_text().startswith("---")
-    assert model.config.codebook_size == 1024
+    shipped = json.loads((default_codec_dir() / "config.json").read_text())
+    assert json.loads((tmp_path / "wavtokenizer" / "config.json").read_text()) == shipped
+    assert model.config.codebook_size == shipped["codebook_size"]
     assert main(["init"]) == 2  # refuses to replace it without --overwrite
     assert main(["init", "--overwrite"]) == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind

@@ -707,9 +707,9 @@ def test_lm_vocabulary_that_does_not_match_the_codec_is_refused(trained_tts, con
     from lm.tts_generation import load_tts
     from wavtokenizer_hf.codec import Codec
 
-    _, lm_dir = trained_tts
-    other = Codec.from_pretrained(converted_dir)  # the shrunken fixture: 512 codes; the LM knows 1024
-    with pytest.raises(WavTokenizerError, match="1024 audio tokens but the codec has 512"):
+    codec, lm_dir = trained_tts
+    other = Codec.from_pretrained(converted_dir)  # the shrunken fixture: 512 codes; the LM knows the shipped codec's
+    with pytest.raises(WavTokenizerError, match=f"{codec.codebook_size} audio tokens but the codec has 512"):
         load_tts(lm_dir, other)
 
 

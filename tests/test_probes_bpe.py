@@ -185,9 +185,10 @@ def test_the_script_probes_audio_bpe_tokens_beside_the_codes(bpe_report):
     stdout, path, summary = bpe_report
     rows = {row["name"]: row for row in summary["rows"]}
     merging, singles = summary["audio_bpe"]
-    assert merging["vocab_size"] > 1024 and singles["vocab_size"] == 1024
+    shipped = json.loads((ROOT / "wavtokenizer_hf" / "default_codec" / "config.json").read_text())["codebook_size"]
+    assert merging["vocab_size"] > shipped and singles["vocab_size"] == shipped
     assert merging["name"] == f"BPE-{merging['vocab_size']} tokens (frame-level)"
-    assert singles["name"] == "BPE-1024 tokens (frame-level)"
+    assert singles["name"] == f"BPE-{shipped} tokens (frame-level)"
     for vocabulary in (merging, singles):
         row = rows[vocabulary["name"]]
         assert row["kind"] == "bpe" and row["frames"] == rows["shipped"]["frames"] == vocabulary["frames"]
