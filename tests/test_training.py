@@ -4,6 +4,7 @@ transformers, and a real two-process (torchrun, gloo) run keeps both processes i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -695,11 +696,30 @@ def test_the_phase_term_enters_the_generator_loss(small_corpus, tmp_path):
 
 def test_the_finetune_preset_is_tiny_with_its_own_losses_and_schedule():
     tiny, finetune = load_train_config("tiny"), load_train_config("tiny-finetune")
-    assert finetune.model == tiny.model and finetune.data == tiny.data and finetune.quantizer == tiny.quantizer
+    assert finetune.model == tiny.model and finetune.data == tiny.data
+    assert finetune.quantizer == dataclasses.replace(tiny.quantizer, dead_code_share=0.5)
     assert (finetune.loss.mel, finetune.loss.multiscale_mel, finetune.loss.phase) == (45.0, 45.0, 10.0)
     assert finetune.loss.phase_kind == "anti_wrapping" and finetune.loss.gan_start_step > 10**6
     assert (finetune.optim.lr, finetune.optim.grad_clip, finetune.run.clock) == (2e-4, tiny.optim.grad_clip, "cpu")
     assert load_train_config("tiny-finetune", ["optim.lr=1e-4"]).optim.lr == 1e-4
+
+
+def test_fine_tuning_the_shipped_codec_with_its_preset_keeps_its_codebook(small_corpus, tmp_path):
+    """The preset's dead-code rule scales with the codebook: tiny's absolute count, fit for 1,024 codes, would re-seed
+    most of the shipped codec's 4,096 at every step; the share re-seeds only the little-used tail (about a tenth)."""
+    from wavtokenizer_hf.default_codec import default_codec_dir
+
+    def reseeded(out, *extra) -> list[float]:
+        overrides = [f"data.train={small_corpus}", "data.num_workers=0", "run.save_every=0", "run.log_every=1", *extra]
+        trainer = Trainer(load_train_config("tiny-finetune", overrides), out, init_from=str(default_codec_dir()))
+        trainer.fit(3)
+        trainer.close()
+        return [r["codes_reseeded"] for r in log_records(out / "log.jsonl")]
+
+    codes = AutoModel.from_pretrained(default_codec_dir()).config.codebook_size
+    with_preset = reseeded(tmp_path / "preset")
+    assert len(with_preset) == 3 and max(with_preset) < 0.2 * codes, with_preset
+    assert min(reseeded(tmp_path / "absolute", "quantizer.dead_code_share=0")) > 0.5 * codes
 
 
 def test_presets_that_inherit_in_a_loop_are_refused(tmp_path):
