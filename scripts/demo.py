@@ -237,9 +237,9 @@ def fit_audio_bpe(d: Demo, numbers: dict) -> None:
     train = training_rows(load_tokenized(d.tokenized, "train"), validation_share=0.1, selection_share=0.05)
     validation = load_tokenized(d.tokenized, "validation")
     frame_rate = float(train[0]["frame_rate"])
-    for size in (2048, 4096):
-        bpe = train_audio_bpe((codes_of(row) for row in train), int(json.loads(
-            (d.codec / "config.json").read_text())["codebook_size"]), size)
+    codebook_size = int(json.loads((d.codec / "config.json").read_text())["codebook_size"])
+    for size in (2 * codebook_size, 4 * codebook_size):  # pieces of codes on top of the K single codes
+        bpe = train_audio_bpe((codes_of(row) for row in train), codebook_size, size)
         bpe.save(d.out / f"audio_bpe_{size}")
         held_out = compression(bpe, (codes_of(row) for row in validation), frame_rate)
         numbers[f"{bpe.vocab_size} tokens"] = (f"{held_out['tokens_per_second']:.1f} tokens/s "
@@ -299,7 +299,7 @@ def probe_alignment(d: Demo, numbers: dict) -> None:
     codecs = {"./wavtokenizer (stage 9)": d.codec}
     codecs.update({f"demo tiny codec {p.name}": p for p in sorted(d.tiny_run.glob("step*"))})
     codecs["demo tiny codec final"] = d.trained_codec
-    vocabularies = [p for p in (d.out / "audio_bpe_2048", d.out / "audio_bpe_4096") if p.exists()]
+    vocabularies = sorted(d.out.glob("audio_bpe_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
     # the probes need word and phone times: the test speakers' backends may report none (Piper's joe), and then the
     # validation split (training speakers, sentences no training row has) is probed instead
     split = "test" if any(r["phones"] and r.get("language", "en") == "en" for r in load_split(d.corpus, "test")

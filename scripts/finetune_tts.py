@@ -4,7 +4,7 @@
       --format interleaved --eval-corpus runs/demo/corpus
   python scripts/finetune_tts.py ... --text-lm path/to/any-causal-lm     # extend and fine-tune an existing text LM
   python scripts/finetune_tts.py ... --text-lm runs/smollm2 --lora-rank 8  # LoRA (peft) + the new tokens' rows
-  python scripts/finetune_tts.py ... --audio-bpe runs/demo/audio_bpe_4096  # audio-BPE tokens instead of single codes
+  python scripts/finetune_tts.py ... --audio-bpe runs/demo/audio_bpe_16384  # audio-BPE tokens instead of single codes
   python scripts/finetune_tts.py ... --text-model sp-unigram              # SentencePiece text side (from scratch)
 
 Formats: `interleaved` (OuteTTS-style: each word followed by its duration and codes; no aligner at inference) or

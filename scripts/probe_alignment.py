@@ -4,8 +4,8 @@
   python scripts/probe_alignment.py --data runs/demo/corpus --codec runs/codec/step0000500 \
       --codec runs/codec/step0001000 --codec runs/codec/final --lm runs/tts/model --out report.html
   python scripts/probe_alignment.py --data my_recordings/ --codec converted-large-75 --out mine.html  # aligned here
-  python scripts/probe_alignment.py --data runs/demo/corpus --codec wavtokenizer --audio-bpe runs/demo/audio_bpe_2048 \
-      --audio-bpe runs/demo/audio_bpe_4096 --out runs/demo/report_bpe.html
+  python scripts/probe_alignment.py --data runs/demo/corpus --codec wavtokenizer --audio-bpe runs/demo/audio_bpe_8192 \
+      --audio-bpe runs/demo/audio_bpe_16384 --out runs/demo/report_bpe.html
 
 --data: a corpus built by scripts/build_corpus.py (its timings are used) or a folder of audio files with transcripts
 (NAME.txt, transcripts.tsv or manifest.jsonl; aligned offline with pocketsphinx). Baselines (random codes with the
