@@ -25,7 +25,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoint, log.jsonl, final/)")
     parser.add_argument("--init-from", default=None, help="HF codec directory to fine-tune (converted or trained)")
     parser.add_argument("--discriminators-from", default=None, help="checkpoint.pt whose discriminators to reuse")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: preset)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this many steps (default: preset; 0 exports the starting codec)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
