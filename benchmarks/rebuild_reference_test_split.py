@@ -10,6 +10,12 @@ reference build's rule, then synthesises only the test split (`build_corpus(...,
 Checked against the hashes the earlier confirmation recorded (docs/evaluations/phone_teacher_candidate/test): on its
 120 utterances every id and text is the same and 100 of 120 waveforms are identical; the 20 others are `slt` through
 Flite and Festival, whose synthesis on this machine differs from the reference machine's.
+
+A new test split of the same four unseen speakers, on sentences none of an earlier split's rows read (for a
+confirmation once the earlier split's utterances have all been scored): another seed draws other sentences, pitch,
+speed and noise, and `--unseen-by` leaves out every sentence of the given corpora.
+
+  python benchmarks/rebuild_reference_test_split.py --seed 1 --unseen-by runs/voices_test_ref --out runs/voices_test_s1
 """
 
 import argparse
@@ -25,13 +31,28 @@ def reference_shares(total: float, members: list[str], caps: dict[str, float]) -
     return {name: min(share, caps.get(name, float("inf"))) for name in members}
 
 
+def sentences_of(corpora: list[Path]) -> frozenset[str]:
+    """Every text of every split of the saved corpora (audio left undecoded)."""
+    from datasets import load_from_disk
+
+    texts: set[str] = set()
+    for path in corpora:
+        for split in load_from_disk(str(path)).values():
+            texts.update(text for text in split.select_columns(["text"])["text"] if text)
+    return frozenset(texts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/voices_test_ref"))
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="0: the reference build's split")
+    parser.add_argument("--unseen-by", type=Path, nargs="*", default=[],
+                        help="saved corpora whose sentences (every split's) no utterance of this split reads")
     args = parser.parse_args()
     plan._equal_shares = reference_shares
-    builder.build_corpus(args.out, hours=10, seed=0, jobs=args.jobs, splits=("test",), score_test=0)
+    builder.build_corpus(args.out, hours=10, seed=args.seed, jobs=args.jobs, splits=("test",), score_test=0,
+                         exclude_texts=sentences_of(args.unseen_by))
     print(f"wrote {args.out}")
     return 0
 

@@ -313,3 +313,21 @@ def test_a_synthesiser_s_wav_that_is_silent_stereo_or_broken_is_refused_with_the
     (tmp_path / "broken.wav").write_bytes(b"RIFF0000")
     with pytest.raises(WavTokenizerError, match="voice x: unreadable WAV"):
         read_pcm16_wav(tmp_path / "broken.wav", "voice x")
+
+
+def test_a_plan_reads_none_of_the_excluded_sentences_and_refuses_to_exclude_them_all():
+    from wavtokenizer_hf.corpus import native_text
+    from wavtokenizer_hf.corpus.text import load_sentence_pools
+
+    speakers = _fake_speakers({"espeak": 2})
+    first = plan_corpus(0.2, speakers, seed=0)
+    read = frozenset(t for i in first.items if i.split == "test" for t in [i.text, *i.spare_texts] if t)
+    again = [i for i in plan_corpus(0.2, speakers, seed=0, exclude_texts=read).items
+             if i.split == "test" and i.kind == "speech"]
+    assert len(read) > 10 and again
+    assert not {t for i in again for t in [i.text, *i.spare_texts]} & read
+    with pytest.raises(WavTokenizerError, match="every en test sentence is excluded"):
+        plan_corpus(0.2, speakers, seed=0, exclude_texts=frozenset(load_sentence_pools()["test"]))
+    german = _fake_speakers({"mbrola": 2}, language="de")
+    with pytest.raises(WavTokenizerError, match="every de train sentence is excluded"):
+        plan_corpus(0.2, german, seed=0, exclude_texts=frozenset(native_text.sentence_pools("de")["train"]))

@@ -67,9 +67,9 @@ def _estimate_seconds(text: str, language: str, speed: float) -> float:
 class _Texts:
     """Sentence pools per (language, split), shuffled once from the seed, read in turn."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.rng, self.pools, self.next, self.info = rng, {}, {}, {}
-        english = load_sentence_pools()
+    def __init__(self, rng: random.Random, exclude: frozenset[str] = frozenset()) -> None:
+        self.rng, self.pools, self.next, self.info, self.exclude = rng, {}, {}, {}, exclude
+        english = {split: self._unread(pool, "en", split) for split, pool in load_sentence_pools().items()}
         for pool in english.values():
             rng.shuffle(pool)
         self.pools["en"] = english
@@ -81,7 +81,7 @@ class _Texts:
 
     def pool(self, language: str) -> dict[str, list[str]] | None:
         if language not in self.pools:
-            pools = {k: list(v) for k, v in native_text.sentence_pools(language).items()}
+            pools = {k: self._unread(v, language, k) for k, v in native_text.sentence_pools(language).items()}
             if min(len(p) for p in pools.values()) == 0:
                 self.pools[language] = None
             else:
@@ -92,6 +92,13 @@ class _Texts:
                                        "fingerprint": native_text.pool_fingerprint(pools),
                                        "source": native_text.LICENCE}
         return self.pools[language]
+
+    def _unread(self, pool: list[str], language: str, split: str) -> list[str]:
+        """`pool` without the excluded sentences; an exclusion that leaves nothing to read is an error."""
+        kept = [text for text in pool if text not in self.exclude]
+        if pool and not kept:
+            raise WavTokenizerError(f"every {language} {split} sentence is excluded: no sentence left to read")
+        return kept
 
     def take(self, language: str, split: str) -> str:
         pool = self.pool(language)[split]
@@ -118,13 +125,15 @@ def _equal_shares(total: float, members: list[str], caps: dict[str, float]) -> d
 
 
 def plan_corpus(hours: float, speakers: dict[str, Speaker], seed: int = 0,
-                recorded_seconds: dict[str, float] | None = None) -> Plan:
+                recorded_seconds: dict[str, float] | None = None,
+                exclude_texts: frozenset[str] = frozenset()) -> Plan:
     """Deterministic plan for `hours` of audio in total over `speakers` (from `catalogue.group_speakers`);
-    `recorded_seconds`: audio available per recorded speaker."""
+    `recorded_seconds`: audio available per recorded speaker; `exclude_texts`: sentences no item reads (e.g. those
+    of an earlier test split, so a new one is read on sentences no evaluation has seen)."""
     if not hours > 0:
         raise WavTokenizerError(f"--hours must be positive, got {hours}")
     rng = random.Random(seed)
-    texts = _Texts(rng)
+    texts = _Texts(rng, frozenset(exclude_texts))
     skipped: dict[str, str] = {}
     english_through: set[str] = set()
 
