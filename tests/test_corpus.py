@@ -123,6 +123,10 @@ def test_a_split_built_alone_holds_the_rows_a_whole_build_gives_it(corpus, tmp_p
     assert {"speech", "music"} <= set(alone["test"]["kind"])  # its own non-speech clips too
     with pytest.raises(WavTokenizerError, match="corpus splits must be some of"):
         build_corpus(tmp_path / "x", hours=0.02, seed=3, jobs=1, splits=("dev",))
+    read = frozenset(t for t in whole["test"]["text"] if t)
+    unread = build_corpus(tmp_path / "u", hours=0.02, seed=3, jobs=1, splits=("test",), exclude_texts=read)
+    texts = [t for t in load_from_disk(str(tmp_path / "u"))["test"]["text"] if t]
+    assert texts and not set(texts) & read and unread["texts_excluded"] == len(read)
 
 
 def _fake_speakers(counts: dict[str, int], language: str = "en") -> dict:
