@@ -312,6 +312,11 @@ def test_a_codec_refitted_to_a_larger_codebook_keeps_its_other_weights_and_k_mea
     trainer.close()
     with pytest.raises(WavTokenizerError, match="codebook has 128 entries, this run's has 64"):
         Trainer(micro_config(small_corpus), tmp_path / "refit", init_from=str(source_dir))
+    same = Trainer(micro_config(small_corpus, "quantizer.codebook_size=64", "quantizer.kmeans_iterations=20"),
+                   tmp_path / "same", init_from=str(source_dir))  # the codec's own size: refitted all the same
+    codes = same.accelerator.unwrap_model(same.generator).quantizer.codebook.embed
+    assert same.init_info["kmeans_vectors"] > 64 and not torch.equal(codes, old.quantizer.codebook.embed)
+    same.close()
 
 
 def test_a_codebook_size_is_refused_without_a_codec_to_refit_or_below_two(small_corpus, tmp_path):

@@ -92,8 +92,9 @@ class QuantizerConfig:
     # steps of plain autoencoder training before k-means (0 = the paper: k-means on the random encoder's latents,
     # which are nearly constant; a short warm-up gives k-means latents that carry the signal)
     warmup_steps: int = 0
-    # with --init-from: a new codebook of this many entries, fitted by k-means on the trained encoder's latents
-    # before the first step (0 keeps the loaded codebook); the encoder, decoder and head are kept
+    # with --init-from: a new codebook of this many entries (the loaded codec's own size refits it), fitted by
+    # k-means on the trained encoder's latents before the first step (0 keeps the loaded codebook); the encoder,
+    # decoder and head are kept
     codebook_size: int = 0
 
 

@@ -58,7 +58,7 @@ def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokeni
                   reseed_dead_codes=cfg.fixes.reseed_dead_codes)
     if init_from:
         model = AutoModel.from_pretrained(init_from)
-        if q.codebook_size and q.codebook_size != model.config.codebook_size:
+        if q.codebook_size:  # a refit, at the loaded codec's own size too
             model = with_empty_codebook(model, q.codebook_size)
         return WavTokenizerGenerator(model.config, model=model, **kwargs)
     if q.codebook_size:

@@ -1,0 +1,90 @@
+"""How far a codec's codes lie from its encoder's latents, on its training voices and on unseen ones: per frame, the
+squared distance from the encoder's output to its code, as a share of the latents' variance (0: the codes keep the
+latents exactly; 1: no better than the latents' mean). A codebook fitted too closely to its training frames shows as
+a gap between the two.
+
+  python benchmarks/quantisation_error.py --codec wavtokenizer_hf/default_codec --train-data runs/voices_free \
+      --test-data runs/voices_test_ref --out benchmarks/results_quantisation_error.json
+
+Utterances are read in the speaker-by-speaker order of `scripts/evaluate_codec.py` (`--test-offset`/`--test-limit`),
+each cut to its first `--max-seconds`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoModel
+
+from wavtokenizer_hf.atomic import atomic_path
+from wavtokenizer_hf.evaluation import load_test_set
+
+RATE = 24000
+
+
+@torch.no_grad()
+def latents_and_codes(model, utterances, max_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: the encoder's latent (N, D), its quantised latent (N, D) and the speaker (N,)."""
+    encoder = model.encoder_model
+    latents, quantised, speakers = [], [], []
+    for utterance in utterances:
+        audio = utterance.waveform[: int(max_seconds * RATE)].float()
+        latent = encoder.encoder(audio[None, None])
+        latents.append(latent[0].T.numpy())
+        quantised.append(encoder.quantizer.decode(encoder.quantizer.encode(latent))[0].T.numpy())
+        speakers += [utterance.speaker or utterance.id] * latent.shape[-1]
+    return np.concatenate(latents), np.concatenate(quantised), np.array(speakers)
+
+
+def relative_error(latents: np.ndarray, quantised: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
+    """Mean squared latent-to-code distance over the latents' total variance, for all frames and per speaker."""
+    variance = float(((latents - latents.mean(axis=0)) ** 2).sum(axis=1).mean())
+    squared = ((latents - quantised) ** 2).sum(axis=1)
+    out = {"all": float(squared.mean()) / variance}
+    for name in sorted(set(speakers.tolist())):
+        out[name] = float(squared[speakers == name].mean()) / variance
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--codec", type=Path, action="append", required=True)
+    parser.add_argument("--train-data", type=Path, required=True, help="a saved corpus of the codec's training voices")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--train-limit", type=int, default=250)
+    parser.add_argument("--test-data", type=Path, required=True, help="a saved corpus of unseen voices")
+    parser.add_argument("--test-split", default="test")
+    parser.add_argument("--test-offset", type=int, default=0)
+    parser.add_argument("--test-limit", type=int, default=48)
+    parser.add_argument("--max-seconds", type=float, default=8.0, help="each utterance's first seconds")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    train = load_test_set(args.train_data, args.train_split, limit=args.train_limit, speech_only=True, quiet=True)
+    test = load_test_set(args.test_data, args.test_split, limit=args.test_limit, offset=args.test_offset,
+                         speech_only=True, quiet=True)
+    result = {"command": shlex.join(["python", *sys.argv]), "device": "cpu",
+              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+              "transformers": transformers.__version__, "codecs": {}}
+    for codec in args.codec:
+        model = AutoModel.from_pretrained(codec).eval()
+        seen = relative_error(*latents_and_codes(model, train, args.max_seconds))
+        unseen = relative_error(*latents_and_codes(model, test, args.max_seconds))
+        result["codecs"][str(codec)] = {"codebook_size": model.config.codebook_size,
+                                        "training_voices": seen, "unseen_voices": unseen}
+        print(f"{codec}: training voices {seen['all']:.3f}, unseen voices {unseen['all']:.3f} ("
+              + ", ".join(f"{k} {v:.3f}" for k, v in unseen.items() if k != "all") + ")", flush=True)
+    if args.out:
+        with atomic_path(args.out, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
