@@ -319,6 +319,21 @@ def test_a_codec_refitted_to_a_larger_codebook_keeps_its_other_weights_and_k_mea
     same.close()
 
 
+def test_k_means_takes_its_batches_over_several_epochs_and_leaves_the_loader_where_it_was(small_corpus, tmp_path):
+    trainer = Trainer(micro_config(small_corpus, "quantizer.kmeans_batches=1"), tmp_path / "one")
+    per_batch, epoch = trainer.init_info["kmeans_vectors"], len(trainer.loader)
+    trainer.close()
+    wanted = 2 * epoch + 1  # two epochs and a batch of the third
+    trainer = Trainer(micro_config(small_corpus, f"quantizer.kmeans_batches={wanted}",
+                                   "quantizer.kmeans_max_vectors=1000000"), tmp_path / "many")
+    assert trainer.init_info["kmeans_vectors"] == wanted * per_batch
+    assert (trainer.loader.sampler.epoch, trainer.loader.sampler.start) == (0, 0)
+    from wavtokenizer_hf.training.trainer import first_batches
+    batches = [audio for audio, *_ in first_batches(trainer.loader, wanted)]
+    assert not torch.equal(batches[0], batches[epoch])  # the second epoch crops anew
+    trainer.close()
+
+
 def test_a_codebook_size_is_refused_without_a_codec_to_refit_or_below_two(small_corpus, tmp_path):
     with pytest.raises(WavTokenizerError, match="model.codebook_size"):
         Trainer(micro_config(small_corpus, "quantizer.codebook_size=128"), tmp_path)

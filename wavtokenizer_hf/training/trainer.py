@@ -14,6 +14,7 @@ import json
 import random
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -125,14 +126,31 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
         optimizer, lambda step: warmup_cosine(step, o.warmup_steps, o.max_steps, o.min_lr_ratio, time_fraction()))
 
 
+def first_batches(loader, count: int) -> Iterator:
+    """The loader's first `count` batches from its first epoch on, over as many epochs as it takes (each epoch crops
+    every clip anew); the loader's position is left as it was."""
+    sampler = loader.sampler
+    epoch, start = sampler.epoch, sampler.start
+    sampler.epoch, sampler.start = 0, 0
+    try:
+        done = 0
+        while done < count:
+            for batch in loader:
+                yield batch
+                done += 1
+                if done == count:
+                    return
+            sampler.epoch += 1
+    finally:
+        sampler.epoch, sampler.start = epoch, start
+
+
 @torch.no_grad()
 def initialize_codebook(generator: WavTokenizerGenerator, loader, cfg: TrainConfig, accelerator: Accelerator) -> dict:
     """k-means on encoder outputs of the first training batches (bounded number of vectors)."""
     q = cfg.quantizer
     vectors, batches = [], q.kmeans_batches if cfg.fixes.kmeans_on_training_data else 1
-    for index, (audio, *_) in enumerate(loader):
-        if index >= batches:
-            break
+    for audio, *_ in first_batches(loader, batches):
         audio = audio.to(accelerator.device)
         if not cfg.fixes.kmeans_on_training_data:
             audio = audio[:5]  # the authors' init most likely saw one 5-clip sanity-check validation batch
