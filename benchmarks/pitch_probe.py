@@ -24,29 +24,25 @@ import transformers
 from transformers import AutoModel
 
 from wavtokenizer_hf.atomic import atomic_path
-from wavtokenizer_hf.evaluation import load_test_set
 from wavtokenizer_hf.evaluation.pitch import HOP_SECONDS, track_pitch
 from wavtokenizer_hf.training.pitch_teacher import CLASSES, pitch_classes
 
-RATE = 24000
+from voice_sets import RATE, add_voice_set_arguments, latents_before_and_after_quantiser, load_voice_sets  # noqa: E402
 LATENTS = ("before_quantiser", "quantised")
 
 
-@torch.no_grad()
 def frames_of(model, utterances, max_seconds: float) -> dict:
     """Per frame: both latents, the original's pitch class and the speaker."""
-    encoder = model.encoder_model
     hop = model.config.hop_length
     out = {name: [] for name in LATENTS} | {"label": [], "speaker": []}
     for utterance in utterances:
         audio = utterance.waveform[: int(max_seconds * RATE)].float()
-        latents = encoder.encoder(audio[None, None])
-        quantised = encoder.quantizer.decode(encoder.quantizer.encode(latents))
-        frames = latents.shape[-1]
+        latents, quantised = latents_before_and_after_quantiser(model, audio)
+        frames = latents.shape[0]
         f0, _ = track_pitch(audio, RATE)
         index = np.minimum(np.round((np.arange(frames) + 0.5) * hop / RATE / HOP_SECONDS).astype(int), len(f0) - 1)
-        out["before_quantiser"].append(latents[0].T.numpy())
-        out["quantised"].append(quantised[0].T.numpy())
+        out["before_quantiser"].append(latents.numpy())
+        out["quantised"].append(quantised.numpy())
         out["label"].append(pitch_classes(f0[index]))
         out["speaker"] += [utterance.speaker or utterance.id] * frames
     return {k: (np.concatenate(v) if k != "speaker" else np.array(v)) for k, v in out.items()}
@@ -82,20 +78,11 @@ def scores(predicted: np.ndarray, label: np.ndarray, speaker: np.ndarray) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codec", type=Path, action="append", required=True)
-    parser.add_argument("--train-data", type=Path, required=True, help="a saved corpus of the codec's training voices")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--train-limit", type=int, default=250)
-    parser.add_argument("--test-data", type=Path, required=True, help="a saved corpus of unseen voices")
-    parser.add_argument("--test-split", default="test")
-    parser.add_argument("--test-offset", type=int, default=528)
-    parser.add_argument("--test-limit", type=int, default=140)
-    parser.add_argument("--max-seconds", type=float, default=8.0, help="each utterance's first seconds")
+    add_voice_set_arguments(parser, test_offset=528, test_limit=140)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    train = load_test_set(args.train_data, args.train_split, limit=args.train_limit, speech_only=True, quiet=True)
-    test = load_test_set(args.test_data, args.test_split, limit=args.test_limit, offset=args.test_offset,
-                         speech_only=True, quiet=True)
+    train, test = load_voice_sets(args)
     result = {
         "command": "python benchmarks/pitch_probe.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, vs in vars(args).items() if vs is not None

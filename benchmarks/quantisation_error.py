@@ -25,22 +25,18 @@ import transformers
 from transformers import AutoModel
 
 from wavtokenizer_hf.atomic import atomic_path
-from wavtokenizer_hf.evaluation import load_test_set
 
-RATE = 24000
+from voice_sets import RATE, add_voice_set_arguments, latents_before_and_after_quantiser, load_voice_sets  # noqa: E402
 
 
-@torch.no_grad()
 def latents_and_codes(model, utterances, max_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame: the encoder's latent (N, D), its quantised latent (N, D) and the speaker (N,)."""
-    encoder = model.encoder_model
     latents, quantised, speakers = [], [], []
     for utterance in utterances:
-        audio = utterance.waveform[: int(max_seconds * RATE)].float()
-        latent = encoder.encoder(audio[None, None])
-        latents.append(latent[0].T.numpy())
-        quantised.append(encoder.quantizer.decode(encoder.quantizer.encode(latent))[0].T.numpy())
-        speakers += [utterance.speaker or utterance.id] * latent.shape[-1]
+        latent, code = latents_before_and_after_quantiser(model, utterance.waveform[: int(max_seconds * RATE)])
+        latents.append(latent.numpy())
+        quantised.append(code.numpy())
+        speakers += [utterance.speaker or utterance.id] * latent.shape[0]
     return np.concatenate(latents), np.concatenate(quantised), np.array(speakers)
 
 
@@ -57,19 +53,10 @@ def relative_error(latents: np.ndarray, quantised: np.ndarray, speakers: np.ndar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codec", type=Path, action="append", required=True)
-    parser.add_argument("--train-data", type=Path, required=True, help="a saved corpus of the codec's training voices")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--train-limit", type=int, default=250)
-    parser.add_argument("--test-data", type=Path, required=True, help="a saved corpus of unseen voices")
-    parser.add_argument("--test-split", default="test")
-    parser.add_argument("--test-offset", type=int, default=0)
-    parser.add_argument("--test-limit", type=int, default=48)
-    parser.add_argument("--max-seconds", type=float, default=8.0, help="each utterance's first seconds")
+    add_voice_set_arguments(parser, test_offset=0, test_limit=48)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    train = load_test_set(args.train_data, args.train_split, limit=args.train_limit, speech_only=True, quiet=True)
-    test = load_test_set(args.test_data, args.test_split, limit=args.test_limit, offset=args.test_offset,
-                         speech_only=True, quiet=True)
+    train, test = load_voice_sets(args)
     result = {"command": shlex.join(["python", *sys.argv]), "device": "cpu",
               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
               "transformers": transformers.__version__, "codecs": {}}
