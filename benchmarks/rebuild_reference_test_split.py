@@ -22,7 +22,7 @@ import argparse
 from pathlib import Path
 
 from wavtokenizer_hf.corpus import builder, plan
-from wavtokenizer_hf.errors import run_script
+from wavtokenizer_hf.errors import WavTokenizerError, run_script
 
 
 def reference_shares(total: float, members: list[str], caps: dict[str, float]) -> dict[str, float]:
@@ -37,6 +37,8 @@ def sentences_of(corpora: list[Path]) -> frozenset[str]:
 
     texts: set[str] = set()
     for path in corpora:
+        if not (path / "dataset_dict.json").exists():
+            raise WavTokenizerError(f"--unseen-by {path}: not a saved corpus (no dataset_dict.json there)")
         for split in load_from_disk(str(path)).values():
             texts.update(text for text in split.select_columns(["text"])["text"] if text)
     return frozenset(texts)
