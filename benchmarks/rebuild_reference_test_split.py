@@ -16,6 +16,12 @@ confirmation once the earlier split's utterances have all been scored): another 
 speed and noise, and `--unseen-by` leaves out every sentence of the given corpora.
 
   python benchmarks/rebuild_reference_test_split.py --seed 1 --unseen-by runs/voices_test_ref --out runs/voices_test_s1
+
+More unseen speakers than the four (`--test-speakers`, in place of the catalogue's): voices no training corpus of
+the shipped codec's lineage heard (the non-free MBROLA and RHVoice ones, left out of `--licence free` corpora).
+
+  python benchmarks/rebuild_reference_test_split.py --seed 2 --unseen-by runs/voices_test_ref runs/voices_test_s1 \
+      --test-speakers slt joe bdl mbrola-de5 mbrola-us2 mbrola-us3 evgeniy lyubov mbrola-fr4 --out runs/voices_test_wide
 """
 
 import argparse
@@ -51,10 +57,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="0: the reference build's split")
     parser.add_argument("--unseen-by", type=Path, nargs="*", default=[],
                         help="saved corpora whose sentences (every split's) no utterance of this split reads")
+    parser.add_argument("--test-speakers", nargs="*", default=[],
+                        help="the split's speakers instead of the catalogue's four (each with an English voice here)")
     args = parser.parse_args()
     plan._equal_shares = reference_shares
     builder.build_corpus(args.out, hours=10, seed=args.seed, jobs=args.jobs, splits=("test",), score_test=0,
-                         exclude_texts=sentences_of(args.unseen_by))
+                         exclude_texts=sentences_of(args.unseen_by), test_speakers=tuple(args.test_speakers))
     print(f"wrote {args.out}")
     return 0
 

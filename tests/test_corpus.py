@@ -180,6 +180,23 @@ def test_plan_puts_the_preferred_test_speakers_in_the_test_split_with_their_engl
     assert {i.voice.speaker for i in plan.items if i.kind == "speech" and i.split != "test"} == {"awb"}
 
 
+def test_named_test_speakers_replace_the_preferred_ones_and_no_other_split_hears_them():
+    voices = [Voice("flite", "slt", "slt", "female", "en", "t"), Voice("rhvoice", "bdl", "bdl", "male", "en", "t"),
+              Voice("mbrola", "mb-us2", "mbrola-us2", "male", "en", "t"),
+              Voice("rhvoice", "evgeniy-rus", "evgeniy", "male", "ru", "t"),
+              Voice("rhvoice", "evgeniy-eng", "evgeniy", "male", "en", "t"),
+              Voice("mbrola", "mb-de2", "mbrola-de2", "male", "de", "t"), Voice("flite", "awb", "awb", "male", "en", "t")]
+    speakers = catalogue.group_speakers(voices)
+    plan = plan_corpus(1.0, speakers, seed=0, test_speakers=("mbrola-us2", "evgeniy", "slt", "evgeniy"))
+    test = [i for i in plan.items if i.split == "test" and i.kind == "speech"]
+    assert plan.test_speakers == ["mbrola-us2", "evgeniy", "slt"]
+    assert {i.voice.key for i in test} == {"mbrola:mb-us2", "rhvoice:evgeniy-eng", "flite:slt"}
+    heard = {i.voice.speaker for i in plan.items if i.kind == "speech" and i.split != "test"}
+    assert heard == {"bdl", "awb", "mbrola-de2"}  # bdl, a preferred test speaker, trains when not named
+    with pytest.raises(WavTokenizerError, match="no English voice here: mbrola-de2, joe \\(those with one: awb, bdl"):
+        plan_corpus(1.0, speakers, seed=0, test_speakers=("slt", "mbrola-de2", "joe"))
+
+
 def test_a_voice_that_cannot_speak_a_sentence_tries_the_spare_ones_and_one_that_never_speaks_is_reported(
         monkeypatch, tmp_path):
     from wavtokenizer_hf.corpus import builder

@@ -149,13 +149,15 @@ def _median_f0(clips: list[np.ndarray]) -> float | None:
 
 def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: int | None = None,
                  overwrite: bool = False, natural: bool = True, licence: str = "any", score_test: int = 0,
-                 splits: tuple[str, ...] | None = None, exclude_texts: frozenset[str] = frozenset()) -> dict:
+                 splits: tuple[str, ...] | None = None, exclude_texts: frozenset[str] = frozenset(),
+                 test_speakers: tuple[str, ...] = ()) -> dict:
     """Synthesise the corpus into `out_dir` (a `DatasetDict` saved with `save_to_disk`); return its summary.
     `natural=False` uses espeak-ng only; `licence="free"` leaves out non-free voices (MBROLA, RHVoice);
     `score_test=N` transcribes N test utterances per test speaker (Whisper where installed): the originals' WER,
     the ceiling any codec's reconstruction is read against. `splits` builds only those splits of the same plan (the
     rows are the ones a whole build gives them; e.g. the test split alone, for an evaluation); `exclude_texts`:
-    sentences no utterance reads (those of an earlier test split, for a new one on unseen sentences)."""
+    sentences no utterance reads (those of an earlier test split, for a new one on unseen sentences);
+    `test_speakers`: the test split's speakers instead of the catalogue's (`catalogue.TEST_SPEAKERS`)."""
     from datasets import Audio, Dataset, DatasetDict
 
     from . import espeak
@@ -174,12 +176,12 @@ def build_corpus(out_dir: str | Path, hours: float = 0.05, seed: int = 0, jobs: 
             recorded[name] = sum(catalogue.backend_module(v.backend).total_seconds(v) for v in speaker.voices)
     jobs = jobs or max(1, multiprocessing.cpu_count())
     context = multiprocessing.get_context("fork")
-    mute = _probe_voices(plan_corpus(hours, speakers, seed, recorded, exclude_texts), context, jobs)
+    mute = _probe_voices(plan_corpus(hours, speakers, seed, recorded, exclude_texts, test_speakers), context, jobs)
     if mute:  # plan again without the voices that cannot speak here
         voices = [v for v in voices if v.key not in mute]
         speakers = catalogue.group_speakers(voices)
         recorded = {name: seconds for name, seconds in recorded.items() if name in speakers}
-    plan = plan_corpus(hours, speakers, seed, recorded, exclude_texts)
+    plan = plan_corpus(hours, speakers, seed, recorded, exclude_texts, test_speakers)
     plan.skipped.update(mute)
     for key, reason in plan.skipped.items():
         print(f"corpus: voice {key} skipped: {reason}", file=sys.stderr)

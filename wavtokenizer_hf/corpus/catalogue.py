@@ -11,6 +11,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 
+from ..errors import WavTokenizerError
 from .voices import Voice, is_reserved
 
 # backend name -> module under wavtokenizer_hf.corpus (klettres and ktuberling share one)
@@ -79,8 +80,17 @@ def group_speakers(voices: list[Voice]) -> dict[str, Speaker]:
     return speakers
 
 
-def test_speakers(speakers: dict[str, Speaker]) -> list[str]:
-    """The held-out test speakers available here (each keeps only its English voices in the test split)."""
-    chosen = [name for name in TEST_SPEAKERS
-              if name in speakers and any(v.language == "en" for v in speakers[name].voices)]
-    return chosen or [FALLBACK_TEST_SPEAKER]
+def test_speakers(speakers: dict[str, Speaker], wanted: tuple[str, ...] = ()) -> list[str]:
+    """The held-out test speakers available here (each keeps only its English voices in the test split): those of
+    `TEST_SPEAKERS` installed, or `wanted` instead (each must be installed with an English voice)."""
+    def speaks_english(name: str) -> bool:
+        return name in speakers and any(v.language == "en" for v in speakers[name].voices)
+
+    if wanted:
+        missing = [name for name in wanted if not speaks_english(name)]
+        if missing:
+            english = sorted(name for name in speakers if speaks_english(name))
+            raise WavTokenizerError(f"test speakers with no English voice here: {', '.join(missing)} "
+                                    f"(those with one: {', '.join(english) or 'none'})")
+        return list(dict.fromkeys(wanted))
+    return [name for name in TEST_SPEAKERS if speaks_english(name)] or [FALLBACK_TEST_SPEAKER]

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from ..errors import WavTokenizerError
 from . import native_text
-from .catalogue import FALLBACK_TEST_SPEAKER, RECORDING_BACKENDS, Speaker, test_speakers
+from .catalogue import FALLBACK_TEST_SPEAKER, RECORDING_BACKENDS, Speaker
+from .catalogue import test_speakers as choose_test_speakers
 from .text import load_sentence_pools, normalize_words
 from .voices import Voice
 
@@ -126,10 +127,11 @@ def _equal_shares(total: float, members: list[str], caps: dict[str, float]) -> d
 
 def plan_corpus(hours: float, speakers: dict[str, Speaker], seed: int = 0,
                 recorded_seconds: dict[str, float] | None = None,
-                exclude_texts: frozenset[str] = frozenset()) -> Plan:
+                exclude_texts: frozenset[str] = frozenset(), test_speakers: tuple[str, ...] = ()) -> Plan:
     """Deterministic plan for `hours` of audio in total over `speakers` (from `catalogue.group_speakers`);
     `recorded_seconds`: audio available per recorded speaker; `exclude_texts`: sentences no item reads (e.g. those
-    of an earlier test split, so a new one is read on sentences no evaluation has seen)."""
+    of an earlier test split, so a new one is read on sentences no evaluation has seen); `test_speakers`: the test
+    split's speakers instead of `catalogue.TEST_SPEAKERS` (no other split hears them)."""
     if not hours > 0:
         raise WavTokenizerError(f"--hours must be positive, got {hours}")
     rng = random.Random(seed)
@@ -147,7 +149,7 @@ def plan_corpus(hours: float, speakers: dict[str, Speaker], seed: int = 0,
         skipped[voice.key] = f"no text in {voice.language} on this machine"
         return None
 
-    testers = test_speakers(speakers)
+    testers = choose_test_speakers(speakers, tuple(test_speakers))
     roles: dict[str, list[tuple[Voice, str]]] = {}
     for name in sorted(speakers):
         if name == FALLBACK_TEST_SPEAKER and name not in testers:
