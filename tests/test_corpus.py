@@ -127,6 +127,9 @@ def test_a_split_built_alone_holds_the_rows_a_whole_build_gives_it(corpus, tmp_p
     unread = build_corpus(tmp_path / "u", hours=0.02, seed=3, jobs=1, splits=("test",), exclude_texts=read)
     texts = [t for t in load_from_disk(str(tmp_path / "u"))["test"]["text"] if t]
     assert texts and not set(texts) & read and unread["texts_excluded"] == len(read)
+    named = build_corpus(tmp_path / "n", hours=0.02, seed=3, jobs=1, splits=("test",), test_speakers=("espeak-f4",))
+    speech = [r["speaker"] for r in load_from_disk(str(tmp_path / "n"))["test"] if r["kind"] == "speech"]
+    assert named["test_speakers"] == ["espeak-f4"] and speech and set(speech) == {"espeak-f4"}
 
 
 def _fake_speakers(counts: dict[str, int], language: str = "en") -> dict:
