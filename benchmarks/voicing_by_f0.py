@@ -90,7 +90,7 @@ def main() -> int:
               f"| {_percent(r['cer_capped'])} | {r['voiced_reference']:.0%} | {r['voiced']:.0%} | {r['voicing_kept']:.0%} |")
     print()
     for band in band_summary(rows, args.bands):
-        print(f"F0 [{band['low_hz']:.0f}, {band['high_hz']:.0f}) Hz: {band['speakers']} speakers, median voicing kept "
+        print(f"- F0 [{band['low_hz']:.0f}, {band['high_hz']:.0f}) Hz: {band['speakers']} speakers, median voicing kept "
               f"{_percent(band['median_voicing_kept'])}")
     return 0
 
