@@ -22,6 +22,8 @@ def main() -> int:
                         help="transcribe N test utterances per test speaker with Whisper (0: skip)")
     parser.add_argument("--splits", nargs="+", choices=["train", "validation", "test"], default=None,
                         help="build only these splits of the same plan (their rows equal a whole build's)")
+    parser.add_argument("--test-speakers", nargs="+", default=(), metavar="SPEAKER",
+                        help="the test split's speakers instead of the default four (each needs an English voice)")
     args = parser.parse_args()
     from wavtokenizer_hf.corpus.builder import find_backends
 
@@ -31,7 +33,8 @@ def main() -> int:
              "; no other voices found (make corpus-extras [NONFREE=1] installs them)"))
     summary = build_corpus(args.out, args.hours, args.seed, args.jobs, args.overwrite, natural=not args.espeak_only,
                            licence=args.licence, score_test=args.score_test,
-                           splits=None if args.splits is None else tuple(args.splits))
+                           splits=None if args.splits is None else tuple(args.splits),
+                           test_speakers=tuple(args.test_speakers))
     brief = {k: v for k, v in summary.items() if k not in ("speakers", "splits")}
     brief["splits"] = {k: {f: v for f, v in info.items() if f not in ("voices", "speakers")} | {
         "speakers": len(info["speakers"])} for k, info in summary["splits"].items()}
