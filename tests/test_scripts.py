@@ -16,6 +16,8 @@ from conftest import ROOT
     ("evaluate_codec.py", ["--identity"], "--data is needed"),
     ("tokenize_dataset.py", ["/nonexistent/audio", "/tmp/never-written"], "not found"),
     ("plot_training.py", ["/nonexistent/run"], "no log.jsonl"),
+    ("build_corpus.py", ["--out", "/tmp/never-written", "--espeak-only", "--test-speakers", "nobody"],
+     "test speakers with no English voice here: nobody"),
 ])
 def test_a_script_given_bad_input_prints_one_error_line_and_exits_2(script, args, message):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
