@@ -47,3 +47,17 @@ def test_bands_take_the_median_of_their_speakers_and_an_edge_belongs_to_the_band
     assert [b["speakers"] for b in bands] == [2, 2, 1]
     assert [b["median_voicing_kept"] for b in bands] == [pytest.approx(0.3), pytest.approx(0.6), 0.9]
     assert vf.band_summary([], [100.0])[0]["median_voicing_kept"] is None
+
+
+def test_the_script_names_a_missing_file_and_a_corpus_with_no_speaker_of_the_evaluation(tmp_path, monkeypatch, capsys):
+    import json
+
+    (tmp_path / "evaluation.json").write_text(json.dumps(EVALUATION))
+    monkeypatch.setattr(sys, "argv", ["voicing_by_f0.py", str(tmp_path), "--codec", "x", "--corpus", str(tmp_path)])
+    with pytest.raises(WavTokenizerError, match="corpus_summary.json: not found"):
+        vf.main()
+    (tmp_path / "corpus_summary.json").write_text(json.dumps({"speakers": {"other": {"median_f0_hz": 100.0}}}))
+    with pytest.raises(WavTokenizerError, match="no speaker of .* has a median F0"):
+        vf.main()
+    (tmp_path / "corpus_summary.json").write_text(json.dumps({"speakers": {"low": {"median_f0_hz": 90.0}}}))
+    assert vf.main() == 0 and "| `low` (90 Hz) | 2 | 55.0% | 60.0% | 40% | 10% | 25% |" in capsys.readouterr().out
