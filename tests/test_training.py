@@ -805,6 +805,13 @@ def test_data_sources_keep_only_the_rows_of_those_sources(small_corpus):
         ClipSource(small_corpus, "train", RowSelection(sources=("no such engine",)))
 
 
+def test_data_f0_bands_reach_the_training_rows_and_one_edge_may_be_given_as_a_number(small_corpus, tmp_path, capsys):
+    config = micro_config(small_corpus, "data.f0_bands=10000")
+    assert config.data.f0_bands == (10000.0,)
+    Trainer(config, tmp_path / "run").close()
+    assert "F0 bands repeated <10000 Hz x1" in capsys.readouterr().out  # every voice is under 10 kHz: one band
+
+
 def test_each_discriminator_family_gets_its_own_losses(small_corpus, tmp_path, monkeypatch):
     import wavtokenizer_hf.training.trainer as trainer_module
 

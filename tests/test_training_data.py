@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,60 @@ def test_a_row_selection_on_an_audio_folder_is_refused(tmp_path):
     sf.write(tmp_path / "a.wav", tone(200, 0.5).astype(np.float32), RATE)
     with pytest.raises(WavTokenizerError, match="select rows of a saved corpus"):
         ClipSource(tmp_path, "train", RowSelection(speakers=1))
+
+
+@pytest.fixture
+def pitched_corpus(speakers_corpus, tmp_path) -> Path:
+    """The six-speaker corpus with a corpus_summary.json: speaker0 at 90 Hz, speaker1 at 120 Hz, the rest at 200 Hz."""
+    import shutil
+
+    out = tmp_path / "pitched"
+    shutil.copytree(speakers_corpus, out)
+    f0 = {f"speaker{number}": 90.0 if number == 0 else 120.0 if number == 1 else 200.0 for number in range(6)}
+    speakers = {name: {"median_f0_hz": value, "minutes": 3.0} for name, value in f0.items()}
+    (out / "corpus_summary.json").write_text(json.dumps({"speakers": speakers}))
+    return out
+
+
+def rows_by_speaker(source: ClipSource) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for index in range(len(source)):
+        wave, rate = source.read(index)
+        freq = np.argmax(np.abs(np.fft.rfft(wave))) * rate / len(wave)
+        speaker = round((freq - 100) / 10) if freq < 300 else -1
+        counts[speaker] = counts.get(speaker, 0) + 1
+    return counts
+
+
+def test_f0_bands_repeat_each_bands_rows_until_the_bands_hold_about_equal_hours(pitched_corpus):
+    # bands: under 100 Hz holds 3 rows (speaker0), 100-150 Hz 3 rows (speaker1), 150 Hz and up 12 rows (four speakers)
+    source = ClipSource(pitched_corpus, "train", RowSelection(f0_bands=(100.0, 150.0)))
+    assert rows_by_speaker(source) == {0: 12, 1: 12, 2: 3, 3: 3, 4: 3, 5: 3, -1: 2}  # music rows stay once
+    assert "<100 Hz x4, 100-150 Hz x4, >=150 Hz x1" in source.summary
+    one_edge = ClipSource(pitched_corpus, "train", RowSelection(kinds=("speech",), f0_bands=(150.0,)))
+    assert rows_by_speaker(one_edge) == {0: 6, 1: 6, 2: 3, 3: 3, 4: 3, 5: 3}  # 6 rows below against 12: x2
+    assert "<150 Hz x2, >=150 Hz x1" in one_edge.summary
+
+
+def test_a_voice_on_a_band_edge_counts_in_the_band_above_it(pitched_corpus):
+    source = ClipSource(pitched_corpus, "train", RowSelection(kinds=("speech",), f0_bands=(90.0,)))
+    assert rows_by_speaker(source)[0] == 3  # 90 Hz is in [90, inf) with the other 15 rows, not alone below 90
+
+
+def test_f0_bands_without_the_speakers_median_f0_are_refused(speakers_corpus, pitched_corpus):
+    with pytest.raises(WavTokenizerError, match="corpus_summary.json, which does not exist"):
+        ClipSource(speakers_corpus, "train", RowSelection(f0_bands=(100.0,)))
+    summary = json.loads((pitched_corpus / "corpus_summary.json").read_text())
+    del summary["speakers"]["speaker3"]
+    (pitched_corpus / "corpus_summary.json").write_text(json.dumps(summary))
+    with pytest.raises(WavTokenizerError, match="no median F0 for speaker3"):
+        ClipSource(pitched_corpus, "train", RowSelection(f0_bands=(100.0,)))
+
+
+@pytest.mark.parametrize("edges", [(150.0, 100.0), (100.0, 100.0), (0.0, 100.0)])
+def test_f0_band_edges_that_do_not_increase_from_above_zero_are_refused(pitched_corpus, edges):
+    with pytest.raises(WavTokenizerError, match="data.f0_bands must be increasing edges"):
+        ClipSource(pitched_corpus, "train", RowSelection(f0_bands=edges))
 
 
 class OneTone:

@@ -23,6 +23,9 @@ class DataConfig:
     kinds: tuple[str, ...] = ()  # keep only rows of these kinds (speech, music, noise); empty keeps all
     speakers: int = 0  # keep only the rows of this many speakers, drawn with run.seed (0: all)
     hours: float = 0.0  # a seeded subset of the selected rows holding this many hours (0: all); fewer is refused
+    # not in the paper (empty keeps its sampling): F0 band edges in Hz, e.g. [100, 150]; each band's rows (by their
+    # speaker's median F0 in the corpus's corpus_summary.json) repeat so the bands hold about equal hours
+    f0_bands: tuple[float, ...] = ()
     # pitch and speed perturbation: each crop played up to this many semitones faster or slower (0: none)
     pitch_semitones: float = 0.0
     validation: str = ""  # corpus or folder for periodic evaluation (default: the train corpus's validation split)
@@ -245,3 +248,5 @@ def _check_choices(config: TrainConfig) -> None:
     for name in ("sources", "kinds"):
         if isinstance(getattr(config.data, name), str):
             setattr(config.data, name, (getattr(config.data, name),))
+    if isinstance(config.data.f0_bands, (int, float)):
+        config.data.f0_bands = (float(config.data.f0_bands),)

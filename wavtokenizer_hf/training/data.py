@@ -9,6 +9,7 @@ happen in the loader's worker processes.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,9 +37,11 @@ class RowSelection:
     speakers: int = 0  # rows of this many speakers drawn with `seed` (rows naming no speaker are kept)
     hours: float = 0.0  # a seeded subset of rows holding this many hours (refused if the selection holds fewer)
     seed: int = 0
+    # F0 band edges (Hz): each band's rows (by their speaker's median F0) repeated so the bands hold about equal hours
+    f0_bands: tuple[float, ...] = ()
 
     def is_empty(self) -> bool:
-        return not (self.sources or self.kinds or self.speakers or self.hours)
+        return not (self.sources or self.kinds or self.speakers or self.hours or self.f0_bands)
 
 
 class ClipSource:
@@ -137,10 +140,48 @@ def select_rows(dataset, selection: RowSelection, location: Path):
             chosen.append(keep[position])
             seconds += durations[keep[position]]
         keep = sorted(chosen)
+    balance = ""
+    if selection.f0_bands:
+        keep, balance = balance_f0_bands(keep, speaker_of, columns, selection.f0_bands, location)
     hours = sum(columns["duration"][i] for i in keep) / 3600 if "duration" in columns.column_names else float("nan")
     summary = (f"{len(keep)} rows, {hours:.2f} h, {len({speaker_of[i] for i in keep if speaker_of[i]})} speakers "
-               f"of {location}")
+               f"of {location}{balance}")
     return dataset.select(keep, keep_in_memory=True), summary
+
+
+def speaker_median_f0(location: Path) -> dict[str, float]:
+    """Each speaker's median F0 (Hz) as the corpus builder recorded it in `corpus_summary.json`."""
+    path = location / "corpus_summary.json"
+    if not path.is_file():
+        raise WavTokenizerError(f"data.f0_bands needs each speaker's median F0 from {path}, which does not exist "
+                                f"(corpora built by scripts/build_corpus.py have it)")
+    speakers = json.loads(path.read_text()).get("speakers", {})
+    return {name: entry["median_f0_hz"] for name, entry in speakers.items() if entry.get("median_f0_hz")}
+
+
+def balance_f0_bands(keep: list[int], speaker_of: list[str], columns, edges: tuple[float, ...],
+                     location: Path) -> tuple[list[int], str]:
+    """`keep` with each F0 band's rows repeated round(largest band's hours / its hours) times, so low and high voices
+    weigh about alike; rows naming no speaker (music, noise) stay once. A repeated row is a separate clip, so it gets
+    its own crop each epoch."""
+    if list(edges) != sorted(edges) or len(set(edges)) != len(edges) or edges[0] <= 0:
+        raise WavTokenizerError(f"data.f0_bands must be increasing edges in Hz above 0, not {list(edges)}")
+    median_f0 = speaker_median_f0(location)
+    missing = sorted({speaker_of[i] for i in keep if speaker_of[i] and speaker_of[i] not in median_f0})
+    if missing:
+        raise WavTokenizerError(f"data.f0_bands: {location}/corpus_summary.json has no median F0 for "
+                                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    durations = columns["duration"] if "duration" in columns.column_names else [1.0] * len(columns)
+    band_of = {i: int(np.searchsorted(edges, median_f0[speaker_of[i]], side="right")) for i in keep if speaker_of[i]}
+    seconds: dict[int, float] = {}
+    for index, band in band_of.items():
+        seconds[band] = seconds.get(band, 0.0) + durations[index]
+    most = max(seconds.values(), default=0.0)
+    repeats = {band: max(1, round(most / total)) for band, total in seconds.items()}
+    balanced = sorted(i for i in keep for _ in range(repeats.get(band_of.get(i, -1), 1)))
+    names = [f"<{edges[0]:g}"] + [f"{lo:g}-{hi:g}" for lo, hi in zip(edges, edges[1:])] + [f">={edges[-1]:g}"]
+    described = ", ".join(f"{names[band]} Hz x{repeats[band]}" for band in sorted(repeats))
+    return balanced, f"; F0 bands repeated {described}"
 
 
 def _speaker_column(columns) -> list[str]:

@@ -222,8 +222,8 @@ class Trainer:
         if not cfg.data.train:
             raise WavTokenizerError("no training data: set data.train=PATH (a corpus, an audio folder or a manifest)")
         d = cfg.data
-        source = ClipSource(d.train, d.split, RowSelection(d.sources, d.kinds, d.speakers, d.hours, cfg.run.seed),
-                            with_phones=cfg.loss.phones > 0)
+        selection = RowSelection(d.sources, d.kinds, d.speakers, d.hours, cfg.run.seed, tuple(d.f0_bands))
+        source = ClipSource(d.train, d.split, selection, with_phones=cfg.loss.phones > 0)
         if source.summary and self.accelerator.is_main_process:
             print(f"[data] {source.summary}", flush=True)
         self.phone_inventory: list[str] = []
