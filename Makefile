@@ -71,15 +71,18 @@ endif
 # 100 steps and a stock-loadable snapshot every 30 CPU minutes. The same command resumes it exactly where it stopped
 # (weights, optimisers, codebook, RNG, data position). Needs a many-speaker corpus of free voices (KEEP_DATA; a codec
 # trained on MBROLA or RHVoice audio inherits their non-commercial terms: docs/corpus.md). The recipe: the levers'
-# best at equal CPU minutes on unseen speakers (all speakers + the phone teacher; BENCHMARKS.md).
-KEEP_OUT ?= runs/keep_training
+# best at equal CPU minutes on unseen speakers (all speakers + the phone teacher, and the multi-period discriminator
+# from the first step: BENCHMARKS.md). KEEP_INIT is the codec it starts from (a snapshot of an earlier run continues
+# that run's training under this recipe); a resumed run takes its weights from its checkpoint.
+KEEP_OUT ?= runs/keep_training_mpd
 KEEP_DATA ?= runs/voices_free
-KEEP_SET ?= data.kinds=[speech] loss.phones=1.0
+KEEP_INIT ?= wavtokenizer_hf/default_codec
+KEEP_SET ?= data.kinds=[speech] loss.phones=1.0 discriminators.use=[mpd] loss.gan_start_step=0
 keep-training: $(STAMP)
 	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) (python scripts/build_corpus.py --hours 3 --licence free --out $(KEEP_DATA))"; exit 2; }
 	mkdir -p $(dir $(KEEP_OUT))
 	nohup nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) scripts/train_codec.py --preset tiny-finetune \
-		--init-from wavtokenizer_hf/default_codec --out $(KEEP_OUT) --max-minutes 100000 \
+		--init-from $(KEEP_INIT) --out $(KEEP_OUT) --max-minutes 100000 \
 		--set data.train=$(KEEP_DATA) run.clock=cpu run.save_every=100 run.export_every_minutes=30 data.num_workers=0 \
 		$(KEEP_SET) >> $(KEEP_OUT).log 2>&1 &
 	@echo "training in the background: tail -f $(KEEP_OUT).log; snapshots in $(KEEP_OUT)/stepNNNNNNN"

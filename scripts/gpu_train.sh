@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fine-tune the default codec on a lent GPU machine with the best recipe so far (`tiny-finetune` with the phone
-# teacher, `loss.phones=1.0`, as `make keep-training` runs it), on a carried shard of the free-voices corpus (a codec
+# Fine-tune the default codec on a lent GPU machine with the phone-teacher recipe (`tiny-finetune`,
+# `loss.phones=1.0`; `make keep-training` adds the multi-period discriminator: pass `--set discriminators.use=[mpd]
+# --set loss.gan_start_step=0` for the same), on a carried shard of the free-voices corpus (a codec
 # trained on it can ship under the package's licence), writing what it has to OUT as it goes (a command killed at its
 # time limit still returns its last snapshot and log).
 #
