@@ -52,7 +52,8 @@ def test_the_gpu_training_script_trains_on_a_shard_packs_as_it_goes_and_unpacks_
     spec.loader.exec_module(shard_module)
     shard_module.make_shard(small_corpus, tmp_path / "shard", hours=0.005, test_limit=2, seed=0)
     out = tmp_path / "out"
-    result = _run("gpu_train.sh", str(out), "--minutes", "0.2", "--shard", str(tmp_path / "shard"), "--batch-size",
+    # 0.4 wall-clock minutes: on busy cores 0.2 left no snapshot packed before the final one
+    result = _run("gpu_train.sh", str(out), "--minutes", "0.4", "--shard", str(tmp_path / "shard"), "--batch-size",
                   "4", "--workers", "0", "--eval-limit", "2", "--pack-every", "3", "--set", "run.log_every=1",
                   "--set", "run.export_every_minutes=0.05", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
