@@ -20,14 +20,14 @@ from wavtokenizer_hf.training import Trainer, load_train_config
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", help="tiny, paper-75, paper-40, or a YAML path")
+    parser.add_argument("--preset", default="tiny", help="tiny, tiny-finetune, paper-75, paper-40, or a YAML path")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override preset values")
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoint, log.jsonl, final/)")
     parser.add_argument("--init-from", default=None, help="HF codec directory to fine-tune (converted or trained)")
     parser.add_argument("--discriminators-from", default=None, help="checkpoint.pt whose discriminators to reuse")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many steps (default: preset; 0 exports the starting codec)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes on run.clock (wall time, or CPU time with run.clock=cpu)")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     cfg = load_train_config(args.preset, args.set)
