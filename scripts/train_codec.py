@@ -27,7 +27,8 @@ def main() -> int:
     parser.add_argument("--discriminators-from", default=None, help="checkpoint.pt whose discriminators to reuse")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many steps (default: preset; 0 exports the starting codec)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes on run.clock (wall time, or CPU time with run.clock=cpu)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop after this many minutes on run.clock (wall time, or CPU time with run.clock=cpu)")
     args = parser.parse_args()
     hf_logging.disable_progress_bar()
     cfg = load_train_config(args.preset, args.set)
