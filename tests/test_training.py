@@ -26,7 +26,8 @@ from wavtokenizer_hf.training import Trainer, load_train_config
 from wavtokenizer_hf.training.losses import MelLoss, MultiScaleMelLoss
 from wavtokenizer_hf.training.phase_losses import phase_loss, wrapped_abs
 from wavtokenizer_hf.training.generator import WavTokenizerGenerator
-from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes
+from wavtokenizer_hf.training.trainer import build_generator
+from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes, rotated
 
 from conftest import MICRO, ROOT
 
@@ -822,3 +823,44 @@ def test_each_discriminator_family_gets_its_own_losses(small_corpus, tmp_path, m
                             lambda family, *args, _real=real, _key=key: calls[_key].append(family) or _real(family, *args))
     Trainer(micro_config(small_corpus, "loss.gan_start_step=0"), tmp_path).fit(1)
     assert calls == {key: ["mpd", "mrd", "dac"] for key in calls}
+
+
+def test_the_rotation_trick_keeps_the_codes_values_and_rotates_the_gradient_back_onto_the_latent():
+    torch.manual_seed(0)
+    latents = torch.randn(5, 8, dtype=torch.float64)
+    codes = torch.randn(5, 8, dtype=torch.float64)
+    inputs = latents.clone().requires_grad_(True)
+    out = rotated(inputs, codes)
+    assert torch.allclose(out, codes)  # the decoder sees the codes themselves
+    upstream = torch.randn(5, 8, dtype=torch.float64)
+    out.backward(upstream)
+    for row in range(5):  # d out / d latent is the constant matrix scale * (I - 2 r r^T + 2 q e^T)
+        e, q = latents[row], codes[row]
+        e_dir, q_dir = e / e.norm(), q / q.norm()
+        r = (e_dir + q_dir) / (e_dir + q_dir).norm()
+        jacobian = q.norm() / e.norm() * (torch.eye(8, dtype=torch.float64) - 2 * torch.outer(r, r)
+                                            + 2 * torch.outer(q_dir, e_dir))
+        assert torch.allclose(inputs.grad[row], jacobian.T @ upstream[row])
+    assert not torch.allclose(inputs.grad, upstream)  # straight-through would copy the gradient unchanged
+
+
+@pytest.mark.parametrize("gradient", ["straight_through", "rotation"])
+def test_the_quantizers_gradient_choice_changes_only_the_encoders_gradient(gradient):
+    torch.manual_seed(0)
+    quantizer = make_quantizer(num_codes=16, dim=4, reseed=False)
+    quantizer.codebook.embed.copy_(torch.randn(16, 4))
+    quantizer.gradient = gradient
+    latents = torch.randn(2, 4, 10, requires_grad=True)
+    out = quantizer(latents, update=False)
+    expected = quantizer.codebook.embed[out.codes].permute(0, 2, 1)
+    assert torch.allclose(out.quantized, expected, atol=1e-6)
+    upstream = torch.randn_like(latents)
+    out.quantized.backward(upstream)
+    assert torch.allclose(latents.grad, upstream) == (gradient == "straight_through")
+
+
+def test_an_unknown_quantizer_gradient_is_refused_by_name():
+    chosen = load_train_config("tiny", ["quantizer.gradient=rotation"])
+    assert build_generator(chosen).quantizer.gradient == "rotation"
+    with pytest.raises(WavTokenizerError, match="quantizer.gradient must be one of straight_through, rotation"):
+        load_train_config("tiny", ["quantizer.gradient=rotate"])

@@ -99,6 +99,9 @@ class QuantizerConfig:
     # k-means on the trained encoder's latents before the first step (0 keeps the loaded codebook); the encoder,
     # decoder and head are kept
     codebook_size: int = 0
+    # not in the paper ("straight_through" keeps its recipe): how the decoder's gradient reaches the encoder through
+    # the code lookup; "rotation" is the rotation trick (training/vq.py), inference unchanged
+    gradient: str = "straight_through"
 
 
 @dataclass
@@ -233,7 +236,8 @@ def load_train_config(preset: str, overrides: list[str] | None = None) -> TrainC
 def _check_choices(config: TrainConfig) -> None:
     choices = {"run.clock": (config.run.clock, ("wall", "cpu")),
                "loss.phase_kind": (config.loss.phase_kind, ("complex", "anti_wrapping")),
-               "run.mixed_precision": (config.run.mixed_precision, ("no", "bf16", "fp16"))}
+               "run.mixed_precision": (config.run.mixed_precision, ("no", "bf16", "fp16")),
+               "quantizer.gradient": (config.quantizer.gradient, ("straight_through", "rotation"))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise WavTokenizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")

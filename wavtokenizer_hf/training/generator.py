@@ -26,14 +26,15 @@ class GeneratorOutput:
 
 class WavTokenizerGenerator(nn.Module):
     def __init__(self, config: WavTokenizerConfig, ema_decay: float = 0.99, dead_code_threshold: float = 2.0,
-                 reseed_dead_codes: bool = True, model: WavTokenizerModel | None = None, dead_code_share: float = 0.0):
+                 reseed_dead_codes: bool = True, model: WavTokenizerModel | None = None, dead_code_share: float = 0.0,
+                 gradient: str = "straight_through"):
         super().__init__()
         self.model = model if model is not None else WavTokenizerModel(config)
         if model is None:  # a fresh codebook waits for k-means on training data
             self.model.encoder_model.quantizer.codebook.inited.fill_(0.0)
         self.quantizer = EMAQuantizer(self.model.encoder_model.quantizer.codebook, decay=ema_decay,
                                       dead_code_threshold=dead_code_threshold, reseed_dead_codes=reseed_dead_codes,
-                                      dead_code_share=dead_code_share)
+                                      dead_code_share=dead_code_share, gradient=gradient)
         self.num_conditions = config.adanorm_num_embeddings
         self.phone_head: nn.Module | None = None  # training only (training/phones.py); never exported
         self.whisper_head: nn.Module | None = None  # training only (training/whisper_teacher.py); never exported

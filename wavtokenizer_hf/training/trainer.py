@@ -56,7 +56,7 @@ def build_generator(cfg: TrainConfig, init_from: str | None = None) -> WavTokeni
     """A fresh codec from `cfg.model`, or one initialised from an HF directory (converted or trained)."""
     q = cfg.quantizer
     kwargs = dict(ema_decay=q.ema_decay, dead_code_threshold=q.dead_code_threshold, dead_code_share=q.dead_code_share,
-                  reseed_dead_codes=cfg.fixes.reseed_dead_codes)
+                  gradient=q.gradient, reseed_dead_codes=cfg.fixes.reseed_dead_codes)
     if init_from:
         model = AutoModel.from_pretrained(init_from)
         if q.codebook_size:  # a refit, at the loaded codec's own size too

@@ -63,12 +63,36 @@ def kmeans(vectors: torch.Tensor, num_codes: int, iterations: int, generator: to
     return centroids, counts
 
 
+GRADIENTS = ("straight_through", "rotation")
+
+
+def rotated(latents: torch.Tensor, quantized: torch.Tensor, epsilon: float = 1e-8) -> torch.Tensor:
+    """The rotation trick (Fifty et al., ICLR 2025): each (N, D) latent rotated onto the direction of its code and
+    rescaled to the code's norm, with the rotation and the scale held constant, so that its value is the code and
+    the gradient reaching the latent is the decoder's gradient rotated back (straight-through copies it unchanged).
+    Only the encoder's gradients change: the forward values, the codes and the codebook's EMA do not."""
+    latents_norm = latents.norm(dim=1, keepdim=True).clamp_min(epsilon)
+    quantized_norm = quantized.norm(dim=1, keepdim=True).clamp_min(epsilon)
+    latents_dir = (latents / latents_norm).detach()
+    quantized_dir = (quantized / quantized_norm).detach()
+    # the Householder-pair rotation taking latents_dir to quantized_dir: I - 2 r r^T + 2 q e^T
+    halfway = latents_dir + quantized_dir
+    halfway = (halfway / halfway.norm(dim=1, keepdim=True).clamp_min(epsilon)).detach()
+    turned = (latents - 2 * halfway * (halfway * latents).sum(1, keepdim=True)
+              + 2 * quantized_dir * (latents_dir * latents).sum(1, keepdim=True))
+    return (quantized_norm / latents_norm).detach() * turned
+
+
 class EMAQuantizer(nn.Module):
     """Quantise (B, D, T) latents with the codebook buffers of a stock `WavTokenizerEuclideanCodebook`."""
 
     def __init__(self, codebook: nn.Module, decay: float = 0.99, epsilon: float = 1e-5,
-                 dead_code_threshold: float = 2.0, reseed_dead_codes: bool = True, dead_code_share: float = 0.0):
+                 dead_code_threshold: float = 2.0, reseed_dead_codes: bool = True, dead_code_share: float = 0.0,
+                 gradient: str = "straight_through"):
         super().__init__()
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}, not {gradient!r}")
+        self.gradient = gradient
         # not registered as a submodule: the buffers belong to the stock model, which saves them once
         object.__setattr__(self, "codebook", codebook)
         self.decay = decay
@@ -134,7 +158,8 @@ class EMAQuantizer(nn.Module):
         if update:
             self.accumulate(latents, codes.reshape(batch, frames))
             self.apply_accumulated()
-        straight = flat + (quantized - flat).detach()
+        passed = rotated(flat, quantized) if self.gradient == "rotation" else flat
+        straight = passed + (quantized - passed).detach()
         return QuantizerOutput(
             quantized=straight.reshape(batch, frames, dim).permute(0, 2, 1),
             codes=codes.reshape(batch, frames),
