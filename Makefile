@@ -79,7 +79,7 @@ KEEP_DATA ?= runs/voices_free
 KEEP_INIT ?= wavtokenizer_hf/default_codec
 KEEP_SET ?= data.kinds=[speech] loss.phones=1.0 discriminators.use=[mpd] loss.gan_start_step=0
 keep-training: $(STAMP)
-	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) (python scripts/build_corpus.py --hours 3 --licence free --out $(KEEP_DATA))"; exit 2; }
+	@[ -d "$(KEEP_DATA)" ] || { echo "keep-training: no corpus at $(KEEP_DATA) ($(PY) scripts/build_corpus.py --hours 1.5 --licence free --seed 0 --out $(KEEP_DATA), after make corpus-extras)"; exit 2; }
 	mkdir -p $(dir $(KEEP_OUT))
 	nohup nice -n 10 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) scripts/train_codec.py --preset tiny-finetune \
 		--init-from $(KEEP_INIT) --out $(KEEP_OUT) --max-minutes 100000 \

@@ -20,7 +20,6 @@ from transformers.utils import logging as hf_logging
 from wavtokenizer_hf.errors import run_script
 from wavtokenizer_hf.listing import or_na, read_jsonl
 from wavtokenizer_hf.evaluation import CodecReconstructor, evaluate, load_test_set
-from wavtokenizer_hf.training import Trainer, load_train_config
 
 ORIGINAL = ["fixes.train_dac=false", "fixes.reseed_dead_codes=false", "fixes.kmeans_on_training_data=false",
             "fixes.single_ema_update=false", "fixes.nonfinite_guard=false", "optim.grad_clip=null"]
@@ -53,6 +52,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items of the split")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     args = parser.parse_args()
+    # imported here, not at the top, so that a missing extra is one line (run_script), not a traceback
+    from wavtokenizer_hf.training import Trainer, load_train_config
     steps = sorted(set(args.eval_at))
     if steps[0] < 1:
         parser.error(f"--eval-at takes positive step numbers, got {args.eval_at}")

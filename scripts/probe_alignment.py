@@ -23,7 +23,6 @@ from pathlib import Path
 
 from transformers.utils import logging as hf_logging
 
-from lm.probes import json_summary, run_probes, write_report
 from wavtokenizer_hf.atomic import atomic_path
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 
@@ -66,6 +65,8 @@ def main() -> int:
                              "(repeat for several)")
     parser.add_argument("--null-draws", type=int, default=3, help="circular shifts averaged for the chance level")
     args = parser.parse_args()
+    # imported here, not at the top, so that a missing extra is one line (run_script), not a traceback
+    from lm.probes import json_summary, run_probes, write_report
     hf_logging.disable_progress_bar()
     result = run_probes(parse_codecs(args.codec), args.data, args.split, args.limit, args.rounds, args.drop_silence,
                         args.lm, fit_source=args.fit_data, fit_split=args.fit_split, fit_limit=args.fit_limit,

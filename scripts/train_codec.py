@@ -15,7 +15,6 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from wavtokenizer_hf.errors import run_script
-from wavtokenizer_hf.training import Trainer, load_train_config
 
 
 def main() -> int:
@@ -30,6 +29,8 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop after this many minutes on run.clock (wall time, or CPU time with run.clock=cpu)")
     args = parser.parse_args()
+    # imported here, not at the top, so that a missing extra is one line (run_script), not a traceback
+    from wavtokenizer_hf.training import Trainer, load_train_config
     hf_logging.disable_progress_bar()
     cfg = load_train_config(args.preset, args.set)
     trainer = Trainer(cfg, args.out, init_from=args.init_from, discriminators_from=args.discriminators_from)

@@ -103,6 +103,26 @@ def test_a_missing_extra_names_the_pip_command(module, extra, statement, tmp_pat
     assert f"pip install 'wavtokenizer-hf[{extra}]'" in result.stdout, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("script, module, extra, args", [
+    ("train_codec.py", "accelerate", "train", ["--out", "run"]),
+    ("compare_recipes.py", "accelerate", "train", ["--data", "corpus"]),
+    ("probe_alignment.py", "scipy", "eval", ["--data", "corpus", "--codec", "codec", "--out", "report.html"]),
+])
+def test_a_script_without_its_extra_stops_with_one_line_and_status_2(script, module, extra, args, tmp_path):
+    result = run_python(f"""
+        import runpy, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        for name in ({module!r}, {module + '.sparse'!r}, {module + '.stats'!r}):
+            sys.modules[name] = None  # as if the extra were not installed
+        sys.argv = [{script!r}, *{args!r}]
+        runpy.run_path({str(ROOT / 'scripts' / script)!r}, run_name="__main__")
+        """, tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"{script[:-3]}: error: ") and f"pip install 'wavtokenizer-hf[{extra}]'" in lines[0]
+
+
 def test_init_places_the_default_codec_where_stock_transformers_finds_it(tmp_path, monkeypatch):
     from transformers import AutoModel
 

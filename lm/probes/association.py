@@ -28,8 +28,8 @@ from wavtokenizer_hf.extras import require
 
 from .labels import Interval, interval_index_at_centres
 
-sparse = require("scipy.sparse", "the alignment probes")
-stats = require("scipy.stats", "the alignment probes")
+sparse = require("scipy.sparse", "alignment probing")
+stats = require("scipy.stats", "alignment probing")
 
 TEST = ("one-sided exact test per word occurrence, stratified by utterance (Fisher's where there is one stratum), "
         "Benjamini-Hochberg over every tested pair")

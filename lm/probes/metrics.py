@@ -28,7 +28,7 @@ from wavtokenizer_hf.codebook import codebook_usage
 from wavtokenizer_hf.errors import WavTokenizerError
 from wavtokenizer_hf.extras import require
 
-sparse = require("scipy.sparse", "the alignment probes")
+sparse = require("scipy.sparse", "alignment probing")
 
 CONTINGENCY_METRICS = ("phone_purity", "code_purity", "pnmi", "completeness", "v_measure")
 CHANCE_ADJUSTED = ("pnmi", "mapping_accuracy")  # each gets `<name>_null` and `<name>_adjusted`
