@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wavtokenizer_hf.errors import WavTokenizerError, run_script
 from wavtokenizer_hf.listing import or_na
-from wavtokenizer_hf.evaluation.paired import PAIRED_ROWS, PERCENT_POINTS, paired_differences, resampling_unit
+from wavtokenizer_hf.evaluation.paired import format_difference, paired_differences, resampling_unit
 from wavtokenizer_hf.evaluation.report import speaker_table
 
 ROWS = [  # (summary key, label, format, paired key or None)
@@ -35,7 +35,6 @@ ROWS = [  # (summary key, label, format, paired key or None)
     ("flagged", "outputs flagged", "{:.1%}", None),
     ("codebook_used", "codebook entries used", "{:.1%}", None),
 ]
-PAIRED_FORMAT = {key: fmt for key, _, fmt, _ in PAIRED_ROWS}  # how each paired difference is printed
 
 
 def cell(summary: dict, key: str, fmt: str) -> str:
@@ -73,10 +72,7 @@ def card_table(results: dict, reference: str, codec: str, by: str = "speaker") -
         difference = ""
         entry = paired.get(paired_key) if paired_key else None
         if entry:
-            scale = 100.0 if paired_key in PERCENT_POINTS else 1.0
-            f = PAIRED_FORMAT[paired_key]
-            d, lo, hi = (entry[k] * scale for k in ("difference", "low", "high"))
-            difference = f"{f.format(d)} [{f.format(lo)}, {f.format(hi)}]"
+            difference = format_difference(paired_key, entry)
         lines.append(f"| {label} | {cell(a, key, fmt)} | {cell(b, key, fmt)} | {difference} |")
     groups = speaker_table(two, by)
     return "\n".join(lines) + "\n" + ("\n" + groups if groups else "")

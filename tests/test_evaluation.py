@@ -368,6 +368,18 @@ def test_distillmos_and_pesq_get_paired_differences_like_the_other_means():
     assert "| DistillMOS | -0.50 [" in paired_table(results, "a", rounds=200)
 
 
+def test_an_interval_bound_that_rounds_to_zero_shows_which_side_of_zero_it_lies_on():
+    from wavtokenizer_hf.evaluation.paired import format_difference
+
+    touching = {"difference": -0.0383, "low": -0.0851, "high": 0.00038}  # a rate: printed in points
+    assert format_difference("wer_capped", touching) == "-3.8 [-8.5, +0.04]"
+    assert format_difference("cer_capped", {**touching, "high": -0.00038}) == "-3.8 [-8.5, -0.04]"
+    assert format_difference("stoi", {"difference": 0.0151, "low": 0.0063, "high": 0.0238}) == "+0.015 [+0.006, +0.024]"
+    assert format_difference("mos", {"difference": 0.0, "low": 0.0, "high": 0.0}) == "+0.00 [+0.00, +0.00]"
+    assert format_difference("stoi", {"difference": 0.01, "low": -0.0000004, "high": 0.02}) == \
+        "+0.010 [-0.000000, +0.020]"  # the extra decimals stop at six
+
+
 def test_results_that_cannot_be_written_leave_the_earlier_evaluation_whole(results, tmp_path):
     from wavtokenizer_hf.evaluation import write_results
 

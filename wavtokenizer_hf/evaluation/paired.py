@@ -34,6 +34,24 @@ PAIRED_ROWS = [
 PERCENT_POINTS = {"wer_capped", "cer_capped", "f0_gross_error"}
 
 
+def format_difference(key: str, entry: dict) -> str:
+    """`difference [low, high]` of one `PAIRED_ROWS` metric, in points for rates. A bound that rounds to zero at the
+    row's precision gets more decimals, so that which side of zero it lies on (whether the interval excludes 0)
+    stays readable: `[-8.5, +0.04]`, not `[-8.5, +0.0]`."""
+    fmt = next(f for k, _, f, _ in PAIRED_ROWS if k == key)
+    scale = 100.0 if key in PERCENT_POINTS else 1.0
+    d, low, high = (entry[k] * scale for k in ("difference", "low", "high"))
+    return f"{fmt.format(d)} [{_bound(low, fmt)}, {_bound(high, fmt)}]"
+
+
+def _bound(value: float, fmt: str) -> str:
+    text, digits = fmt.format(value), int(fmt.split(".")[1][0])
+    while value != 0 and float(text) == 0 and digits < 6:
+        digits += 1
+        text = f"{value:+.{digits}f}"
+    return text
+
+
 def _present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -154,15 +172,13 @@ def paired_table(results: dict, reference: str, rounds: int = 2000) -> str:
              f"resamples of {resampling_unit(results, reference)}{readings}; an interval that excludes 0 is a "
              "difference larger than the test set's sampling noise and the recogniser's jitter):", "",
              "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for key, label, fmt, _ in PAIRED_ROWS:
+    for key, label, _, _ in PAIRED_ROWS:
         cells = []
         for name in names:
             entry = differences[name].get(key)
             if entry is None:
                 cells.append("n/a")
                 continue
-            scale = 100.0 if key in PERCENT_POINTS else 1.0
-            d, lo, hi = (entry[k] * scale for k in ("difference", "low", "high"))
-            cells.append(f"{fmt.format(d)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+            cells.append(format_difference(key, entry))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
