@@ -103,6 +103,18 @@ def test_a_missing_extra_names_the_pip_command(module, extra, statement, tmp_pat
     assert f"pip install 'wavtokenizer-hf[{extra}]'" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_probes_k_means_baseline_needs_no_training_extra(tmp_path):
+    result = run_python(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.modules["accelerate"] = None  # the [train] extra not installed
+        import torch
+        from lm.probes.baselines import MelKMeans
+        print("IMPORTED")
+        """, tmp_path)
+    assert "IMPORTED" in result.stdout, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("script, module, extra, args", [
     ("train_codec.py", "accelerate", "train", ["--out", "run"]),
     ("compare_recipes.py", "accelerate", "train", ["--data", "corpus"]),

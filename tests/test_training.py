@@ -27,7 +27,8 @@ from wavtokenizer_hf.training.losses import MelLoss, MultiScaleMelLoss
 from wavtokenizer_hf.training.phase_losses import phase_loss, wrapped_abs
 from wavtokenizer_hf.training.generator import WavTokenizerGenerator
 from wavtokenizer_hf.training.trainer import build_generator
-from wavtokenizer_hf.training.vq import EMAQuantizer, kmeans, nearest_codes, rotated
+from wavtokenizer_hf.codebook import kmeans, nearest_rows
+from wavtokenizer_hf.training.vq import EMAQuantizer, rotated
 
 from conftest import MICRO, ROOT
 
@@ -241,7 +242,7 @@ def test_kmeans_runs_in_bounded_memory():
     assert centroids.shape == (4096, 64) and int(counts.sum()) == 40_000
     small, book = torch.randn(500, 8), torch.randn(64, 8)
     brute = torch.cdist(small, book).argmin(1)
-    assert torch.equal(nearest_codes(small, book, max_chunk_elements=64 * 7), brute)
+    assert torch.equal(nearest_rows(small, book, max_chunk_elements=64 * 7), brute)
 
 
 def test_kmeans_finds_well_separated_clusters():
@@ -252,11 +253,11 @@ def test_kmeans_finds_well_separated_clusters():
     points = torch.cat([c + 0.3 * torch.randn(200, 2, generator=generator) for c in centres])
 
     def inertia(found):
-        return float((points - found[nearest_codes(points, found)]).pow(2).sum(1).mean())
+        return float((points - found[nearest_rows(points, found)]).pow(2).sum(1).mean())
 
     start, _ = kmeans(points, 8, iterations=0, generator=torch.Generator().manual_seed(0))
     found, counts = kmeans(points, 8, iterations=20, generator=torch.Generator().manual_seed(0))
-    assign = nearest_codes(points, found)
+    assign = nearest_rows(points, found)
     for code in assign.unique():
         assert torch.allclose(found[code], points[assign == code].mean(0), atol=1e-4)
     assert torch.cdist(centres, found).min(1).values.max() < 1.0
@@ -283,7 +284,7 @@ def quantisation_error(generator, audio) -> float:
         latents = generator.encode_latents(audio)
         flat = latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
         embed = generator.quantizer.codebook.embed
-        return float(((flat - embed[nearest_codes(flat, embed)]) ** 2).mean())
+        return float(((flat - embed[nearest_rows(flat, embed)]) ** 2).mean())
 
 
 def test_a_codec_refitted_to_a_larger_codebook_keeps_its_other_weights_and_k_means_fills_the_codebook(

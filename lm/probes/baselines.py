@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from wavtokenizer_hf.errors import WavTokenizerError
-from wavtokenizer_hf.training.vq import kmeans, nearest_codes
+from wavtokenizer_hf.codebook import kmeans, nearest_rows
 
 MEL_BANDS = 80
 
@@ -60,7 +60,7 @@ class MelKMeans:
         return cls(mean, std, centroids)
 
     def assign(self, features: torch.Tensor) -> np.ndarray:
-        return nearest_codes((features.float() - self.mean) / self.std, self.centroids).numpy().astype(np.int64)
+        return nearest_rows((features.float() - self.mean) / self.std, self.centroids).numpy().astype(np.int64)
 
 
 def mel_kmeans_codes(features: list[torch.Tensor], codebook_size: int, iterations: int = 20, seed: int = 0,

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .. import codebook
+from ..codebook import kmeans, nearest_rows
 
 
 @dataclass
@@ -29,38 +29,6 @@ class QuantizerOutput:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def nearest_codes(vectors: torch.Tensor, embed: torch.Tensor, max_chunk_elements: int = 2**25) -> torch.Tensor:
-    """Index of the nearest row of `embed` (K, D) for each vector (N, D), in chunks of at most `max_chunk_elements`
-    distances (`codebook.nearest_codes`), so memory stays O(chunk x K) instead of O(N x K x D).
-
-    Always in fp32: under a bf16 autocast (mixed-precision training) the distance product would otherwise run in bf16
-    whatever its inputs' dtype, and about one frame in eight would get a code that is not its nearest."""
-    with torch.autocast(vectors.device.type, enabled=False):
-        return codebook.nearest_codes(vectors.float(), *codebook.search_terms(embed.float()),
-                                      max_chunk_elements=max_chunk_elements)
-
-
-def kmeans(vectors: torch.Tensor, num_codes: int, iterations: int, generator: torch.Generator | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on (N, D) vectors; returns (centroids (K, D), cluster sizes (K,)). Empty clusters keep
-    their previous centre. With fewer vectors than codes, initial centres are drawn with replacement."""
-    vectors = vectors.float()
-    n = vectors.shape[0]
-    if n >= num_codes:
-        index = torch.randperm(n, generator=generator)[:num_codes]
-    else:
-        index = torch.randint(0, n, (num_codes,), generator=generator)
-    centroids = vectors[index].clone()
-    counts = torch.zeros(num_codes)
-    for _ in range(iterations):
-        assign = nearest_codes(vectors, centroids)
-        counts = torch.bincount(assign, minlength=num_codes).float()
-        sums = torch.zeros_like(centroids).index_add_(0, assign, vectors)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None]
-    return centroids, counts
 
 
 GRADIENTS = ("straight_through", "rotation")
@@ -152,7 +120,7 @@ class EMAQuantizer(nn.Module):
         batch, dim, frames = latents.shape
         flat = latents.permute(0, 2, 1).reshape(-1, dim)
         embed = self.codebook.embed
-        codes = nearest_codes(flat.detach().float(), embed.float())
+        codes = nearest_rows(flat.detach().float(), embed.float())
         quantized = nn.functional.embedding(codes, embed).to(flat.dtype)
         commit_loss = nn.functional.mse_loss(flat, quantized.detach())
         if update:
