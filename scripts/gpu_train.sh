@@ -87,6 +87,8 @@ trap 'kill $packer_pid 2>/dev/null || true; rm -rf "$work"' EXIT
     run.save_every=0 "run.export_every_minutes=1" run.log_every=20 loss.phones=1.0 "${sets[@]}" \
     2>&1 | tr '\r' '\n' | grep -v "^train: .*step" || true
 kill $packer_pid 2>/dev/null || true
+wait $packer_pid 2>/dev/null || true
+rm -f "$work/packed"  # the packer may have been stopped between packing the final snapshot and saying so
 pack
 [ -f "$work/run/final/model.safetensors" ] || { echo "gpu_train.sh: training exported nothing" >&2; exit 1; }
 
