@@ -2,8 +2,9 @@
 # Score a background run's timed snapshot against the shipped codec under a selection rule written beforehand:
 # wait for the run's first export at or after MINUTES on its clock, pause the run (SIGSTOP, so both get the cores and
 # the run's CPU clock stands still), store the snapshot in float16, evaluate it beside the shipped codec in one
-# process per set (the test rows with DistillMOS; tts_samples and real_speech when ../shared has them), print the
-# paired tables, and resume the run whatever happens.
+# process per set (tts_samples and real_speech when ../shared has them, minutes each, then the test rows with
+# DistillMOS, the longest), print the paired tables, and resume the run whatever happens. A set already scored
+# (its evaluation.json, written atomically, exists) is not scored again, so a confirm cut off resumes where it was.
 #
 #   benchmarks/confirm_candidate.sh RUN_DIR MINUTES NAME TEST_CORPUS [ROWS]
 #   benchmarks/confirm_candidate.sh runs/keep_training_mpd 120 keep120 runs/voices_test_all 360
@@ -38,14 +39,15 @@ trap resume EXIT
 pkill -STOP -f -- "--out $run( |$)" || echo "confirm: no running process trains $run"
 
 candidate=runs/${name}_fp16
-"$py" -m wavtokenizer_hf.cli half-weights "$run/$step" "$candidate"
+"$py" -m wavtokenizer_hf.cli half-weights "$run/$step" "$candidate" --overwrite  # the same bytes on a rerun
 evaluate=("$py" scripts/evaluate_codec.py --codec wavtokenizer_hf/default_codec --codec "$candidate")
 out=runs/confirm/$name
+scored() { [ -f "$out/$1/evaluation.json" ] && echo "confirm: $out/$1 already scored; kept"; }
 set -x
-"${evaluate[@]}" --data "$corpus" --split test --speech-only --limit "$rows" --out "$out/test"
 for set in tts_samples real_speech; do
-    if [ -d "$shared/$set" ]; then "${evaluate[@]}" --data "$shared/$set" --no-mos --out "$out/$set"; fi
+    if [ -d "$shared/$set" ] && ! scored "$set"; then "${evaluate[@]}" --data "$shared/$set" --no-mos --out "$out/$set"; fi
 done
+scored test || "${evaluate[@]}" --data "$corpus" --split test --speech-only --limit "$rows" --out "$out/test"
 for set in test tts_samples real_speech; do
     if [ -d "$out/$set" ]; then "$py" benchmarks/card_table.py "$out/$set" --reference default_codec --codec "${name}_fp16"; fi
 done

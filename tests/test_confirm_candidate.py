@@ -62,3 +62,27 @@ def test_a_paused_training_run_is_resumed_even_when_the_scoring_fails(tmp_path):
 def test_a_folder_without_a_training_log_is_refused(tmp_path):
     result = _confirm(tmp_path, tmp_path, "120")
     assert result.returncode == 2 and "no " in result.stdout and "log.jsonl" in result.stdout
+
+
+def test_a_confirm_cut_off_resumes_at_the_first_set_not_yet_scored_and_scores_the_shared_sets_first(tmp_path):
+    run = _fake_run(tmp_path, [("step0001000", 120.0)])
+    shared = tmp_path / "shared"
+    for name in ("tts_samples", "real_speech"):
+        (shared / name).mkdir(parents=True)
+    done = tmp_path / "runs" / "confirm" / "candidate" / "tts_samples"
+    done.mkdir(parents=True)
+    (done / "evaluation.json").write_text("{}")
+    calls = tmp_path / "calls.txt"
+    # a stand-in interpreter: real Python for the script's inline log reader, a line per call for everything else
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = "-" ]; then exec {sys.executable} "$@"; fi\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "SHARED": str(shared)}
+    result = subprocess.run(["bash", str(SCRIPT), str(run), "120", "candidate", str(tmp_path / "corpus")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = calls.read_text().splitlines()
+    evaluated = [line.split("--out ")[1] for line in lines if "evaluate_codec.py" in line]
+    assert evaluated == ["runs/confirm/candidate/real_speech", "runs/confirm/candidate/test"]
+    assert "half-weights" in lines[0] and "--overwrite" in lines[0], "a rerun must remake the same float16 copy"
+    assert "already scored" in result.stdout
