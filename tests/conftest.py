@@ -29,6 +29,17 @@ KEYS_JSON = ROOT / "assets" / "original_keys.json"
 PEAK_RSS_MB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) // 1024"
 
 
+@pytest.fixture(autouse=True)
+def ieee_subnormals():
+    """Every test starts and ends with IEEE arithmetic on subnormal floats: a Trainer turns it off process-wide
+    (`run.flush_denormal`), and a test that fails before `close()` would leave the next test in this worker without it."""
+    import torch
+
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def converted_dir(tmp_path_factory) -> Path:
     """The shared fixture converted once per session (read-only for tests: copy before modifying)."""

@@ -865,3 +865,17 @@ def test_an_unknown_quantizer_gradient_is_refused_by_name():
     assert build_generator(chosen).quantizer.gradient == "rotation"
     with pytest.raises(WavTokenizerError, match="quantizer.gradient must be one of straight_through, rotation"):
         load_train_config("tiny", ["quantizer.gradient=rotate"])
+
+
+def _subnormal_survives() -> bool:
+    return (torch.tensor([1e-40]) * 3).item() != 0.0
+
+
+@pytest.mark.parametrize("settings, flush", [((), True), (("run.flush_denormal=false",), False)])
+def test_a_trainer_reads_subnormal_floats_as_zero_unless_told_not_to_and_close_gives_ieee_back(
+        small_corpus, tmp_path, settings, flush):
+    assert _subnormal_survives()
+    trainer = Trainer(micro_config(small_corpus, *settings), tmp_path)
+    assert _subnormal_survives() is not flush
+    trainer.close()
+    assert _subnormal_survives()

@@ -195,6 +195,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, init_from: str | None = None,
                  discriminators_from: str | None = None):
         self.cfg, self.out_dir = cfg, Path(out_dir)
+        # first, so that the intra-op threads, started by the first parallel operation, inherit it
+        torch.set_flush_denormal(cfg.run.flush_denormal)
         # cpu=True on a machine without CUDA: without it accelerate ignores torchrun's environment on CPU and
         # every process trains alone (process 0 of 1)
         self.accelerator = Accelerator(gradient_accumulation_steps=cfg.optim.grad_accum,
@@ -626,5 +628,7 @@ class Trainer:
         return elapsed
 
     def close(self) -> None:
-        """Release the output folder for other runs (also released when this process ends)."""
+        """Release the output folder for other runs (also released when this process ends), and give the process back
+        IEEE arithmetic on subnormal floats (`run.flush_denormal`)."""
         self.lock.release()
+        torch.set_flush_denormal(False)
