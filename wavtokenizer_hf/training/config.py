@@ -135,7 +135,7 @@ class RunConfig:
     export_every_minutes: float = 0.0  # snapshots out_dir/stepNNNNNNN each time the clock passes a multiple
     max_consecutive_nonfinite: int = 20
     # subnormal floats read and written as zero (x86 FTZ/DAZ) for this process while it trains: on CPUs the backward
-    # passes meet enough of them that the same steps take about a fifth less time, with losses equal to 4 digits
+    # passes meet enough of them that the same steps take about a sixth less CPU time, with losses equal to 4 digits
     # (BENCHMARKS.md, "Training throughput"); off gives IEEE arithmetic
     flush_denormal: bool = True
 
